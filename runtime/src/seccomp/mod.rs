@@ -1,0 +1,1 @@
+//! seccomp: the OCI profile compiled with libseccomp and loaded last before execve.
