@@ -1,1 +1,124 @@
 //! seccomp: the OCI profile compiled with libseccomp and loaded last before execve.
+//!
+//! The runtime drives it in three steps:
+//! ```text
+//!   husk create (before touching the system)   validate(&profile)  (or parse_profile(&json))
+//!   container init, just before execve          load(&profile) -> Option<notify fd>
+//!   wherever listenerPath is reachable          send_notify_fd(listenerPath, fd, process_state_json(..))
+//! ```
+//! The init runs inside the container's mount namespace when it loads the filter, so it cannot
+//! always reach `listenerPath`; it hands the notify fd to the parent over its sync socket and the
+//! parent sends it to the agent. See docs/seccomp.md for the kernel facts behind the order.
+
+mod compile;
+mod features;
+mod notify;
+mod validate;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+pub use compile::{compile, Filter};
+pub use features::{known_flags, supported_actions, supported_archs, supported_flags, supported_operators};
+pub use notify::{process_state_json, send_notify_fd};
+pub use validate::{parse_profile, validate};
+
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag};
+
+/// Everything that can go wrong from validating a profile to handing its notify fd to an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("invalid seccomp profile: {field}: unknown {kind} {value:?}")]
+    UnknownName { field: String, kind: &'static str, value: String },
+    #[error("invalid seccomp profile: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error("invalid seccomp profile: SCMP_ACT_NOTIFY cannot be the default action")]
+    NotifyAsDefault,
+    #[error("invalid seccomp profile: {field}: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")]
+    NotifyWithoutListener { field: String },
+    #[error("invalid seccomp profile: {field}: SCMP_ACT_NOTIFY cannot be used for {syscall} (the runtime needs it after the filter is loaded)")]
+    NotifyOnRuntimeSyscall { field: String, syscall: String },
+    #[error("invalid seccomp profile: listenerMetadata is set without listenerPath")]
+    MetadataWithoutListener,
+    #[error("invalid seccomp profile: {field}: errnoRet is not supported for {action}")]
+    ErrnoRetNotSupported { field: String, action: LinuxSeccompAction },
+    #[error("invalid seccomp profile: {field}: errnoRet {value} is out of range (0..=65535)")]
+    ErrnoRetOutOfRange { field: String, value: u32 },
+    #[error("invalid seccomp profile: {field}: names must contain at least one syscall")]
+    EmptyNames { field: String },
+    #[error("invalid seccomp profile: {field}: argument index {index} is out of range (0..6)")]
+    ArgIndexOutOfRange { field: String, index: usize },
+    #[error("unsupported seccomp flag {flag}: {why}")]
+    UnsupportedFlag { flag: LinuxSeccompFilterFlag, why: String },
+    #[error("failed to {op}: {}", describe_libseccomp(source))]
+    Libseccomp {
+        op: String,
+        #[source]
+        source: libseccomp::error::SeccompError,
+    },
+    #[error("failed to export seccomp filter: {source}")]
+    Export {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to connect to seccomp listener: {path}: {source}")]
+    ListenerConnect {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to send seccomp notify fd to listener: {path}: {source}")]
+    ListenerSend {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to serialize container process state: {0}")]
+    ProcessState(#[source] serde_json::Error),
+}
+
+impl SeccompError {
+    /// The errno behind a kernel-side failure, so the child can report `Error { context, errno }`.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Libseccomp { source, .. } => source.sysrawrc().map(|rc| -rc),
+            Self::ListenerConnect { source, .. } | Self::ListenerSend { source, .. } => {
+                source.raw_os_error()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// libseccomp describes kernel errnos in its own words ("the library doesn't permit..."); the
+/// operator needs the errno itself, e.g. EACCES when no_new_privs and CAP_SYS_ADMIN are both missing.
+fn describe_libseccomp(err: &libseccomp::error::SeccompError) -> String {
+    match err.sysrawrc() {
+        Some(rc) => {
+            let errno = nix::errno::Errno::from_raw(-rc);
+            format!("{errno:?}: {}", errno.desc())
+        }
+        None => err.to_string(),
+    }
+}
+
+fn libseccomp_error(op: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+    let op = op.into();
+    move |source| SeccompError::Libseccomp { op, source }
+}
+
+/// Compiles and loads the profile into the calling thread (and, with TSYNC, its siblings).
+///
+/// Returns the seccomp notify fd (O_CLOEXEC, owned by the caller) when the loaded filter contains
+/// an SCMP_ACT_NOTIFY rule; the caller passes it on with [`send_notify_fd`]. Without
+/// no_new_privs this needs CAP_SYS_ADMIN in the caller's user namespace.
+pub fn load(profile: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
+    let filter = compile(profile)?;
+    filter.context().load().map_err(libseccomp_error("load seccomp filter"))?;
+    if !filter.uses_notify() {
+        return Ok(None);
+    }
+    let raw = filter.context().get_notify_fd().map_err(libseccomp_error("get seccomp notify fd"))?;
+    // libseccomp keeps the listener fd in its global state and never closes it unless
+    // seccomp_reset(NULL) is called, which husk never does: ownership moves to the caller.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
+}

@@ -1,0 +1,86 @@
+//! The harness proves itself against Debian's runc and containerd-shim-runc-v2: if these
+//! fail, the e2e helpers (not husk) are broken.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use husk_e2e::{
+    assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning, busybox_image_archive,
+    output_text, run_with_timeout, unique_id, Bundle, Containerd, TempDir, BUSYBOX_REF,
+};
+
+const RUNC: &str = "/usr/sbin/runc";
+
+#[test]
+fn busybox_bundle_runs_under_runc() {
+    let bundle = Bundle::new(&["sh", "-c", "echo hello; hostname; id -u; cat /etc/passwd | grep -c :"]);
+    let root = TempDir::new("runc-root");
+    let id = bundle.id().to_string();
+    let out = run_with_timeout(
+        Command::new(RUNC).arg("--root").arg(root.path()).args(["run", "-b"]).arg(bundle.path()).arg(&id),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "runc run failed: {}", output_text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nhusk\n0\n3\n");
+    assert!(!root.join(&id).exists(), "runc run left its state dir");
+    assert_no_leftovers(&id, bundle.path(), &bundle.cgroups_path());
+}
+
+#[test]
+fn bundle_config_changes_are_saved() {
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.config_mut()["hostname"] = "changed".into();
+    bundle.save();
+    let text = std::fs::read_to_string(bundle.config_path()).expect("config.json readable");
+    let config: serde_json::Value = serde_json::from_str(&text).expect("config.json is json");
+    assert_eq!(config["hostname"], "changed");
+    assert!(bundle.rootfs().join("bin/sh").exists());
+    assert!(bundle.cgroups_path().starts_with("/husk-test/"));
+}
+
+#[test]
+fn image_archive_is_a_valid_oci_layout() {
+    let dir = TempDir::new("image");
+    let archive = dir.join("busybox.tar");
+    busybox_image_archive(&archive, BUSYBOX_REF).expect("archive written");
+    let out = Command::new("tar").arg("-tf").arg(&archive).output().expect("tar runs");
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(names.lines().any(|l| l == "oci-layout"), "{names}");
+    assert!(names.lines().any(|l| l == "index.json"), "{names}");
+    assert_eq!(names.lines().filter(|l| l.starts_with("blobs/sha256/") && l.len() > 20).count(), 3);
+}
+
+#[test]
+fn image_imports_and_runs_with_runc_shim() {
+    let mut ctrd = Containerd::start();
+    let ns = ctrd.namespace().to_string();
+    ctrd.import_busybox(&ns);
+    let images = ctrd.ctr_ok(&["images", "ls", "-q"]);
+    assert!(images.lines().any(|l| l == BUSYBOX_REF), "images: {images}");
+
+    let id = unique_id("hi");
+    let out = ctrd.ctr_ok(&["run", "--rm", "--runtime", "io.containerd.runc.v2", BUSYBOX_REF, &id, "echo", "hi"]);
+    assert_eq!(out, "hi\n");
+    assert_eq!(ctrd.ctr_ok(&["containers", "ls", "-q"]), "");
+    assert_no_processes_mentioning(&id);
+    assert_no_mounts_under(&ctrd.state());
+}
+
+#[test]
+fn containerd_drop_removes_everything_it_made() {
+    let mut ctrd = Containerd::start();
+    let ns = ctrd.namespace().to_string();
+    ctrd.import_busybox(&ns);
+    let id = unique_id("left");
+    // A detached task still running at drop: the harness must kill it and clean up.
+    ctrd.ctr_ok(&["run", "-d", "--runtime", "io.containerd.runc.v2", BUSYBOX_REF, &id, "sleep", "1000"]);
+    let dir = ctrd.dir().to_path_buf();
+    let address = ctrd.address().display().to_string();
+    drop(ctrd);
+    assert_no_processes_mentioning(&address);
+    assert_no_leftovers(&id, &dir, &format!("/{ns}/{id}"));
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert!(husk_e2e::cgroup_dirs(&format!("/{ns}")).is_empty(), "namespace cgroup left");
+    assert!(!Path::new("/run/containerd/runc").join(&ns).exists(), "runc state for {ns} left");
+}
