@@ -46,28 +46,27 @@ impl Filter {
 
     /// The filter in libseccomp's human-readable pseudo filter code, for tests and debugging.
     pub fn export_pfc(&self) -> Result<String, SeccompError> {
-        let mut file = scratch_file()?;
-        self.ctx
-            .export_pfc(&file)
-            .map_err(libseccomp_error("export seccomp filter as PFC"))?;
-        let mut text = String::new();
-        file.rewind()
-            .and_then(|_| file.read_to_string(&mut text))
-            .map_err(|source| SeccompError::Export { source })?;
-        Ok(text)
+        let bytes = self.export("export seccomp filter as PFC", |ctx, file| ctx.export_pfc(file))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The filter as the raw BPF program the kernel would receive.
     pub fn export_bpf(&self) -> Result<Vec<u8>, SeccompError> {
+        self.export("export seccomp filter as BPF", |ctx, file| ctx.export_bpf(file))
+    }
+
+    fn export(
+        &self,
+        op: &str,
+        write: impl FnOnce(&ScmpFilterContext, &std::fs::File) -> Result<(), libseccomp::error::SeccompError>,
+    ) -> Result<Vec<u8>, SeccompError> {
         let mut file = scratch_file()?;
-        self.ctx
-            .export_bpf(&file)
-            .map_err(libseccomp_error("export seccomp filter as BPF"))?;
-        let mut bpf = Vec::new();
+        write(&self.ctx, &file).map_err(libseccomp_error(op))?;
+        let mut bytes = Vec::new();
         file.rewind()
-            .and_then(|_| file.read_to_end(&mut bpf))
+            .and_then(|_| file.read_to_end(&mut bytes))
             .map_err(|source| SeccompError::Export { source })?;
-        Ok(bpf)
+        Ok(bytes)
     }
 }
 

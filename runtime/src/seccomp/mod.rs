@@ -11,6 +11,8 @@
 //! parent sends it to the agent. See docs/seccomp.md for the kernel facts behind the order.
 
 mod compile;
+#[cfg(test)]
+mod compile_tests;
 mod features;
 mod notify;
 mod validate;
