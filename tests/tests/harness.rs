@@ -84,3 +84,36 @@ fn containerd_drop_removes_everything_it_made() {
     assert!(husk_e2e::cgroup_dirs(&format!("/{ns}")).is_empty(), "namespace cgroup left");
     assert!(!Path::new("/run/containerd/runc").join(&ns).exists(), "runc state for {ns} left");
 }
+
+#[test]
+fn containerd_cleans_up_when_the_test_panics() {
+    let mut seen = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut ctrd = Containerd::start();
+        let ns = ctrd.namespace().to_string();
+        ctrd.import_busybox(&ns);
+        let id = unique_id("panic");
+        ctrd.ctr_ok(&["run", "-d", "--runtime", "io.containerd.runc.v2", BUSYBOX_REF, &id, "sleep", "1000"]);
+        seen = Some((ctrd.dir().to_path_buf(), ns, id));
+        panic!("test failure while a task runs");
+    }));
+    assert!(result.is_err());
+    let (dir, ns, id) = seen.expect("the task was started");
+    assert_no_leftovers(&id, &dir, &format!("/{ns}/{id}"));
+    assert!(!dir.exists(), "{} is left", dir.display());
+}
+
+#[test]
+fn bundle_drop_kills_and_removes_its_cgroup() {
+    let bundle = Bundle::new(&["true"]);
+    let cgroup = bundle.cgroups_path();
+    // What a runtime that died half-way would leave: the cgroup with a live process in it.
+    let dir = Path::new("/sys/fs/cgroup/pids").join(cgroup.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).expect("cgroup created");
+    let mut child = Command::new("sleep").arg("1000").spawn().expect("sleep runs");
+    std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).expect("moved into the cgroup");
+    drop(bundle);
+    let status = child.wait().expect("sleep reaped");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    assert!(husk_e2e::cgroup_dirs(&cgroup).is_empty(), "cgroup {cgroup} left");
+}
