@@ -204,5 +204,5 @@ fn bpf_export_is_a_whole_number_of_instructions() {
     .expect("compile");
     let bpf = filter.export_bpf().expect("bpf");
     // struct sock_filter is 8 bytes: u16 code, u8 jt, u8 jf, u32 k.
-    assert!(!bpf.is_empty() && bpf.len() % 8 == 0, "{} bytes", bpf.len());
+    assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{} bytes", bpf.len());
 }
