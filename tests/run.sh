@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build husk and run every test: unit, runtime integration and end-to-end (private containerd).
+# Needs root (namespaces, cgroups, containerd). Usage: sudo bash tests/run.sh [cargo test args...]
+# Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
+# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_E2E_KEEP=1 to keep temp dirs for debugging.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PACKAGES=(containerd runc crun busybox-static libseccomp-dev pkg-config hyperfine iproute2 ca-certificates)
+
+log() { printf '== %s: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/run.sh: must run as root (namespaces, cgroups, containerd)" >&2
+    exit 1
+fi
+
+install_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "packages already installed"
+        return
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [[ ${HUSK_SKIP_INSTALL:-0} != 1 ]]; then
+    install_packages
+fi
+
+# rustup's toolchain lives in ~/.cargo/bin (root's on this machine), which sudo's PATH lacks.
+for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
+    [[ -d $d ]] && PATH="$d:$PATH"
+done
+export PATH
+if ! command -v cargo >/dev/null; then
+    echo "tests/run.sh: cargo not found (looked on PATH and in ~/.cargo/bin); install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+start=$SECONDS
+log "cargo $(cargo --version | cut -d' ' -f2), building the workspace (debug)"
+# The e2e tests drive the husk and shim binaries, which cargo builds for their own package's
+# tests only: build them all first.
+cargo build --workspace --locked --all-targets
+log "build took $((SECONDS - start))s; running tests with RUST_TEST_THREADS=$RUST_TEST_THREADS"
+
+test_start=$SECONDS
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+log "tests took $((SECONDS - test_start))s (total $((SECONDS - start))s), exit status $status"
+
+# The tests clean up after themselves, even when they fail; report anything they missed.
+leftovers=$(
+    ls -d /tmp/husk-e2e-* /sys/fs/cgroup/*/husk-test /sys/fs/cgroup/*/ns-* 2>/dev/null
+    grep -E 'husk-e2e-' /proc/self/mountinfo | cut -d' ' -f5
+    pgrep -a -f 'husk-e2e-|containerd-shim-husk-v2' | grep -v -e pgrep -e "^$$ " || true
+)
+if [[ -n $leftovers ]]; then
+    log "WARNING: left behind by the tests:"
+    printf '%s\n' "$leftovers"
+fi
+exit "$status"
