@@ -32,9 +32,15 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     let stdout = std::mem::take(&mut *out_buf.lock().unwrap_or_else(|p| p.into_inner()));
     let mut stderr = std::mem::take(&mut *err_buf.lock().unwrap_or_else(|p| p.into_inner()));
     if timed_out {
-        stderr.extend_from_slice(format!("\nhusk-e2e: timed out after {timeout:?}, killed\n").as_bytes());
+        stderr.extend_from_slice(
+            format!("\nhusk-e2e: timed out after {timeout:?}, killed\n").as_bytes(),
+        );
     }
-    Output { status, stdout, stderr }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 fn wait_deadline(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
@@ -45,7 +51,9 @@ fn wait_deadline(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
                 let _ = child.kill();
-                let status = child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+                let status = child
+                    .wait()
+                    .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
                 return (status, true);
             }
             Err(e) => panic!("failed to wait for child {}: {e}", child.id()),
@@ -65,7 +73,9 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> (Buffer, JoinHandle<()>) {
             if n == 0 {
                 break;
             }
-            sink.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&chunk[..n]);
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(&chunk[..n]);
         }
     });
     (buf, handle)

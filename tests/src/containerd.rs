@@ -163,7 +163,11 @@ impl Containerd {
     pub fn ctr_ok(&self, args: &[&str]) -> String {
         let out = self.ctr(args);
         if !out.status.success() {
-            panic!("ctr {args:?} failed: {}\n--- containerd log (tail) ---\n{}", output_text(&out), self.log_tail(60));
+            panic!(
+                "ctr {args:?} failed: {}\n--- containerd log (tail) ---\n{}",
+                output_text(&out),
+                self.log_tail(60)
+            );
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -187,7 +191,9 @@ impl Containerd {
 
     /// Everything containerd logged so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// The last `lines` lines of the log.
@@ -215,13 +221,19 @@ impl Containerd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("containerd did not answer within 30s: {last}\n{}", self.log());
+        panic!(
+            "containerd did not answer within 30s: {last}\n{}",
+            self.log()
+        );
     }
 }
 
 fn spawn_containerd(config: &Path, log: &Path, path: &str) -> Child {
-    let log_file = File::create(log).unwrap_or_else(|e| panic!("failed to create {}: {e}", log.display()));
-    let log_err = log_file.try_clone().unwrap_or_else(|e| panic!("failed to dup log fd: {e}"));
+    let log_file =
+        File::create(log).unwrap_or_else(|e| panic!("failed to create {}: {e}", log.display()));
+    let log_err = log_file
+        .try_clone()
+        .unwrap_or_else(|e| panic!("failed to dup log fd: {e}"));
     let mut cmd = Command::new(CONTAINERD);
     cmd.arg("--config")
         .arg(config)
@@ -241,7 +253,8 @@ fn spawn_containerd(config: &Path, log: &Path, path: &str) -> Child {
             Ok(())
         });
     }
-    cmd.spawn().unwrap_or_else(|e| panic!("failed to start {CONTAINERD}: {e}"))
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("failed to start {CONTAINERD}: {e}"))
 }
 
 /// Plugins a test never needs; leaving them out makes start-up faster and quieter. (The
@@ -256,8 +269,11 @@ const UNNEEDED_PLUGINS: [&str; 6] = [
 ];
 
 /// Plugins whose failure to load must stop containerd at once, not fail a later `ctr run`.
-const REQUIRED_PLUGINS: [&str; 3] =
-    ["io.containerd.grpc.v1.tasks", "io.containerd.runtime.v2.task", "io.containerd.snapshotter.v1.overlayfs"];
+const REQUIRED_PLUGINS: [&str; 3] = [
+    "io.containerd.grpc.v1.tasks",
+    "io.containerd.runtime.v2.task",
+    "io.containerd.snapshotter.v1.overlayfs",
+];
 
 fn render_config(dir: &Path, cri: bool, extra: &str) -> String {
     let d = dir.display();
@@ -269,7 +285,12 @@ fn render_config(dir: &Path, cri: bool, extra: &str) -> String {
     if cri {
         required.push("io.containerd.grpc.v1.cri");
     }
-    let quoted = |list: Vec<&str>| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    let quoted = |list: Vec<&str>| {
+        list.iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let (disabled, required) = (quoted(disabled), quoted(required));
     let mut toml = format!(
         r#"version = 2

@@ -16,12 +16,22 @@ const SHARED_NAMESPACES: [&str; 4] = ["default", "k8s.io", "moby", "buildkit"];
 impl Drop for Containerd {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- containerd log {} (tail) ---\n{}", self.address.display(), self.log_tail(200));
+            eprintln!(
+                "--- containerd log {} (tail) ---\n{}",
+                self.address.display(),
+                self.log_tail(200)
+            );
         }
-        let alive = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        let alive = self
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
         // Shim sockets and on-disk tasks are read before the delete makes them disappear.
         let mut tasks = self.tasks_on_disk();
-        let shim_sockets: Vec<PathBuf> = tasks.iter().filter_map(|(ns, id)| self.shim_socket(ns, id)).collect();
+        let shim_sockets: Vec<PathBuf> = tasks
+            .iter()
+            .filter_map(|(ns, id)| self.shim_socket(ns, id))
+            .collect();
         if alive {
             tasks.extend(self.delete_all_tasks());
         }
@@ -87,19 +97,30 @@ impl Containerd {
     /// The shim's socket file, from the `address` file it leaves in the task bundle
     /// ("unix:///run/containerd/s/<hash>"); a killed shim leaves the socket behind.
     fn shim_socket(&self, ns: &str, id: &str) -> Option<PathBuf> {
-        let text = std::fs::read_to_string(self.state().join(TASK_DIR).join(ns).join(id).join("address")).ok()?;
+        let text = std::fs::read_to_string(
+            self.state()
+                .join(TASK_DIR)
+                .join(ns)
+                .join(id)
+                .join("address"),
+        )
+        .ok()?;
         let path = text.trim().strip_prefix("unix://")?;
         Some(PathBuf::from(path))
     }
 
     /// SIGTERM, then SIGKILL after 5 s.
     fn stop_daemon(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if let Ok(pid) = i32::try_from(child.id()) {
             // SAFETY: kill has no memory effects; pid is our own child, not yet reaped.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let exited = wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_))));
+        let exited = wait_until(Duration::from_secs(5), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
         if !exited {
             let _ = child.kill();
         }
@@ -115,16 +136,24 @@ fn kill_processes_mentioning(needle: &str) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let gone = wait_until(Duration::from_secs(5), || {
-        processes_mentioning(needle).iter().all(|(pid, _)| is_zombie(*pid))
+        processes_mentioning(needle)
+            .iter()
+            .all(|(pid, _)| is_zombie(*pid))
     });
     if !gone {
-        eprintln!("husk-e2e: processes still running: {:#?}", processes_mentioning(needle));
+        eprintln!(
+            "husk-e2e: processes still running: {:#?}",
+            processes_mentioning(needle)
+        );
     }
 }
 
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -154,7 +183,9 @@ fn remove_namespace_dirs(ns: &str) {
 }
 
 fn dir_names(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -163,5 +194,10 @@ fn dir_names(dir: &Path) -> Vec<String> {
 }
 
 fn lines(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }

@@ -20,6 +20,9 @@ pub(crate) fn random_u16() -> u16 {
     if got == 2 {
         return u16::from_ne_bytes(buf);
     }
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (nanos ^ (nanos >> 16)) as u16
 }

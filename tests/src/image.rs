@@ -27,7 +27,9 @@ pub fn busybox_image_archive(path: &Path, reference: &str) -> io::Result<()> {
 
 /// The archive's bytes; built once per reference and process.
 pub fn busybox_image_bytes(reference: &str) -> io::Result<Vec<u8>> {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = OnceLock::new();
+    /// (reference, archive) pairs built so far.
+    type Cache = std::sync::Mutex<Vec<(String, Vec<u8>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, bytes)) = cache.iter().find(|(r, _)| r == reference) {
@@ -48,16 +50,26 @@ fn build_archive(reference: &str) -> io::Result<Vec<u8>> {
         "config": descriptor(MT_CONFIG, &config),
         "layers": [descriptor(MT_LAYER, &layer)],
     }));
-    let tag = reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or("latest", |(_, t)| t);
+    let tag = reference
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map_or("latest", |(_, t)| t);
     let mut manifest_desc = descriptor(MT_MANIFEST, &manifest);
     manifest_desc["annotations"] = json!({
         "io.containerd.image.name": reference,
         "org.opencontainers.image.ref.name": tag,
     });
-    let index = to_bytes(&json!({ "schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [manifest_desc] }));
+    let index = to_bytes(
+        &json!({ "schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [manifest_desc] }),
+    );
 
     let mut out = tar::Builder::new(Vec::new());
-    append_file(&mut out, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)?;
+    append_file(
+        &mut out,
+        "oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        0o644,
+    )?;
     append_file(&mut out, "index.json", &index, 0o644)?;
     append_dir(&mut out, "blobs/")?;
     append_dir(&mut out, "blobs/sha256/")?;
@@ -109,7 +121,12 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
-fn append_file(out: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) -> io::Result<()> {
+fn append_file(
+    out: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+) -> io::Result<()> {
     let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
     out.append_data(&mut h, path, data)
 }

@@ -25,16 +25,24 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// Processes (other than this one) whose command line contains `needle`, as (pid, cmdline).
 pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
     let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {
             continue;
         }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
         if cmdline.contains(needle) {
             found.push((pid, cmdline.trim_end().to_string()));
@@ -97,7 +105,9 @@ fn remove_cgroup_dir(dir: &Path) {
 }
 
 fn kill_cgroup_procs(dir: &Path) {
-    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return };
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
     for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
         // SAFETY: kill has no memory effects; the pid comes from the test's own cgroup.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -121,14 +131,21 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Panics unless, within a few seconds, no process mentions `needle` in its command line.
 pub fn assert_no_processes_mentioning(needle: &str) {
     if !wait_until(SETTLE, || processes_mentioning(needle).is_empty()) {
-        panic!("processes mentioning {needle:?} are left: {:#?}", processes_mentioning(needle));
+        panic!(
+            "processes mentioning {needle:?} are left: {:#?}",
+            processes_mentioning(needle)
+        );
     }
 }
 
 /// Panics unless, within a few seconds, nothing is mounted at or below `dir`.
 pub fn assert_no_mounts_under(dir: &Path) {
     if !wait_until(SETTLE, || mounts_under(dir).is_empty()) {
-        panic!("mounts under {} are left: {:#?}", dir.display(), mounts_under(dir));
+        panic!(
+            "mounts under {} are left: {:#?}",
+            dir.display(),
+            mounts_under(dir)
+        );
     }
 }
 
@@ -153,7 +170,9 @@ struct MountEntry {
 }
 
 fn mountinfo() -> Vec<MountEntry> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
     text.lines().filter_map(parse_mountinfo_line).collect()
 }
 
@@ -164,7 +183,10 @@ fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let point = unescape_octal(fields.get(4)?);
     let sep = fields.iter().position(|f| *f == "-")?;
     let fstype = fields.get(sep + 1)?.to_string();
-    Some(MountEntry { point: PathBuf::from(point), fstype })
+    Some(MountEntry {
+        point: PathBuf::from(point),
+        fstype,
+    })
 }
 
 /// Mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -173,8 +195,12 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -201,8 +227,10 @@ mod tests {
 
     #[test]
     fn mountinfo_line_gives_point_and_type() {
-        let m = parse_mountinfo_line("36 35 98:0 / /tmp/a\\040b rw,noatime shared:1 - overlay overlay rw")
-            .expect("parses");
+        let m = parse_mountinfo_line(
+            "36 35 98:0 / /tmp/a\\040b rw,noatime shared:1 - overlay overlay rw",
+        )
+        .expect("parses");
         assert_eq!(m.point, PathBuf::from("/tmp/a b"));
         assert_eq!(m.fstype, "overlay");
     }

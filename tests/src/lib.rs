@@ -15,6 +15,7 @@ mod image;
 mod leftovers;
 mod paths;
 mod rootfs;
+mod runtime;
 mod spec;
 mod tempdir;
 
@@ -29,5 +30,6 @@ pub use leftovers::{
 };
 pub use paths::{husk_bin, shim_bin, target_dir};
 pub use rootfs::busybox_rootfs;
+pub use runtime::Runtime;
 pub use spec::default_spec;
 pub use tempdir::{unmount_all_under, TempDir};

@@ -10,9 +10,19 @@ use std::sync::OnceLock;
 pub const BUSYBOX: &str = "/bin/busybox";
 
 pub(crate) enum Entry {
-    Dir { path: String, mode: u32 },
-    File { path: String, mode: u32, data: &'static [u8] },
-    Symlink { path: String, target: String },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        data: &'static [u8],
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -32,25 +42,56 @@ pub(crate) fn layout() -> io::Result<&'static [Entry]> {
 
 fn build_layout() -> io::Result<Vec<Entry>> {
     let binary: &'static [u8] = Box::leak(std::fs::read(BUSYBOX)?.into_boxed_slice());
-    let mut entries: Vec<Entry> = ["bin", "dev", "etc", "home", "home/user", "proc", "root", "sys", "tmp"]
-        .iter()
-        .map(|d| Entry::Dir { path: d.to_string(), mode: if *d == "tmp" { 0o1777 } else { 0o755 } })
-        .collect();
-    entries.push(Entry::File { path: "bin/busybox".into(), mode: 0o755, data: binary });
+    let mut entries: Vec<Entry> = [
+        "bin",
+        "dev",
+        "etc",
+        "home",
+        "home/user",
+        "proc",
+        "root",
+        "sys",
+        "tmp",
+    ]
+    .iter()
+    .map(|d| Entry::Dir {
+        path: d.to_string(),
+        mode: if *d == "tmp" { 0o1777 } else { 0o755 },
+    })
+    .collect();
+    entries.push(Entry::File {
+        path: "bin/busybox".into(),
+        mode: 0o755,
+        data: binary,
+    });
     for applet in applets()? {
         if applet != "busybox" {
-            entries.push(Entry::Symlink { path: format!("bin/{applet}"), target: "busybox".into() });
+            entries.push(Entry::Symlink {
+                path: format!("bin/{applet}"),
+                target: "busybox".into(),
+            });
         }
     }
-    entries.push(Entry::File { path: "etc/passwd".into(), mode: 0o644, data: PASSWD.as_bytes() });
-    entries.push(Entry::File { path: "etc/group".into(), mode: 0o644, data: GROUP.as_bytes() });
+    entries.push(Entry::File {
+        path: "etc/passwd".into(),
+        mode: 0o644,
+        data: PASSWD.as_bytes(),
+    });
+    entries.push(Entry::File {
+        path: "etc/group".into(),
+        mode: 0o644,
+        data: GROUP.as_bytes(),
+    });
     Ok(entries)
 }
 
 fn applets() -> io::Result<Vec<String>> {
     let out = std::process::Command::new(BUSYBOX).arg("--list").output()?;
     if !out.status.success() {
-        return Err(io::Error::other(format!("{BUSYBOX} --list failed: {}", out.status)));
+        return Err(io::Error::other(format!(
+            "{BUSYBOX} --list failed: {}",
+            out.status
+        )));
     }
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -28,10 +28,17 @@ impl TempDir {
         // SAFETY: bytes is a NUL-terminated, writable buffer that mkdtemp fills in place.
         let ret = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
         if ret.is_null() {
-            panic!("failed to create temp dir below {}: {}", parent.display(), io::Error::last_os_error());
+            panic!(
+                "failed to create temp dir below {}: {}",
+                parent.display(),
+                io::Error::last_os_error()
+            );
         }
         bytes.pop();
-        TempDir { path: PathBuf::from(OsString::from_vec(bytes)), keep: false }
+        TempDir {
+            path: PathBuf::from(OsString::from_vec(bytes)),
+            keep: false,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -74,11 +81,15 @@ pub fn unmount_all_under(dir: &Path) {
         }
         points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for point in points {
-            let Ok(c) = CString::new(point.as_os_str().as_bytes()) else { continue };
+            let Ok(c) = CString::new(point.as_os_str().as_bytes()) else {
+                continue;
+            };
             // SAFETY: c is a valid NUL-terminated path.
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
                 let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EINVAL) && err.raw_os_error() != Some(libc::ENOENT) {
+                if err.raw_os_error() != Some(libc::EINVAL)
+                    && err.raw_os_error() != Some(libc::ENOENT)
+                {
                     eprintln!("husk-e2e: failed to unmount {}: {err}", point.display());
                 }
             }

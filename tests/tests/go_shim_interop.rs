@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use husk_e2e::{assert_no_leftovers, husk_bin, output_text, unique_id, wait_until, Containerd, BUSYBOX_REF};
+use husk_e2e::{
+    assert_no_leftovers, husk_bin, output_text, unique_id, wait_until, Containerd, BUSYBOX_REF,
+};
 
 const RUNC: &str = "/usr/sbin/runc";
 const GO_SHIM: &str = "io.containerd.runc.v2";
@@ -28,7 +30,11 @@ fn run_args<'a>(binary: &'a str, extra: &[&'a str], id: &'a str, cmd: &[&'a str]
 }
 
 fn assert_clean(ctrd: &Containerd, id: &str) {
-    assert_eq!(ctrd.ctr_ok(&["containers", "ls", "-q"]), "", "containers left");
+    assert_eq!(
+        ctrd.ctr_ok(&["containers", "ls", "-q"]),
+        "",
+        "containers left"
+    );
     assert_no_leftovers(id, &ctrd.state(), &format!("/{}/{id}", ctrd.namespace()));
 }
 
@@ -46,7 +52,13 @@ fn exit_status_reaches_ctr(binary: &Path) {
     let id = unique_id("exit");
     let bin = binary.to_string_lossy();
     let out = ctrd.ctr(&run_args(&bin, &["--rm"], &id, &["sh", "-c", "exit 7"]));
-    assert_eq!(out.status.code(), Some(7), "ctr run: {}\n{}", output_text(&out), ctrd.log_tail(40));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "ctr run: {}\n{}",
+        output_text(&out),
+        ctrd.log_tail(40)
+    );
     assert_clean(&ctrd, &id);
 }
 
@@ -73,8 +85,15 @@ fn detached_task_is_killed_and_deleted(binary: &Path) {
 
     // sleep is pid 1 in its namespace and ignores SIGTERM (no handler): SIGKILL it.
     ctrd.ctr_ok(&["tasks", "kill", "-s", "SIGKILL", &id]);
-    let stopped = wait_until(Duration::from_secs(10), || task_status(&ctrd, &id) == "STOPPED");
-    assert!(stopped, "task not STOPPED after SIGKILL: {}\n{}", ctrd.ctr_ok(&["tasks", "ls"]), ctrd.log_tail(40));
+    let stopped = wait_until(Duration::from_secs(10), || {
+        task_status(&ctrd, &id) == "STOPPED"
+    });
+    assert!(
+        stopped,
+        "task not STOPPED after SIGKILL: {}\n{}",
+        ctrd.ctr_ok(&["tasks", "ls"]),
+        ctrd.log_tail(40)
+    );
     ctrd.ctr_ok(&["tasks", "delete", &id]);
     ctrd.ctr_ok(&["containers", "delete", &id]);
     assert_clean(&ctrd, &id);

@@ -6,22 +6,36 @@ use std::process::Command;
 use std::time::Duration;
 
 use husk_e2e::{
-    assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning, busybox_image_archive,
-    output_text, run_with_timeout, unique_id, Bundle, Containerd, TempDir, BUSYBOX_REF,
+    assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning,
+    busybox_image_archive, output_text, run_with_timeout, unique_id, Bundle, Containerd, TempDir,
+    BUSYBOX_REF,
 };
 
 const RUNC: &str = "/usr/sbin/runc";
 
 #[test]
 fn busybox_bundle_runs_under_runc() {
-    let bundle = Bundle::new(&["sh", "-c", "echo hello; hostname; id -u; cat /etc/passwd | grep -c :"]);
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo hello; hostname; id -u; cat /etc/passwd | grep -c :",
+    ]);
     let root = TempDir::new("runc-root");
     let id = bundle.id().to_string();
     let out = run_with_timeout(
-        Command::new(RUNC).arg("--root").arg(root.path()).args(["run", "-b"]).arg(bundle.path()).arg(&id),
+        Command::new(RUNC)
+            .arg("--root")
+            .arg(root.path())
+            .args(["run", "-b"])
+            .arg(bundle.path())
+            .arg(&id),
         Duration::from_secs(30),
     );
-    assert!(out.status.success(), "runc run failed: {}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "runc run failed: {}",
+        output_text(&out)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nhusk\n0\n3\n");
     assert!(!root.join(&id).exists(), "runc run left its state dir");
     assert_no_leftovers(&id, bundle.path(), &bundle.cgroups_path());
@@ -44,11 +58,21 @@ fn image_archive_is_a_valid_oci_layout() {
     let dir = TempDir::new("image");
     let archive = dir.join("busybox.tar");
     busybox_image_archive(&archive, BUSYBOX_REF).expect("archive written");
-    let out = Command::new("tar").arg("-tf").arg(&archive).output().expect("tar runs");
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .expect("tar runs");
     let names = String::from_utf8_lossy(&out.stdout);
     assert!(names.lines().any(|l| l == "oci-layout"), "{names}");
     assert!(names.lines().any(|l| l == "index.json"), "{names}");
-    assert_eq!(names.lines().filter(|l| l.starts_with("blobs/sha256/") && l.len() > 20).count(), 3);
+    assert_eq!(
+        names
+            .lines()
+            .filter(|l| l.starts_with("blobs/sha256/") && l.len() > 20)
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -60,7 +84,16 @@ fn image_imports_and_runs_with_runc_shim() {
     assert!(images.lines().any(|l| l == BUSYBOX_REF), "images: {images}");
 
     let id = unique_id("hi");
-    let out = ctrd.ctr_ok(&["run", "--rm", "--runtime", "io.containerd.runc.v2", BUSYBOX_REF, &id, "echo", "hi"]);
+    let out = ctrd.ctr_ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.runc.v2",
+        BUSYBOX_REF,
+        &id,
+        "echo",
+        "hi",
+    ]);
     assert_eq!(out, "hi\n");
     assert_eq!(ctrd.ctr_ok(&["containers", "ls", "-q"]), "");
     assert_no_processes_mentioning(&id);
@@ -74,15 +107,30 @@ fn containerd_drop_removes_everything_it_made() {
     ctrd.import_busybox(&ns);
     let id = unique_id("left");
     // A detached task still running at drop: the harness must kill it and clean up.
-    ctrd.ctr_ok(&["run", "-d", "--runtime", "io.containerd.runc.v2", BUSYBOX_REF, &id, "sleep", "1000"]);
+    ctrd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        "io.containerd.runc.v2",
+        BUSYBOX_REF,
+        &id,
+        "sleep",
+        "1000",
+    ]);
     let dir = ctrd.dir().to_path_buf();
     let address = ctrd.address().display().to_string();
     drop(ctrd);
     assert_no_processes_mentioning(&address);
     assert_no_leftovers(&id, &dir, &format!("/{ns}/{id}"));
     assert!(!dir.exists(), "{} is left", dir.display());
-    assert!(husk_e2e::cgroup_dirs(&format!("/{ns}")).is_empty(), "namespace cgroup left");
-    assert!(!Path::new("/run/containerd/runc").join(&ns).exists(), "runc state for {ns} left");
+    assert!(
+        husk_e2e::cgroup_dirs(&format!("/{ns}")).is_empty(),
+        "namespace cgroup left"
+    );
+    assert!(
+        !Path::new("/run/containerd/runc").join(&ns).exists(),
+        "runc state for {ns} left"
+    );
 }
 
 #[test]
@@ -93,7 +141,16 @@ fn containerd_cleans_up_when_the_test_panics() {
         let ns = ctrd.namespace().to_string();
         ctrd.import_busybox(&ns);
         let id = unique_id("panic");
-        ctrd.ctr_ok(&["run", "-d", "--runtime", "io.containerd.runc.v2", BUSYBOX_REF, &id, "sleep", "1000"]);
+        ctrd.ctr_ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            "io.containerd.runc.v2",
+            BUSYBOX_REF,
+            &id,
+            "sleep",
+            "1000",
+        ]);
         seen = Some((ctrd.dir().to_path_buf(), ns, id));
         panic!("test failure while a task runs");
     }));
@@ -110,10 +167,35 @@ fn bundle_drop_kills_and_removes_its_cgroup() {
     // What a runtime that died half-way would leave: the cgroup with a live process in it.
     let dir = Path::new("/sys/fs/cgroup/pids").join(cgroup.trim_start_matches('/'));
     std::fs::create_dir_all(&dir).expect("cgroup created");
-    let mut child = Command::new("sleep").arg("1000").spawn().expect("sleep runs");
-    std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).expect("moved into the cgroup");
+    let mut child = Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .expect("sleep runs");
+    std::fs::write(dir.join("cgroup.procs"), child.id().to_string())
+        .expect("moved into the cgroup");
     drop(bundle);
     let status = child.wait().expect("sleep reaped");
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
-    assert!(husk_e2e::cgroup_dirs(&cgroup).is_empty(), "cgroup {cgroup} left");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    assert!(
+        husk_e2e::cgroup_dirs(&cgroup).is_empty(),
+        "cgroup {cgroup} left"
+    );
+}
+
+#[test]
+fn runtime_helper_drives_runc_create_start_delete() {
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let runc = husk_e2e::Runtime::runc();
+    let id = bundle.id().to_string();
+    runc.run_ok(&["create", "--bundle", &bundle.path().to_string_lossy(), &id]);
+    assert_eq!(runc.state(&id).expect("state")["status"], "created");
+    runc.run_ok(&["start", &id]);
+    assert_eq!(runc.state(&id).expect("state")["status"], "running");
+    assert_eq!(runc.container_ids(), vec![id.clone()]);
+    // Left running on purpose: Runtime's drop must force-delete it.
+    drop(runc);
+    assert_no_leftovers(&id, bundle.path(), &bundle.cgroups_path());
 }
