@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::containerd::Containerd;
-use crate::leftovers::{processes_mentioning, remove_cgroup, wait_until};
+use crate::leftovers::{
+    processes_mentioning, remove_cgroup, subdir_names as dir_names, wait_until,
+};
 
 /// Where the v2 shims keep per-task bundles: <state>/io.containerd.runtime.v2.task/<ns>/<id>.
 const TASK_DIR: &str = "io.containerd.runtime.v2.task";
@@ -180,17 +182,6 @@ fn remove_namespace_dirs(ns: &str) {
     for runtime in dir_names(Path::new("/run/containerd")) {
         let _ = std::fs::remove_dir(Path::new("/run/containerd").join(runtime).join(ns));
     }
-}
-
-fn dir_names(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect()
 }
 
 fn lines(bytes: &[u8]) -> Vec<String> {

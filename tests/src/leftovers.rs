@@ -128,6 +128,18 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Names of the directories directly in `dir` (empty when it cannot be read).
+pub(crate) fn subdir_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
 /// Panics unless, within a few seconds, no process mentions `needle` in its command line.
 pub fn assert_no_processes_mentioning(needle: &str) {
     if !wait_until(SETTLE, || processes_mentioning(needle).is_empty()) {

@@ -86,14 +86,7 @@ impl Runtime {
 
     /// Ids of the containers in the state root (its subdirectories).
     pub fn container_ids(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.root.path()) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect()
+        crate::leftovers::subdir_names(self.root.path())
     }
 }
 

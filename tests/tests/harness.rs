@@ -102,21 +102,8 @@ fn image_imports_and_runs_with_runc_shim() {
 
 #[test]
 fn containerd_drop_removes_everything_it_made() {
-    let mut ctrd = Containerd::start();
-    let ns = ctrd.namespace().to_string();
-    ctrd.import_busybox(&ns);
-    let id = unique_id("left");
     // A detached task still running at drop: the harness must kill it and clean up.
-    ctrd.ctr_ok(&[
-        "run",
-        "-d",
-        "--runtime",
-        "io.containerd.runc.v2",
-        BUSYBOX_REF,
-        &id,
-        "sleep",
-        "1000",
-    ]);
+    let (ctrd, ns, id) = containerd_with_sleeping_task("left");
     let dir = ctrd.dir().to_path_buf();
     let address = ctrd.address().display().to_string();
     drop(ctrd);
@@ -137,20 +124,7 @@ fn containerd_drop_removes_everything_it_made() {
 fn containerd_cleans_up_when_the_test_panics() {
     let mut seen = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut ctrd = Containerd::start();
-        let ns = ctrd.namespace().to_string();
-        ctrd.import_busybox(&ns);
-        let id = unique_id("panic");
-        ctrd.ctr_ok(&[
-            "run",
-            "-d",
-            "--runtime",
-            "io.containerd.runc.v2",
-            BUSYBOX_REF,
-            &id,
-            "sleep",
-            "1000",
-        ]);
+        let (ctrd, ns, id) = containerd_with_sleeping_task("panic");
         seen = Some((ctrd.dir().to_path_buf(), ns, id));
         panic!("test failure while a task runs");
     }));
@@ -198,4 +172,25 @@ fn runtime_helper_drives_runc_create_start_delete() {
     // Left running on purpose: Runtime's drop must force-delete it.
     drop(runc);
     assert_no_leftovers(&id, bundle.path(), &bundle.cgroups_path());
+}
+
+/// A private containerd running a detached `sleep 1000` under the Go runc shim:
+/// (containerd, namespace, container id).
+fn containerd_with_sleeping_task(prefix: &str) -> (Containerd, String, String) {
+    let mut ctrd = Containerd::start();
+    let ns = ctrd.namespace().to_string();
+    ctrd.import_busybox(&ns);
+    let id = unique_id(prefix);
+    let args = [
+        "run",
+        "-d",
+        "--runtime",
+        "io.containerd.runc.v2",
+        BUSYBOX_REF,
+        &id,
+        "sleep",
+        "1000",
+    ];
+    ctrd.ctr_ok(&args);
+    (ctrd, ns, id)
 }
