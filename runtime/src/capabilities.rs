@@ -1,0 +1,64 @@
+//! Capability sets of the container's process, applied with the caps crate.
+
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapError {
+    #[error("capability {0} is unknown to this kernel")]
+    Unknown(String),
+    #[error("capability {cap} is not in husk's bounding set, so the container cannot have it (is husk itself restricted?)")]
+    NotInBounding { cap: String },
+    #[error("failed to set {set} capabilities: {why}")]
+    Set { set: &'static str, why: String },
+}
+
+fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet, CapError> {
+    let mut out = CapsHashSet::new();
+    for cap in set.iter().flatten() {
+        let name = format!("CAP_{cap}");
+        out.insert(Capability::from_str(&name).map_err(|_| CapError::Unknown(name))?);
+    }
+    Ok(out)
+}
+
+/// Drop from the bounding set everything the container may not have. Runs while husk is
+/// still root with CAP_SETPCAP, before the switch to the container's user.
+pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CapError> {
+    let keep = to_caps(caps.bounding())?;
+    let current = caps::read(None, CapSet::Bounding).map_err(|e| CapError::Set { set: "bounding", why: e.to_string() })?;
+    for cap in &keep {
+        if !current.contains(cap) {
+            return Err(CapError::NotInBounding { cap: cap.to_string() });
+        }
+    }
+    for cap in current.difference(&keep) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| CapError::Set { set: "bounding", why: e.to_string() })?;
+    }
+    Ok(())
+}
+
+/// Set the effective, permitted, inheritable and ambient sets, after the uid switch (done with
+/// PR_SET_KEEPCAPS so that the permitted set survives it).
+pub fn apply(caps: &LinuxCapabilities) -> Result<(), CapError> {
+    let permitted = to_caps(caps.permitted())?;
+    let effective = to_caps(caps.effective())?;
+    let inheritable = to_caps(caps.inheritable())?;
+    let ambient = to_caps(caps.ambient())?;
+    let set = |set: CapSet, name: &'static str, value: &CapsHashSet| {
+        caps::set(None, set, value).map_err(|e| CapError::Set { set: name, why: e.to_string() })
+    };
+    // Effective may only hold what permitted holds: shrink effective first, set permitted,
+    // then widen effective to what was asked.
+    set(CapSet::Effective, "effective", &effective.intersection(&permitted).copied().collect())?;
+    set(CapSet::Permitted, "permitted", &permitted)?;
+    set(CapSet::Effective, "effective", &effective)?;
+    set(CapSet::Inheritable, "inheritable", &inheritable)?;
+    // Ambient capabilities must be in both permitted and inheritable; the kernel checks.
+    caps::clear(None, CapSet::Ambient).map_err(|e| CapError::Set { set: "ambient", why: e.to_string() })?;
+    for cap in ambient {
+        caps::raise(None, CapSet::Ambient, cap).map_err(|e| CapError::Set { set: "ambient", why: e.to_string() })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! A small parser for runc's command-line style: `--flag value`, `--flag=value`, `-flag value`
+//! (urfave/cli accepts one dash too), boolean flags, and positional arguments in any order.
+
+use crate::error::Error;
+use std::collections::HashMap;
+
+/// What a command accepts: flag names (with aliases) and whether each takes a value.
+pub struct FlagSpec {
+    pub names: &'static [&'static str],
+    pub takes_value: bool,
+}
+
+pub const fn value(names: &'static [&'static str]) -> FlagSpec {
+    FlagSpec { names, takes_value: true }
+}
+
+pub const fn switch(names: &'static [&'static str]) -> FlagSpec {
+    FlagSpec { names, takes_value: false }
+}
+
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// By the flag's first (canonical) name.
+    pub values: HashMap<&'static str, String>,
+    pub positional: Vec<String>,
+}
+
+impl Parsed {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.values.get(name).is_some_and(|v| v != "false")
+    }
+}
+
+/// Parse `args` against `specs`. With `stop_at_positional`, the first positional argument and
+/// everything after it are left unparsed (for the global flags before the command).
+pub fn parse(args: &[String], specs: &[FlagSpec], stop_at_positional: bool) -> Result<Parsed, Error> {
+    let mut out = Parsed::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg == "--" {
+            out.positional.extend(args[i + 1..].iter().cloned());
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            if stop_at_positional {
+                out.positional.extend(args[i..].iter().cloned());
+                break;
+            }
+            out.positional.push(arg.clone());
+            i += 1;
+            continue;
+        }
+        let body = arg.trim_start_matches('-');
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let spec = specs
+            .iter()
+            .find(|s| s.names.contains(&name))
+            .ok_or_else(|| Error::Usage(format!("unknown flag {arg}")))?;
+        let value = if !spec.takes_value {
+            inline.unwrap_or_else(|| "true".to_string())
+        } else if let Some(v) = inline {
+            v
+        } else {
+            i += 1;
+            args.get(i).cloned().ok_or_else(|| Error::Usage(format!("flag {arg} needs a value")))?
+        };
+        out.values.insert(spec.names[0], value);
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    const SPECS: &[FlagSpec] = &[value(&["bundle", "b"]), value(&["pid-file"]), switch(&["detach", "d"])];
+
+    #[test]
+    fn all_runc_flag_styles_parse() {
+        let p = parse(&strings(&["--bundle", "/b", "-pid-file=/p", "-d", "id1"]), SPECS, false).unwrap();
+        assert_eq!(p.get("bundle"), Some("/b"));
+        assert_eq!(p.get("pid-file"), Some("/p"));
+        assert!(p.has("detach"));
+        assert_eq!(p.positional, vec!["id1"]);
+    }
+
+    #[test]
+    fn flags_after_the_id_and_unknown_flags() {
+        let p = parse(&strings(&["id1", "-b", "/b"]), SPECS, false).unwrap();
+        assert_eq!(p.positional, vec!["id1"]);
+        assert_eq!(p.get("bundle"), Some("/b"));
+        assert!(parse(&strings(&["--nope"]), SPECS, false).is_err());
+        assert!(parse(&strings(&["--bundle"]), SPECS, false).is_err());
+    }
+
+    #[test]
+    fn global_parsing_stops_at_the_command() {
+        let p = parse(&strings(&["-b", "x", "create", "--bundle", "y"]), SPECS, true).unwrap();
+        assert_eq!(p.get("bundle"), Some("x"));
+        assert_eq!(p.positional, vec!["create", "--bundle", "y"]);
+    }
+}

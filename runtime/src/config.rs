@@ -1,0 +1,300 @@
+//! Loading and validating a bundle's config.json. Everything here is pure: a config is rejected
+//! before husk touches the system, so a bad bundle leaves nothing behind.
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("failed to read {path}: {why}")]
+    Read { path: String, why: String },
+    #[error("{path}: {why}")]
+    Parse { path: String, why: String },
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    #[error("process.args must not be empty")]
+    EmptyArgs,
+    #[error("process.cwd {0:?} must be an absolute path")]
+    RelativeCwd(String),
+    #[error("rootfs {0} does not exist or is not a directory")]
+    NoRootfs(String),
+    #[error("namespace {0} is listed twice")]
+    DuplicateNamespace(String),
+    #[error("namespace {0}: path {1:?} must be absolute")]
+    RelativeNamespacePath(String, String),
+    #[error("mount destination {0:?} must be an absolute path")]
+    RelativeMountDestination(String),
+    #[error("mount destination {0:?} must not contain '..'")]
+    DotDotMountDestination(String),
+    #[error("{0:?} in {1} must be an absolute path without '..'")]
+    BadPath(String, &'static str),
+    #[error("hostname is set but the container has no new uts namespace")]
+    HostnameWithoutUts,
+    #[error("uid/gid mappings are set but the container has no user namespace")]
+    MappingsWithoutUserns,
+    #[error("a new user namespace needs both uidMappings and gidMappings")]
+    UsernsWithoutMappings,
+    #[error("sysctl {0:?} is not namespaced by the container's namespaces")]
+    SysctlNotNamespaced(String),
+    #[error("unsupported rootfsPropagation {0:?}")]
+    BadPropagation(String),
+    #[error("unsupported rlimit type {0:?}")]
+    BadRlimit(String),
+    #[error("rlimit {0}: soft limit is above hard limit")]
+    RlimitSoftAboveHard(String),
+    #[error("{0}")]
+    Seccomp(String),
+    #[error("{0} is not supported by husk yet")]
+    Unsupported(&'static str),
+}
+
+/// Read `<bundle>/config.json`, validate it and the rootfs it names.
+pub fn load(bundle: &Path) -> Result<Spec, ConfigError> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
+    let spec: Spec = serde_json::from_str(&text)
+        .map_err(|e| ConfigError::Parse { path: path.display().to_string(), why: e.to_string() })?;
+    validate(&spec)?;
+    let rootfs = rootfs_path(bundle, &spec)?;
+    if !rootfs.is_dir() {
+        return Err(ConfigError::NoRootfs(rootfs.display().to_string()));
+    }
+    Ok(spec)
+}
+
+/// `root.path` is relative to the bundle unless absolute.
+pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, ConfigError> {
+    let root = spec.root().as_ref().ok_or(ConfigError::Missing("root"))?;
+    Ok(bundle.join(root.path()))
+}
+
+pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
+    let process = spec.process().as_ref().ok_or(ConfigError::Missing("process"))?;
+    let args = process.args().as_deref().unwrap_or_default();
+    if args.is_empty() {
+        return Err(ConfigError::EmptyArgs);
+    }
+    if !process.cwd().is_absolute() {
+        return Err(ConfigError::RelativeCwd(process.cwd().display().to_string()));
+    }
+    validate_mounts(spec)?;
+    let linux = spec.linux().as_ref().ok_or(ConfigError::Missing("linux"))?;
+    let new_ns = validate_namespaces(linux)?;
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !new_ns.contains(&LinuxNamespaceType::Uts)
+    {
+        return Err(ConfigError::HostnameWithoutUts);
+    }
+    validate_userns(linux, &new_ns)?;
+    validate_linux_paths(linux)?;
+    if let Some(prop) = linux.rootfs_propagation() {
+        crate::rootfs::propagation_flags(prop).ok_or_else(|| ConfigError::BadPropagation(prop.clone()))?;
+    }
+    for (key, _) in linux.sysctl().iter().flatten() {
+        validate_sysctl(key, &new_ns, linux)?;
+    }
+    for rlimit in process.rlimits().iter().flatten() {
+        crate::init::rlimits::validate(rlimit)?;
+    }
+    if let Some(seccomp) = linux.seccomp() {
+        crate::seccomp::validate(seccomp).map_err(|e| ConfigError::Seccomp(e.to_string()))?;
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(ConfigError::Unsupported("linux.intelRdt"));
+    }
+    Ok(())
+}
+
+/// The namespaces the container creates anew (those listed without a path).
+fn validate_namespaces(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<HashSet<LinuxNamespaceType>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut new_ns = HashSet::new();
+    for ns in linux.namespaces().iter().flatten() {
+        let name = ns.typ().to_string();
+        if !seen.insert(ns.typ()) {
+            return Err(ConfigError::DuplicateNamespace(name));
+        }
+        match ns.path() {
+            Some(path) if !path.is_absolute() => {
+                return Err(ConfigError::RelativeNamespacePath(name, path.display().to_string()))
+            }
+            Some(_) => {}
+            None => {
+                new_ns.insert(ns.typ());
+            }
+        }
+    }
+    Ok(new_ns)
+}
+
+fn validate_userns(
+    linux: &oci_spec::runtime::Linux,
+    new_ns: &HashSet<LinuxNamespaceType>,
+) -> Result<(), ConfigError> {
+    let uid_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let gid_maps = linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let userns = new_ns.contains(&LinuxNamespaceType::User);
+    if (uid_maps || gid_maps) && !userns {
+        let joins_userns = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|ns| ns.typ() == LinuxNamespaceType::User);
+        if !joins_userns {
+            return Err(ConfigError::MappingsWithoutUserns);
+        }
+    }
+    if userns && !(uid_maps && gid_maps) {
+        return Err(ConfigError::UsernsWithoutMappings);
+    }
+    Ok(())
+}
+
+fn validate_mounts(spec: &Spec) -> Result<(), ConfigError> {
+    for mount in spec.mounts().iter().flatten() {
+        let dest = mount.destination();
+        let shown = dest.display().to_string();
+        if !dest.is_absolute() {
+            return Err(ConfigError::RelativeMountDestination(shown));
+        }
+        if dest.components().any(|c| c == Component::ParentDir) {
+            return Err(ConfigError::DotDotMountDestination(shown));
+        }
+    }
+    Ok(())
+}
+
+fn validate_linux_paths(linux: &oci_spec::runtime::Linux) -> Result<(), ConfigError> {
+    let lists = [("linux.maskedPaths", linux.masked_paths()), ("linux.readonlyPaths", linux.readonly_paths())];
+    for (field, paths) in lists {
+        for path in paths.iter().flatten() {
+            check_container_path(path, field)?;
+        }
+    }
+    for device in linux.devices().iter().flatten() {
+        check_container_path(&device.path().display().to_string(), "linux.devices")?;
+    }
+    Ok(())
+}
+
+fn check_container_path(path: &str, field: &'static str) -> Result<(), ConfigError> {
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+        return Err(ConfigError::BadPath(path.to_string(), field));
+    }
+    Ok(())
+}
+
+/// A sysctl is allowed only when a namespace the container owns isolates it (as runc checks);
+/// otherwise writing it would change the host.
+fn validate_sysctl(
+    key: &str,
+    new_ns: &HashSet<LinuxNamespaceType>,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(), ConfigError> {
+    let has = |t: LinuxNamespaceType| {
+        new_ns.contains(&t) || linux.namespaces().iter().flatten().any(|ns| ns.typ() == t)
+    };
+    const IPC_KEYS: [&str; 7] = [
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+    ];
+    let ok = if IPC_KEYS.contains(&key) || key.starts_with("fs.mqueue.") {
+        has(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        has(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        has(LinuxNamespaceType::Uts)
+    } else {
+        false
+    };
+    if ok && !key.contains("..") && !key.contains('/') {
+        Ok(())
+    } else {
+        Err(ConfigError::SysctlNotNamespaced(key.to_string()))
+    }
+}
+
+/// The namespaces this container joins or creates, in the order husk must enter them:
+/// user first (it grants the rights for the others), mount last (paths stop resolving after it).
+pub fn namespace_order(kind: LinuxNamespaceType) -> u8 {
+    match kind {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Ipc => 1,
+        LinuxNamespaceType::Uts => 2,
+        LinuxNamespaceType::Network => 3,
+        LinuxNamespaceType::Pid => 4,
+        LinuxNamespaceType::Time => 5,
+        LinuxNamespaceType::Cgroup => 6,
+        LinuxNamespaceType::Mount => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_from(json: serde_json::Value) -> Spec {
+        let mut base = serde_json::to_value(Spec::default()).unwrap();
+        merge(&mut base, json);
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+        match (base, patch) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+                for (k, v) in p {
+                    merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (b, p) => *b = p,
+        }
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        validate(&Spec::default()).unwrap();
+    }
+
+    #[test]
+    fn empty_args_are_rejected() {
+        let spec = spec_from(serde_json::json!({"process": {"args": []}}));
+        assert_eq!(validate(&spec), Err(ConfigError::EmptyArgs));
+    }
+
+    #[test]
+    fn duplicate_namespace_is_rejected() {
+        let spec = spec_from(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}]}}));
+        assert_eq!(validate(&spec), Err(ConfigError::DuplicateNamespace("pid".into())));
+    }
+
+    #[test]
+    fn mount_destination_with_dotdot_is_rejected() {
+        let spec = spec_from(serde_json::json!({"mounts": [{"destination": "/a/../../etc", "type": "tmpfs", "source": "tmpfs"}]}));
+        assert!(matches!(validate(&spec), Err(ConfigError::DotDotMountDestination(_))));
+    }
+
+    #[test]
+    fn relative_namespace_path_is_rejected() {
+        let spec = spec_from(serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "proc/1/ns/net"}]}}));
+        assert!(matches!(validate(&spec), Err(ConfigError::RelativeNamespacePath(..))));
+    }
+
+    #[test]
+    fn host_sysctl_is_rejected_and_namespaced_one_allowed() {
+        let bad = spec_from(serde_json::json!({"linux": {"sysctl": {"vm.swappiness": "10"}}}));
+        assert!(matches!(validate(&bad), Err(ConfigError::SysctlNotNamespaced(_))));
+        let good = spec_from(serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}));
+        validate(&good).unwrap();
+    }
+
+    #[test]
+    fn userns_without_mappings_is_rejected() {
+        let spec = spec_from(serde_json::json!({"hostname": "", "linux": {"namespaces": [{"type": "user"}, {"type": "mount"}]}}));
+        assert_eq!(validate(&spec), Err(ConfigError::UsernsWithoutMappings));
+    }
+}

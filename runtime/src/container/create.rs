@@ -1,0 +1,214 @@
+//! `husk create`: everything up to the init waiting on exec.fifo. On any failure every
+//! resource made so far is undone: child, cgroup, state dir.
+
+use super::Global;
+use crate::cgroups::Cgroup;
+use crate::clone::{clone_into, Forked};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::init::{self, InitPlan};
+use crate::namespaces;
+use crate::state::{process_start_time, SavedState, StateDir};
+use crate::sync::{self, FromChild, ToChild};
+use crate::sys::Context;
+use husk_protocol::Status;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// A container whose init is waiting; `run` keeps the pidfd to wait on it.
+pub struct Created {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub state_dir: StateDir,
+    pub saved: SavedState,
+}
+
+/// Undo for a half-made container; disarmed once create has succeeded.
+struct Undo {
+    child: Option<(i32, OwnedFd)>,
+    cgroup: Option<Cgroup>,
+    state_dir: Option<StateDir>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some((pid, _pidfd)) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cgroup) = self.cgroup.take() {
+            let _ = cgroup.destroy();
+        }
+        if let Some(dir) = self.state_dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: bool) -> Result<Created> {
+    crate::state::validate_id(id)?;
+    let bundle = absolute(&opts.bundle)?;
+    let spec = config::load(&bundle)?;
+    let rootfs = config::rootfs_path(&bundle, &spec)?;
+    let rootfs = std::fs::canonicalize(&rootfs).ctx("resolve rootfs", rootfs.display())?;
+    let linux = spec.linux().as_ref().ok_or(config::ConfigError::Missing("linux"))?;
+    let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
+    let cgroup = Cgroup::for_container(cgroups_path.as_deref(), id)?;
+    let console_socket = match (&opts.console_socket, spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)) {
+        (Some(path), true) => Some(connect_console(path)?),
+        (None, true) => return Err(Error::Usage("process.terminal is set: --console-socket is required".into())),
+        _ => None,
+    };
+
+    let mut undo = Undo { child: None, cgroup: None, state_dir: None };
+    let state_dir = StateDir::create(&global.root, id)?;
+    let lock_fd = state_dir.lock_fd();
+    let state_path = state_dir.path.clone();
+    undo.state_dir = Some(state_dir);
+    cgroup.create()?;
+    undo.cgroup = Some(cgroup.clone());
+    if let Some(resources) = linux.resources() {
+        cgroup.apply(resources)?;
+    }
+    if wait_for_start {
+        nix::unistd::mkfifo(&state_path.join(crate::state::EXEC_FIFO), nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .ctx("mkfifo", state_path.join(crate::state::EXEC_FIFO).display())?;
+    }
+    let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .ctx("open state dir", state_path.display())?;
+    let hooks = spec.hooks().clone();
+    let has_parent_hooks = hooks.as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let ns_list = linux.namespaces().clone().unwrap_or_default();
+    let plan = InitPlan {
+        id: id.to_string(),
+        spec: spec.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        cgroup_path: cgroup.hierarchies().first().map(|h| h.path.display().to_string()).unwrap_or_default(),
+        state_dir: state_dir_fd,
+        lock_fd,
+        console_socket,
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        has_parent_hooks,
+        wait_for_start,
+    };
+
+    let (mut parent_chan, child_chan) = sync::pair()?;
+    let for_children = namespaces::ForChildren::enter(&ns_list)?;
+    let forked = clone_into(namespaces::clone_flags(&ns_list));
+    for_children.leave()?;
+    let (pid, pidfd) = match forked? {
+        Forked::Child => {
+            drop(parent_chan);
+            init::run(plan, child_chan)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_chan);
+    drop(plan);
+    undo.child = Some((pid, pidfd));
+
+    if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
+        write_id_maps(pid, linux.uid_mappings().as_deref().unwrap_or_default(), linux.gid_mappings().as_deref().unwrap_or_default())?;
+    }
+    cgroup.add_process(pid)?;
+    parent_chan.send(&ToChild::Proceed)?;
+
+    let mut saved = SavedState {
+        id: id.to_string(),
+        pid,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: super::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: cgroup.clone(),
+        hooks: hooks.clone(),
+        stopped: false,
+        owner: String::new(),
+    };
+    handshake(&mut parent_chan, pid, &saved, &spec)?;
+    saved.pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after it was ready".into()))?;
+
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    let state_dir = undo.state_dir.take().ok_or_else(|| Error::Init("state dir vanished".into()))?;
+    if let Err(e) = state_dir.save(&saved) {
+        undo.state_dir = Some(state_dir);
+        return Err(e);
+    }
+    let (pid, pidfd) = undo.child.take().ok_or_else(|| Error::Init("child vanished".into()))?;
+    undo.cgroup = None;
+    Ok(Created { pid, pidfd, state_dir, saved })
+}
+
+/// Drive the child through the handshake (see sync.rs) until it is Ready.
+fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec) -> Result<()> {
+    loop {
+        match chan.recv::<FromChild>()? {
+            Some(FromChild::Ready) => return Ok(()),
+            Some(FromChild::RunHooks) => {
+                let state = saved.to_oci(Status::Creating);
+                let hooks = spec.hooks().as_ref();
+                hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state)?;
+                hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
+                chan.send(&ToChild::HooksDone)?;
+            }
+            Some(FromChild::Failed { msg }) => return Err(Error::Init(msg)),
+            None => {
+                let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                return Err(Error::Init(format!("exited before it was ready ({status:?})")));
+            }
+        }
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().ctx("get", "current directory")?;
+    Ok(cwd.join(path))
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let stream = std::os::unix::net::UnixStream::connect(path).ctx("connect to console socket", path.display())?;
+    // The init uses it after exec.fifo-less set-up; it must not leak into the container.
+    Ok(OwnedFd::from(stream))
+}
+
+/// uid_map and gid_map of the child's new user namespace, written from outside (the parent
+/// holds the privileges for arbitrary maps).
+fn write_id_maps(pid: i32, uid_maps: &[LinuxIdMapping], gid_maps: &[LinuxIdMapping]) -> Result<()> {
+    let render = |maps: &[LinuxIdMapping]| -> String {
+        maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
+    };
+    for (file, maps) in [("uid_map", uid_maps), ("gid_map", gid_maps)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, render(maps)).ctx("write", &path)?;
+    }
+    Ok(())
+}
+
+/// Written to a temp file and renamed: containerd reads it as soon as create returns.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = absolute(path)?;
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    std::fs::write(&tmp, pid.to_string()).ctx("write pid file", tmp.display())?;
+    std::fs::rename(&tmp, &path).ctx("rename pid file to", path.display())?;
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! `husk features`: the runtime-spec features document, listing what husk really supports.
+
+use serde_json::json;
+
+pub fn features_json() -> String {
+    let doc = json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": crate::state::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
+            "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime",
+            "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "bind", "rbind",
+            "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
+            "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+        },
+        "annotations": { "org.opencontainers.runc.version": "compatible", "run.husk.version": env!("CARGO_PKG_VERSION") },
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}

@@ -1,0 +1,37 @@
+//! `husk list`: every container under --root.
+
+use super::Global;
+use crate::error::{Error, Result};
+use husk_protocol::ContainerState;
+
+pub fn list(global: &Global) -> Result<Vec<ContainerState>> {
+    let entries = match std::fs::read_dir(&global.root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::sys::SysError::from_io("list", global.root.display(), &e).into()),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().map(str::to_string) else { continue };
+        match super::state::state(global, &id) {
+            Ok(state) => out.push(state),
+            // Gone or half-made meanwhile: not listed, as runc does.
+            Err(Error::NotFound(_)) | Err(Error::InvalidId { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// runc's table: ID, PID, STATUS, BUNDLE, CREATED, OWNER.
+pub fn render_table(states: &[ContainerState]) -> String {
+    let mut rows = vec![["ID".to_string(), "PID".into(), "STATUS".into(), "BUNDLE".into(), "CREATED".into(), "OWNER".into()]];
+    for s in states {
+        rows.push([s.id.clone(), s.pid.to_string(), s.status.to_string(), s.bundle.clone(), s.created.clone(), s.owner.clone()]);
+    }
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    rows.iter()
+        .map(|r| r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect::<Vec<_>>().join("   ").trim_end().to_string() + "\n")
+        .collect()
+}

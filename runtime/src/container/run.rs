@@ -1,0 +1,70 @@
+//! `husk run`: create and start in one go; in the foreground, wait for the container, pass on
+//! the signals husk receives, delete it and exit with its status (128+signal when killed).
+
+use super::create::{create, CreateOptions, Created};
+use super::Global;
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::sys::{Context, SysError};
+use husk_protocol::Status;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::AsFd;
+
+/// Signals a foreground `husk run` forwards to the container's init.
+const FORWARDED: [Signal; 8] = [
+    Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM,
+    Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT,
+];
+
+/// Returns the exit code husk should exit with.
+pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    if detach {
+        create(global, id, opts, true)?;
+        super::start::start(global, id)?;
+        return Ok(0);
+    }
+    // The init execs at once: nobody needs exec.fifo when husk itself waits.
+    let created = create(global, id, opts, false)?;
+    let state = created.saved.to_oci(Status::Running);
+    hooks::run_all_warn("poststart", created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
+    let code = wait_forwarding(&created);
+    let Created { state_dir, saved, .. } = created;
+    super::delete::destroy(state_dir, &saved)?;
+    code
+}
+
+/// Signals are blocked only now, after clone3, so that the init does not inherit the mask.
+fn wait_forwarding(created: &Created) -> Result<i32> {
+    let mut mask = SigSet::empty();
+    FORWARDED.iter().for_each(|s| mask.add(*s));
+    mask.thread_block().ctx("block", "forwarded signals")?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx("create", "signalfd")?;
+    loop {
+        let mut fds = [PollFd::new(created.pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(SysError::new("poll", "container init", errno).into()),
+        }
+        if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                let _ = super::kill::send(created.pid, info.ssi_signo as i32);
+            }
+        }
+        if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            return exit_code(created.pid);
+        }
+    }
+}
+
+fn exit_code(pid: i32) -> Result<i32> {
+    match waitpid(Pid::from_raw(pid), None).ctx("wait for", format!("container init {pid}"))? {
+        WaitStatus::Exited(_, code) => Ok(code),
+        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+        other => Err(Error::Init(format!("unexpected wait status {other:?}"))),
+    }
+}

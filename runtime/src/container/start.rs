@@ -1,0 +1,58 @@
+//! `husk start`: open exec.fifo for reading, which releases the waiting init into execve.
+
+use super::Global;
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::state::StateDir;
+use crate::sys::{Context, SysError};
+use husk_protocol::Status;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+pub fn start(global: &Global, id: &str) -> Result<()> {
+    let dir = StateDir::open(&global.root, id)?;
+    let saved = dir.load()?;
+    let status = saved.status(&dir.path);
+    if status != Status::Created {
+        return Err(Error::WrongStatus { id: id.to_string(), op: "start", status });
+    }
+    release_init(&dir, saved.pid)?;
+    let state = saved.to_oci(Status::Running);
+    hooks::run_all_warn("poststart", saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
+    Ok(())
+}
+
+/// Read the init's byte from exec.fifo. Waits on the fifo and on a pidfd of the init together,
+/// so an init that died meanwhile gives an error, not a hang.
+fn release_init(dir: &StateDir, pid: i32) -> Result<()> {
+    let fifo_path = dir.exec_fifo();
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .ctx("open", fifo_path.display())?;
+    let pidfd = pidfd_open(pid)?;
+    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(SysError::new("poll", fifo_path.display(), errno).into()),
+        }
+    }
+    let mut byte = [0u8; 1];
+    let n = nix::unistd::read(&fifo, &mut byte).unwrap_or(0);
+    if n != 1 {
+        return Err(Error::Init(format!("container {} exited before it was started", dir.id)));
+    }
+    std::fs::remove_file(&fifo_path).ctx("remove", fifo_path.display())?;
+    Ok(())
+}
+
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(SysError::new("pidfd_open", pid, nix::errno::Errno::last()).into());
+    }
+    // SAFETY: a fresh fd that we own (pidfds are close-on-exec).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -1,0 +1,39 @@
+//! The runtime's top-level error: what `husk` prints on one line and writes to its json log.
+
+use crate::cgroups::CgroupError;
+use crate::config::ConfigError;
+use crate::hooks::HookError;
+use crate::sys::SysError;
+use husk_protocol::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("invalid container id {id:?}: {why}")]
+    InvalidId { id: String, why: &'static str },
+    #[error("container {id}: cannot {op} a container that is {status}")]
+    WrongStatus { id: String, op: &'static str, status: Status },
+    #[error("unknown signal {0:?}")]
+    UnknownSignal(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("invalid config.json: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("container init: {0}")]
+    Init(String),
+    #[error("corrupt state file {path}: {why}")]
+    CorruptState { path: String, why: String },
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,86 @@
+//! OCI hooks: each runs with the container's state JSON on stdin, its own args and env, and an
+//! optional timeout after which it is killed.
+
+use husk_protocol::ContainerState;
+use oci_spec::runtime::Hook;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook {path}: failed to start: {why}")]
+    Spawn { kind: &'static str, path: String, why: String },
+    #[error("{kind} hook {path}: exited with {status}{stderr}")]
+    Failed { kind: &'static str, path: String, status: String, stderr: String },
+    #[error("{kind} hook {path}: timed out after {secs}s and was killed")]
+    TimedOut { kind: &'static str, path: String, secs: i64 },
+}
+
+pub fn run_all(kind: &'static str, hooks: Option<&Vec<Hook>>, state: &ContainerState) -> Result<(), HookError> {
+    for hook in hooks.into_iter().flatten() {
+        run_one(kind, hook, state)?;
+    }
+    Ok(())
+}
+
+/// For the kinds whose failure the spec says only warns (poststart, poststop).
+pub fn run_all_warn(kind: &'static str, hooks: Option<&Vec<Hook>>, state: &ContainerState) {
+    if let Err(e) = run_all(kind, hooks, state) {
+        log::warn!("{e}");
+        eprintln!("husk: warning: {e}");
+    }
+}
+
+fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<(), HookError> {
+    let path = hook.path().display().to_string();
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args().as_deref() {
+        if let Some((argv0, rest)) = args.split_first() {
+            use std::os::unix::process::CommandExt;
+            cmd.arg0(argv0).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| HookError::Spawn { kind, path: path.clone(), why: e.to_string() })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error (EPIPE).
+        let _ = stdin.write_all(&serde_json::to_vec(state).unwrap_or_default());
+    }
+    let status = match hook.timeout() {
+        Some(secs) if secs > 0 => wait_with_timeout(&mut child, secs).ok_or(HookError::TimedOut { kind, path: path.clone(), secs })?,
+        _ => child.wait().map_err(|e| HookError::Spawn { kind, path: path.clone(), why: e.to_string() })?,
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let stderr = if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) };
+    Err(HookError::Failed { kind, path, status: status.to_string(), stderr })
+}
+
+/// Hooks are rare and short: a coarse wait is enough and keeps husk free of threads.
+fn wait_with_timeout(child: &mut std::process::Child, secs: i64) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs as u64);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

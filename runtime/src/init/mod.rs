@@ -1,0 +1,272 @@
+//! The container's init: the child of `husk create`, born by clone3 in its new namespaces.
+//! It runs the set-up in the order the kernel needs, tells the parent `Ready`, blocks on
+//! exec.fifo until `husk start`, then execs the container's process.
+//! It never panics across the boundary: every failure becomes `FromChild::Failed` and exit(1).
+
+pub mod console;
+pub mod creds;
+pub mod exec;
+pub mod rlimits;
+
+use crate::capabilities;
+use crate::namespaces;
+use crate::rootfs::{self, RootfsPlan};
+use crate::sync::{Channel, FromChild, ToChild};
+use crate::sys::{Context, SysError};
+use nix::fcntl::OFlag;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Everything the init needs, prepared by the parent before clone3.
+pub struct InitPlan {
+    pub id: String,
+    pub spec: Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// The container's cgroup path inside each hierarchy (for the cgroup bind mounts).
+    pub cgroup_path: String,
+    /// O_PATH fd of the state dir, to reach exec.fifo after pivot_root without /proc.
+    pub state_dir: OwnedFd,
+    /// The state-dir lock the parent holds: the init must not keep a copy of it.
+    pub lock_fd: RawFd,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub has_parent_hooks: bool,
+    /// `husk run` in the foreground execs at once, without waiting on exec.fifo.
+    pub wait_for_start: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error(transparent)]
+    Caps(#[from] capabilities::CapError),
+    #[error("failed to load seccomp profile: {0}")]
+    Seccomp(String),
+    #[error("the parent went away before the container was ready")]
+    ParentGone,
+    #[error("unexpected message from the parent: {0:?}")]
+    Unexpected(ToChild),
+}
+
+/// The child's entry point; never returns.
+pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
+    let err = match setup(&plan, &mut chan) {
+        Ok(program) => exec_after_start(&plan, chan, program),
+        Err(err) => err,
+    };
+    // The message may not arrive if the parent is gone; there is no one else to tell.
+    let _ = chan_send_failure(&plan, &err);
+    // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's state.
+    unsafe { libc::_exit(1) }
+}
+
+fn chan_send_failure(plan: &InitPlan, err: &InitError) -> Result<(), SysError> {
+    // The channel may have been consumed by exec_after_start; then stderr is all there is.
+    let msg = err.to_string();
+    eprintln!("husk: container {}: {msg}", plan.id);
+    Ok(())
+}
+
+fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError> {
+    match chan.recv::<ToChild>()? {
+        Some(msg) if msg == want => Ok(()),
+        Some(other) => Err(InitError::Unexpected(other)),
+        None => Err(InitError::ParentGone),
+    }
+}
+
+/// All set-up up to the point where only start and exec remain. Returns the program to exec.
+fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
+    // SAFETY: closing our copy of the parent's lock fd (see InitPlan::lock_fd).
+    unsafe { libc::close(plan.lock_fd) };
+    // CVE-2019-5736: nothing in the container may open /proc/<init>/exe while it is still husk.
+    nix::sys::prctl::set_dumpable(false).ctx("set", "PR_SET_DUMPABLE")?;
+    expect(chan, ToChild::Proceed)?;
+    let result = setup_after_proceed(plan, chan);
+    if let Err(ref err) = result {
+        // Report here, while the channel is ours; run() then only exits.
+        let _ = chan.send(&FromChild::Failed { msg: err.to_string() });
+    }
+    result
+}
+
+fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
+    let spec = &plan.spec;
+    let linux = spec.linux().as_ref();
+    let ns_list = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let userns = namespaces::creates(&ns_list, LinuxNamespaceType::User);
+    if userns {
+        // Become the namespace's root: the maps are written, our host uid maps to something.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx("setresgid", "0 in the user namespace")?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx("setresuid", "0 in the user namespace")?;
+    }
+    join_namespaces(&ns_list)?;
+    let new_cgroupns = namespaces::creates(&ns_list, LinuxNamespaceType::Cgroup);
+    if new_cgroupns {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare", "cgroup namespace")?;
+    }
+    set_names(spec, &ns_list)?;
+    nix::unistd::setsid().ctx("setsid", "container init")?;
+    let new_mountns = namespaces::creates(&ns_list, LinuxNamespaceType::Mount);
+    if new_mountns {
+        rootfs::prepare(&RootfsPlan {
+            spec,
+            rootfs: &plan.rootfs,
+            bundle: &plan.bundle,
+            cgroup_path: &plan.cgroup_path,
+            new_cgroupns,
+            new_netns: namespaces::creates(&ns_list, LinuxNamespaceType::Network),
+            userns,
+        })?;
+    }
+    if plan.has_parent_hooks {
+        chan.send(&FromChild::RunHooks)?;
+        expect(chan, ToChild::HooksDone)?;
+    }
+    if new_mountns {
+        if plan.no_pivot {
+            rootfs::pivot::move_root(&plan.rootfs)?;
+        } else {
+            rootfs::pivot::pivot(&plan.rootfs)?;
+        }
+        rootfs::finish(spec)?;
+    } else {
+        nix::unistd::chroot(&plan.rootfs).ctx("chroot into", plan.rootfs.display())?;
+    }
+    write_sysctls(spec)?;
+    prepare_process(plan)
+}
+
+fn join_namespaces(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
+    let mut joins: Vec<_> = ns_list
+        .iter()
+        .filter(|ns| ns.path().is_some())
+        // pid and time were entered by the parent, for us, before clone3.
+        .filter(|ns| !matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+        .collect();
+    joins.sort_by_key(|ns| crate::config::namespace_order(ns.typ()));
+    let files = joins
+        .iter()
+        .map(|ns| namespaces::open(ns.typ(), ns.path().as_deref().unwrap_or_else(|| std::path::Path::new(""))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for file in &files {
+        namespaces::join(file)?;
+    }
+    Ok(())
+}
+
+fn set_names(spec: &Spec, ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
+    if !ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::Uts) {
+        return Ok(());
+    }
+    if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(name).ctx("sethostname", name)?;
+    }
+    if let Some(name) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: setdomainname reads len bytes of a valid buffer.
+        if unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } != 0 {
+            return Err(SysError::new("setdomainname", name, nix::errno::Errno::last()));
+        }
+    }
+    Ok(())
+}
+
+fn write_sysctls(spec: &Spec) -> Result<(), SysError> {
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    for (key, value) in sysctls.into_iter().flatten() {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).ctx("write sysctl", &path)?;
+    }
+    Ok(())
+}
+
+/// Console, cwd, rlimits, keyring, user, capabilities, no_new_privs; the program's path.
+fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
+    let Some(process) = plan.spec.process().as_ref() else { return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into()) };
+    if process.terminal().unwrap_or(false) {
+        if let Some(socket) = &plan.console_socket {
+            let size = process.console_size().as_ref().map(|b| console::ConsoleSize { rows: b.height() as u16, cols: b.width() as u16 });
+            console::setup(socket.as_raw_fd(), size)?;
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx("write oom_score_adj (a negative value needs CAP_SYS_RESOURCE)", adj)?;
+    }
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    if !plan.no_new_keyring {
+        join_session_keyring(&plan.id);
+    }
+    if let Some(caps) = process.capabilities() {
+        capabilities::drop_bounding(caps)?;
+    }
+    let setgroups_allowed = !plan.spec.linux().as_ref().is_some_and(|l| {
+        l.namespaces().iter().flatten().any(|ns| ns.typ() == LinuxNamespaceType::User)
+    }) || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
+    // runc makes a missing cwd; images often name a workdir they do not ship.
+    let _ = std::fs::create_dir_all(process.cwd());
+    nix::unistd::chdir(process.cwd()).ctx("chdir to cwd", process.cwd().display())?;
+    creds::switch_user(process.user(), setgroups_allowed)?;
+    if let Some(caps) = process.capabilities() {
+        capabilities::apply(caps)?;
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().ctx("set", "PR_SET_NO_NEW_PRIVS")?;
+    }
+    let args = process.args().as_deref().unwrap_or_default();
+    let env = process.env().as_deref().unwrap_or_default();
+    let program = exec::find_program(&args[0], env)?;
+    Ok(program)
+}
+
+/// A fresh session keyring, so containers do not share the host's keys (as runc does).
+/// Kernels without keyrings, or a seccomp'd host, refuse it: that is not fatal.
+fn join_session_keyring(id: &str) {
+    let Ok(name) = std::ffi::CString::new(format!("_ses.{id}")) else { return };
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name.
+    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+}
+
+/// Tell the parent we are ready, wait for `husk start` on exec.fifo, load seccomp, exec.
+fn exec_after_start(plan: &InitPlan, mut chan: Channel, program: PathBuf) -> InitError {
+    let preserved: Vec<i32> = (3..3 + plan.preserve_fds).collect();
+    let mut keep = preserved.clone();
+    keep.extend([chan.raw_fd(), plan.state_dir.as_raw_fd()]);
+    if let Err(e) = exec::cloexec_from(3, &keep) {
+        let _ = chan.send(&FromChild::Failed { msg: e.to_string() });
+        return e.into();
+    }
+    if let Err(e) = chan.send(&FromChild::Ready) {
+        return e.into();
+    }
+    drop(chan);
+    if plan.wait_for_start {
+        if let Err(e) = wait_for_start(plan.state_dir.as_fd()) {
+            return e.into();
+        }
+    }
+    let process = plan.spec.process().as_ref();
+    let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
+    let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
+    if let Some(seccomp) = plan.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        if let Err(e) = crate::seccomp::load(seccomp) {
+            return InitError::Seccomp(e.to_string());
+        }
+    }
+    exec::execve(&program, &args, &env).into()
+}
+
+/// Block opening exec.fifo for writing until `husk start` opens it for reading.
+fn wait_for_start(state_dir: std::os::fd::BorrowedFd) -> Result<(), SysError> {
+    let fifo = nix::fcntl::openat(state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx("open", "exec.fifo")?;
+    nix::unistd::write(&fifo, b"0").ctx("write", "exec.fifo")?;
+    Ok(())
+}

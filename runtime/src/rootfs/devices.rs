@@ -1,0 +1,111 @@
+//! /dev inside the container: the default device nodes, linux.devices, and the standard links.
+
+use super::resolve::{open_in_root, proc_fd_path, relative, Create};
+use crate::sys::{Context, SysError};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+/// A device node to make: what the runtime-spec calls the default devices, plus linux.devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub path: PathBuf,
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn default_devices() -> Vec<DeviceNode> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .iter()
+        .map(|&(name, major, minor)| DeviceNode {
+            path: PathBuf::from("/dev").join(name),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect()
+}
+
+pub fn from_spec(dev: &LinuxDevice) -> DeviceNode {
+    let kind = match dev.typ() {
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    DeviceNode {
+        path: dev.path().clone(),
+        kind,
+        major: dev.major() as u64,
+        minor: dev.minor() as u64,
+        mode: dev.file_mode().unwrap_or(0o666),
+        uid: dev.uid().unwrap_or(0),
+        gid: dev.gid().unwrap_or(0),
+    }
+}
+
+/// Make every node; in a user namespace, where mknod is refused, bind the host's node instead.
+pub fn create_all(rootfs: BorrowedFd, nodes: &[DeviceNode], userns: bool) -> Result<(), SysError> {
+    for node in nodes {
+        if userns {
+            bind_host_device(rootfs, node)?;
+        } else {
+            make_node(rootfs, node)?;
+        }
+    }
+    Ok(())
+}
+
+fn make_node(rootfs: BorrowedFd, node: &DeviceNode) -> Result<(), SysError> {
+    let rel = relative(&node.path);
+    let parent = rel.parent().map(|p| Path::new("/").join(p)).unwrap_or_else(|| PathBuf::from("/"));
+    let name = rel.file_name().ok_or_else(|| SysError::new("make device", node.path.display(), Errno::EINVAL))?;
+    let dir_path = open_in_root(rootfs, &parent, Create::Dir)?;
+    let dir = nix::fcntl::openat(dir_path.as_fd(), ".", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
+        .ctx("open device directory", parent.display())?;
+    // A node the image already has (or a previous entry made) is replaced, as runc does.
+    let _ = nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let dev = makedev(node.major, node.minor);
+    mknodat(dir.as_fd(), name, node.kind, Mode::from_bits_truncate(node.mode), dev)
+        .ctx("mknod", node.path.display())?;
+    // mknod applies the umask; the spec's mode is the mode.
+    nix::sys::stat::fchmodat(dir.as_fd(), name, Mode::from_bits_truncate(node.mode), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
+        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
+        .ctx("chmod", node.path.display())?;
+    nix::unistd::fchownat(dir.as_fd(), name, Some(node.uid.into()), Some(node.gid.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .ctx("chown", node.path.display())
+}
+
+fn bind_host_device(rootfs: BorrowedFd, node: &DeviceNode) -> Result<(), SysError> {
+    let target = open_in_root(rootfs, &node.path, Create::File)?;
+    mount(Some(&node.path), proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .ctx(&format!("bind mount host device {} on", node.path.display()), node.path.display())
+}
+
+/// /dev/fd, stdin, stdout, stderr and ptmx, as every runtime makes them.
+pub fn create_links(rootfs: BorrowedFd) -> Result<(), SysError> {
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ];
+    let dev_path = open_in_root(rootfs, Path::new("/dev"), Create::Dir)?;
+    let dev = nix::fcntl::openat(dev_path.as_fd(), ".", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
+        .ctx("open", "/dev in rootfs")?;
+    for (target, name) in links {
+        let _ = nix::unistd::unlinkat(dev.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        nix::unistd::symlinkat(target, dev.as_fd(), name).ctx("symlink", format!("/dev/{name}"))?;
+    }
+    Ok(())
+}
