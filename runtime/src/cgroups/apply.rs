@@ -1,0 +1,113 @@
+//! Applying resources: pick the hierarchy for each controller, compute its writes with the
+//! matching dialect, write them in order.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+
+use super::error::CgroupError;
+use super::fs;
+use super::resources::{missing_file_hint, requests, Controller, Write};
+use super::resources_v1::{self, V1Context};
+use super::resources_v2;
+use super::Cgroup;
+
+/// The spec field a controller serves, for error messages.
+fn spec_field(c: Controller) -> &'static str {
+    match c {
+        Controller::Cpuset => "cpu.cpus/cpu.mems",
+        Controller::Devices => "devices",
+        Controller::Memory => "memory",
+        Controller::Cpu => "cpu",
+        Controller::Pids => "pids",
+        Controller::Blkio => "blockIO",
+        Controller::Hugetlb => "hugepageLimits",
+        Controller::NetCls => "network.classID",
+        Controller::NetPrio => "network.priorities",
+        Controller::Rdma => "rdma",
+    }
+}
+
+pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
+    let unified_controllers = cg.unified_controllers()?;
+    for c in Controller::APPLY_ORDER {
+        if !requests(res, c) {
+            continue;
+        }
+        let resource = spec_field(c);
+        if let Some(h) = cg.v1_hierarchy(c.v1_name()) {
+            let dir = h.dir();
+            let writes = resources_v1::writes(c, res, &v1_context(&dir, c)?)?;
+            write_all(&dir, resource, &writes)?;
+            continue;
+        }
+        // A controller v2 does not have (devices, net_cls) still goes to the v2 dialect when the
+        // host has a unified hierarchy, which says why it cannot be done there.
+        let in_unified = c.v2_name().map_or(true, |n| unified_controllers.iter().any(|u| u == n));
+        match cg.unified_hierarchy() {
+            Some(u) if in_unified => write_all(&u.dir(), resource, &resources_v2::writes(c, res)?)?,
+            _ => return Err(CgroupError::MissingController { resource, controller: c.v1_name() }),
+        }
+    }
+    if let Some(map) = res.unified().as_ref().filter(|m| !m.is_empty()) {
+        let Some(u) = cg.unified_hierarchy() else {
+            return Err(CgroupError::Unsupported {
+                resource: "unified",
+                version: "v1",
+                reason: "linux.resources.unified needs a cgroup v2 hierarchy",
+            });
+        };
+        for (controller, write) in resources_v2::unified(map)? {
+            if controller != "cgroup" && !unified_controllers.contains(&controller) {
+                return Err(CgroupError::UnifiedControllerMissing { key: write.file, controller });
+            }
+            write_all(&u.dir(), "unified", std::slice::from_ref(&write))?;
+        }
+    }
+    Ok(())
+}
+
+/// What the v1 memory writes need to know about the live cgroup.
+fn v1_context(dir: &Path, c: Controller) -> Result<V1Context, CgroupError> {
+    if c != Controller::Memory {
+        return Ok(V1Context::default());
+    }
+    Ok(V1Context {
+        memory_limit_now: fs::read_u64_optional(&dir.join("memory.limit_in_bytes"), "memory limit")?,
+        memsw_available: dir.join("memory.memsw.limit_in_bytes").exists(),
+    })
+}
+
+/// Writes in order; a write marked `retry_later` that fails with EINVAL is tried again at the end.
+pub fn write_all(dir: &Path, resource: &'static str, writes: &[Write]) -> Result<(), CgroupError> {
+    let mut deferred = Vec::new();
+    for w in writes {
+        match write_one(dir, resource, w) {
+            Err(e) if w.retry_later && e.raw_os_error() == Some(libc::EINVAL) => deferred.push(w),
+            other => other?,
+        }
+    }
+    for w in deferred {
+        write_one(dir, resource, w)?;
+    }
+    Ok(())
+}
+
+fn write_one(dir: &Path, resource: &'static str, w: &Write) -> Result<(), CgroupError> {
+    let path = dir.join(&w.file);
+    let err = match fs::write(&path, &w.value) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && dir.is_dir() => e,
+        other => return other,
+    };
+    if let Some((file, value)) = &w.fallback {
+        let alt = dir.join(file);
+        if alt.exists() {
+            return fs::write(&alt, value);
+        }
+    }
+    if w.optional {
+        log::debug!("skipping {}: {err}", path.display());
+        return Ok(());
+    }
+    Err(CgroupError::MissingFile { resource, path: PathBuf::from(&path), hint: missing_file_hint(&w.file) })
+}

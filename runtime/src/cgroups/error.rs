@@ -1,0 +1,70 @@
+//! The one error type of the cgroups module.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while managing a container's cgroups.
+///
+/// Messages follow "failed to <verb> <object>: <path>: <errno>" so that `husk` can print them as
+/// they are; configuration problems name the resource and say what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("failed to read {what}: {path}: {source}")]
+    Read { what: &'static str, path: PathBuf, source: io::Error },
+
+    #[error("failed to write {value:?}: {path}: {source}")]
+    Write { path: PathBuf, value: String, source: io::Error },
+
+    #[error("failed to create cgroup directory: {path}: {source}")]
+    Mkdir { path: PathBuf, source: io::Error },
+
+    #[error("failed to remove cgroup directory: {path}: {source}")]
+    Rmdir { path: PathBuf, source: io::Error },
+
+    #[error("failed to parse {what}: {path}: unexpected {content:?}")]
+    Parse { what: &'static str, path: PathBuf, content: String },
+
+    #[error("failed to find a cgroup filesystem in {0}: no cgroup or cgroup2 mount")]
+    NoCgroupMounts(PathBuf),
+
+    #[error("failed to use cgroups path {0:?}: systemd cgroup paths (slice:prefix:name) need the systemd driver, which husk does not have yet; use a cgroupfs path such as /husk/<id>")]
+    SystemdPath(String),
+
+    #[error("failed to use cgroups path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+
+    #[error("failed to apply {resource}: the {controller} cgroup controller is not available on this host")]
+    MissingController { resource: &'static str, controller: &'static str },
+
+    #[error("failed to apply unified {key}: the {controller} controller is not enabled for this cgroup")]
+    UnifiedControllerMissing { key: String, controller: String },
+
+    #[error("failed to apply {resource}: invalid value: {reason}")]
+    InvalidValue { resource: &'static str, reason: String },
+
+    #[error("failed to apply {resource}: not supported on cgroup {version}: {reason}")]
+    Unsupported { resource: &'static str, version: &'static str, reason: &'static str },
+
+    #[error("failed to apply {resource}: the kernel does not provide {path} ({hint})")]
+    MissingFile { resource: &'static str, path: PathBuf, hint: &'static str },
+
+    #[error("failed to freeze cgroup: {path}: still {state:?} after {millis} ms")]
+    FreezeTimeout { path: PathBuf, state: String, millis: u128 },
+
+    #[error("failed to {action} cgroup: {path}: {source}")]
+    Sys { action: &'static str, path: PathBuf, source: nix::Error },
+}
+
+impl CgroupError {
+    /// The errno behind the error, if it came from the kernel.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Self::Read { source, .. }
+            | Self::Write { source, .. }
+            | Self::Mkdir { source, .. }
+            | Self::Rmdir { source, .. } => source.raw_os_error(),
+            Self::Sys { source, .. } => Some(*source as i32),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! cgroup v2 specifics: delegating controllers down the tree, cgroup.freeze, memory.events.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::error::CgroupError;
+use super::fs;
+
+/// How long `set_frozen` waits for cgroup.events to confirm.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Enables in `parent`'s cgroup.subtree_control every controller it has and has not enabled, one
+/// at a time: a controller the kernel refuses (EBUSY: the parent has processes of its own, the
+/// "no internal processes" rule; EINVAL: cpu with realtime tasks) must not keep the others out.
+/// `apply` later fails clearly if a controller it needs did not make it.
+pub fn enable_controllers(parent: &Path) -> Result<(), CgroupError> {
+    let available = fs::read_optional(&parent.join("cgroup.controllers"), "cgroup.controllers")?.unwrap_or_default();
+    let enabled = fs::read_optional(&parent.join("cgroup.subtree_control"), "cgroup.subtree_control")?.unwrap_or_default();
+    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    for controller in available.split_whitespace().filter(|c| !enabled.contains(c)) {
+        if let Err(e) = fs::write(&parent.join("cgroup.subtree_control"), &format!("+{controller}")) {
+            log::debug!("not delegating {controller}: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Reads a flat-keyed value from an open cgroup.events-like file, from the start.
+fn read_key(file: &mut File, path: &Path, key: &str) -> Result<Option<u64>, CgroupError> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut text))
+        .map_err(|source| CgroupError::Read { what: "cgroup events", path: path.to_path_buf(), source })?;
+    Ok(fs::flat_keyed_value(&text, key))
+}
+
+/// Writes cgroup.freeze and waits until cgroup.events says `frozen` matches. The kernel wakes
+/// pollers of cgroup.events (POLLPRI) when it changes, so this sleeps in poll(2), not in a loop.
+pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
+    fs::write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+    let events = dir.join("cgroup.events");
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&events)
+        .map_err(|source| CgroupError::Read { what: "cgroup.events", path: events.clone(), source })?;
+    let want = u64::from(frozen);
+    let start = Instant::now();
+    loop {
+        // Absent "frozen" key: a fake tree or a kernel before 5.2, nothing to wait for.
+        match read_key(&mut file, &events, "frozen")? {
+            None => return Ok(()),
+            Some(v) if v == want => return Ok(()),
+            Some(_) => {}
+        }
+        let left = FREEZE_TIMEOUT.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            let state = if frozen { "freezing" } else { "thawing" };
+            return Err(CgroupError::FreezeTimeout { path: events, state: state.into(), millis: start.elapsed().as_millis() });
+        }
+        let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+        // Bounded slices: a missed wakeup costs at most 100 ms.
+        let slice = left.min(Duration::from_millis(100)).as_millis() as libc::c_int;
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut pfd, 1, slice) };
+    }
+}
+
+pub fn is_frozen(dir: &Path) -> Result<bool, CgroupError> {
+    let text = fs::read(&dir.join("cgroup.events"), "cgroup.events")?;
+    Ok(fs::flat_keyed_value(&text, "frozen") == Some(1))
+}
+
+/// The `oom_kill` counter of a v2 memory.events file: the number of processes the OOM killer
+/// killed in the cgroup and its descendants (memory.events is hierarchical).
+pub fn read_oom_kill_count(memory_events: &Path) -> Result<u64, CgroupError> {
+    let text = fs::read(memory_events, "memory.events")?;
+    Ok(fs::flat_keyed_value(&text, "oom_kill").unwrap_or(0))
+}
