@@ -366,3 +366,58 @@ fn notify_rule_of_unknown_syscalls_only_yields_no_fd() {
     })
     .expect_success();
 }
+
+/// A profile the size of Docker's default: every x86_64 syscall libseccomp knows allowed but a
+/// handful, default ERRNO, three architectures and argument rules for personality and clone.
+fn docker_sized_profile() -> LinuxSeccomp {
+    let denied = ["mount", "umount2", "reboot", "kexec_load", "init_module", "personality", "clone"];
+    let names: Vec<String> = (0..500)
+        .filter_map(|nr| {
+            let syscall = libseccomp::ScmpSyscall::from_raw_syscall(nr);
+            syscall.get_name_by_arch(libseccomp::ScmpArch::native()).ok()
+        })
+        .filter(|name| !denied.contains(&name.as_str()))
+        .collect();
+    let personas: Vec<Value> = [0u64, 8, 0x20000, 0x20008, 0xffff_ffff]
+        .iter()
+        .map(|v| json!({"index": 0, "value": v, "op": "SCMP_CMP_EQ"}))
+        .collect();
+    profile(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": personas},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0x7E02_0000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}
+        ]
+    }))
+}
+
+#[test]
+fn docker_sized_profile_compiles_and_loads_in_milliseconds() {
+    let profile = docker_sized_profile();
+    let start = Instant::now();
+    let filter = seccomp::compile(&profile).expect("compile");
+    let compile_time = start.elapsed();
+    let instructions = filter.export_bpf().expect("bpf").len() / 8;
+    drop(filter);
+    let dir = TempDir::new("timing");
+    let report = dir.0.join("load-micros");
+    Child::spawn(|| {
+        let start = Instant::now();
+        load_in_child(&profile)?;
+        let micros = start.elapsed().as_micros().to_string();
+        expect_errno("mount", nix::mount::umount("/nonexistent-husk"), Errno::EPERM)?;
+        fs::write(&report, micros).map_err(|e| format!("write timing: {e}"))
+    })
+    .expect_success();
+    let load_micros: u128 = fs::read_to_string(&report).expect("timing").parse().expect("number");
+    println!(
+        "docker-sized profile: compile {} us, compile+load {} us, {} BPF instructions",
+        compile_time.as_micros(),
+        load_micros,
+        instructions
+    );
+    assert!(load_micros < 500_000, "loading took {load_micros} us");
+}

@@ -92,8 +92,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     ctx.set_api_sysrawrc(true)
         .map_err(libseccomp_error("ask libseccomp for raw kernel errors"))?;
     for &arch in profile.architectures().iter().flatten() {
-        ctx.add_arch(scmp_arch(arch))
-            .map_err(libseccomp_error(format!("add architecture {arch} to the seccomp filter")))?;
+        ctx.add_arch(scmp_arch(arch)).map_err(|source| arch_error(arch, source))?;
     }
     for &flag in profile.flags().iter().flatten() {
         apply_flag(&mut ctx, flag)?;
@@ -103,6 +102,15 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         add_rule(&mut filter, default, index, rule)?;
     }
     Ok(filter)
+}
+
+/// libseccomp answers EDOM when an architecture's byte order differs from the filter's: a filter
+/// on x86_64 cannot hold s390x. Say so instead of "numerical argument out of domain".
+pub(crate) fn arch_error(arch: Arch, source: libseccomp::error::SeccompError) -> SeccompError {
+    if source.sysrawrc() == Some(-libc::EDOM) {
+        return SeccompError::ForeignArch { arch };
+    }
+    libseccomp_error(format!("add architecture {arch} to the seccomp filter"))(source)
 }
 
 fn apply_flag(ctx: &mut ScmpFilterContext, flag: LinuxSeccompFilterFlag) -> Result<(), SeccompError> {

@@ -206,3 +206,4 @@ fn bpf_export_is_a_whole_number_of_instructions() {
     // struct sock_filter is 8 bytes: u16 code, u8 jt, u8 jf, u32 k.
     assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{} bytes", bpf.len());
 }
+

@@ -1,9 +1,10 @@
 //! What husk's seccomp support covers, for `husk features` (runtime-spec features.md).
 
-use libseccomp::{ScmpAction, ScmpFilterContext, ScmpVersion};
-use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
+use libseccomp::ScmpVersion;
+use oci_spec::runtime::{
+    Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Seccomp,
+};
 
-use super::compile::scmp_arch;
 use super::SeccompError;
 
 const ACTIONS: [LinuxSeccompAction; 9] = [
@@ -62,6 +63,26 @@ const FLAGS: [LinuxSeccompFilterFlag; 4] = [
     LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
 ];
 
+/// The `linux.seccomp` object of `husk features` (runtime-spec features-linux.md).
+pub fn features() -> Seccomp {
+    let mut features = Seccomp::default();
+    features
+        .set_enabled(Some(true))
+        .set_actions(Some(supported_actions()))
+        .set_operators(Some(supported_operators().iter().map(ToString::to_string).collect()))
+        .set_archs(Some(supported_archs()))
+        .set_known_flags(Some(known_flags().iter().map(ToString::to_string).collect()))
+        .set_supported_flags(Some(supported_flags().iter().map(ToString::to_string).collect()));
+    features
+}
+
+/// The linked libseccomp's version, for the `io.github.seccomp.libseccomp.version` annotation
+/// of `husk features`, as runc reports it.
+pub fn libseccomp_version() -> Option<String> {
+    let v = ScmpVersion::current().ok()?;
+    Some(format!("{}.{}.{}", v.major, v.minor, v.micro))
+}
+
 pub fn supported_actions() -> Vec<LinuxSeccompAction> {
     ACTIONS.to_vec()
 }
@@ -70,12 +91,26 @@ pub fn supported_operators() -> Vec<LinuxSeccompOperator> {
     OPERATORS.to_vec()
 }
 
-/// The architectures the linked libseccomp can add to a filter (2.5 lacks e.g. LoongArch).
+/// The architectures the linked libseccomp recognizes (2.5 lacks e.g. LoongArch). A filter can
+/// only hold architectures of the host's endianness; a profile naming another fails to compile.
 pub fn supported_archs() -> Vec<Arch> {
-    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
-        return Vec::new();
+    ARCHS.into_iter().filter(|&arch| libseccomp_recognizes(arch)).collect()
+}
+
+extern "C" {
+    // libseccomp's own name lookup; the Rust binding maps names without asking the C library.
+    fn seccomp_arch_resolve_name(arch_name: *const libc::c_char) -> u32;
+}
+
+/// libseccomp's C names are the spec's without the prefix, in lower case (SCMP_ARCH_X86_64: x86_64).
+fn libseccomp_recognizes(arch: Arch) -> bool {
+    let spec_name = arch.to_string();
+    let name = spec_name.trim_start_matches("SCMP_ARCH_").to_ascii_lowercase();
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
     };
-    ARCHS.into_iter().filter(|&arch| ctx.add_arch(scmp_arch(arch)).is_ok()).collect()
+    // SAFETY: a NUL-terminated string that outlives the call; 0 means "unknown".
+    unsafe { seccomp_arch_resolve_name(name.as_ptr()) != 0 }
 }
 
 /// The flags husk understands in a profile.
@@ -150,6 +185,17 @@ mod tests {
         assert!(ops.contains(&"SCMP_CMP_MASKED_EQ".to_string()), "{ops:?}");
         let flags: Vec<String> = known_flags().iter().map(|f| f.to_string()).collect();
         assert!(flags.contains(&"SECCOMP_FILTER_FLAG_SPEC_ALLOW".to_string()), "{flags:?}");
+    }
+
+    #[test]
+    fn features_object_serializes_like_the_spec() {
+        let value = serde_json::to_value(features()).expect("serialize");
+        assert_eq!(value["enabled"], true);
+        assert!(value["actions"].as_array().is_some_and(|a| a.len() == 9), "{value}");
+        assert!(value["operators"].as_array().is_some_and(|o| o.contains(&"SCMP_CMP_EQ".into())));
+        assert!(value["knownFlags"].as_array().is_some_and(|f| f.len() == 4), "{value}");
+        assert!(value["supportedFlags"].is_array(), "{value}");
+        assert!(libseccomp_version().is_some_and(|v| v.starts_with("2.")));
     }
 
     #[test]

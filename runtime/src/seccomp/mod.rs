@@ -20,7 +20,10 @@ mod validate;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 pub use compile::{compile, Filter};
-pub use features::{known_flags, supported_actions, supported_archs, supported_flags, supported_operators};
+pub use features::{
+    features, known_flags, libseccomp_version, supported_actions, supported_archs,
+    supported_flags, supported_operators,
+};
 pub use notify::{process_state_json, send_notify_fd};
 pub use validate::{parse_profile, validate};
 
@@ -49,6 +52,8 @@ pub enum SeccompError {
     EmptyNames { field: String },
     #[error("invalid seccomp profile: {field}: argument index {index} is out of range (0..6)")]
     ArgIndexOutOfRange { field: String, index: usize },
+    #[error("failed to add architecture {arch} to the seccomp filter: its byte order differs from the host's")]
+    ForeignArch { arch: oci_spec::runtime::Arch },
     #[error("unsupported seccomp flag {flag}: {why}")]
     UnsupportedFlag { flag: LinuxSeccompFilterFlag, why: String },
     #[error("failed to {op}: {}", describe_libseccomp(source))]

@@ -7,9 +7,11 @@ use oci_spec::runtime::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::compile::MAX_ARGS;
+use libseccomp::{ScmpAction, ScmpFilterContext};
+
+use super::compile::{arch_error, scmp_arch, MAX_ARGS};
 use super::features::flag_supported_by_libseccomp;
-use super::SeccompError;
+use super::{libseccomp_error, SeccompError};
 
 const FIELD: &str = "linux.seccomp";
 
@@ -36,6 +38,7 @@ pub fn validate(profile: &LinuxSeccomp) -> Result<(), SeccompError> {
     for &flag in profile.flags().iter().flatten() {
         flag_supported_by_libseccomp(flag)?;
     }
+    check_archs(profile.architectures().as_deref().unwrap_or_default())?;
     for (index, rule) in profile.syscalls().iter().flatten().enumerate() {
         let field = format!("{FIELD}.syscalls[{index}]");
         if rule.names().is_empty() {
@@ -53,6 +56,20 @@ pub fn validate(profile: &LinuxSeccomp) -> Result<(), SeccompError> {
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Tries the architectures on a scratch filter (memory only): an arch this libseccomp does not
+/// know, or of the other byte order, fails here rather than in the container's init.
+fn check_archs(archs: &[Arch]) -> Result<(), SeccompError> {
+    if archs.is_empty() {
+        return Ok(());
+    }
+    let mut scratch = ScmpFilterContext::new(ScmpAction::Allow)
+        .map_err(libseccomp_error("create a scratch seccomp filter"))?;
+    for &arch in archs {
+        scratch.add_arch(scmp_arch(arch)).map_err(|source| arch_error(arch, source))?;
     }
     Ok(())
 }
@@ -293,6 +310,17 @@ mod tests {
                           "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}))
         .unwrap_err();
         assert!(matches!(err, SeccompError::ArgIndexOutOfRange { index: 6, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn architecture_of_the_other_byte_order_is_refused_before_load() {
+        #[cfg(target_endian = "little")]
+        let foreign = "SCMP_ARCH_S390X";
+        #[cfg(target_endian = "big")]
+        let foreign = "SCMP_ARCH_X86_64";
+        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [foreign]}))
+            .unwrap_err();
+        assert!(matches!(err, SeccompError::ForeignArch { .. }), "{err:?}");
     }
 
     #[test]
