@@ -64,7 +64,8 @@ log "tests took $((SECONDS - test_start))s (total $((SECONDS - start))s), exit s
 leftovers=$(
     ls -d /tmp/husk-e2e-* /sys/fs/cgroup/*/husk-test /sys/fs/cgroup/*/ns-* 2>/dev/null
     grep -E 'husk-e2e-' /proc/self/mountinfo | cut -d' ' -f5
-    pgrep -a -f 'husk-e2e-|containerd-shim-husk-v2' | grep -v -e pgrep -e "^$$ " || true
+    # Processes started from a test's temp dir or a shim binary (not a build naming the shim).
+    pgrep -a -f '^[^ ]*containerd-shim-husk-v2( |$)|husk-e2e-(ctrd|bundle|root)-' || true
 )
 if [[ -n $leftovers ]]; then
     log "WARNING: left behind by the tests:"
