@@ -15,6 +15,8 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     let err = |source| CgroupError::Write { path: path.to_path_buf(), value: value.to_string(), source };
     let mut file = OpenOptions::new()
         .write(true)
+        // cgroupfs ignores O_TRUNC; plain files (fake trees, tests) need it.
+        .truncate(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(err)?;

@@ -183,7 +183,7 @@ fn cpuacct_usage(dir: &Path) -> Result<CpuUsage, CgroupError> {
 }
 
 fn v2_cpu_usage(dir: &Path) -> Result<CpuUsage, CgroupError> {
-    let stat = fs::read(&dir.join("cpu.stat"), "cpu.stat")?;
+    let stat = fs::read_optional(&dir.join("cpu.stat"), "cpu.stat")?.unwrap_or_default();
     let us = |key| flat_keyed_value(&stat, key).unwrap_or(0).saturating_mul(1000);
     Ok(CpuUsage { total: us("usage_usec"), user: us("user_usec"), kernel: us("system_usec"), ..CpuUsage::default() })
 }
