@@ -20,8 +20,9 @@ const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 /// Options for [`Containerd`]; `Containerd::builder().cri(true).start()`.
 #[derive(Debug, Clone)]
 pub struct ContainerdBuilder {
-    cri: bool,
-    extra_config: String,
+    pub(crate) cri: bool,
+    pub(crate) cri_options: Vec<String>,
+    pub(crate) extra_config: String,
     extra_path: Vec<PathBuf>,
     namespace: Option<String>,
     ctr_timeout: Duration,
@@ -33,6 +34,13 @@ impl ContainerdBuilder {
     /// `husk` of type `io.containerd.husk.v2`.
     pub fn cri(mut self, enable: bool) -> Self {
         self.cri = enable;
+        self
+    }
+
+    /// A `key = value` line for the `[plugins."io.containerd.grpc.v1.cri"]` table (a TOML
+    /// table cannot be reopened by `extra_config`), e.g. `sandbox_image = "..."`.
+    pub fn cri_option(mut self, line: &str) -> Self {
+        self.cri_options.push(line.to_string());
         self
     }
 
@@ -65,7 +73,7 @@ impl ContainerdBuilder {
     /// Write the config, start containerd and wait until it answers.
     pub fn start(self) -> Containerd {
         let dir = TempDir::new("ctrd");
-        let config = render_config(dir.path(), self.cri, &self.extra_config);
+        let config = crate::containerd_config::render(dir.path(), &self);
         let _ = std::fs::create_dir_all(dir.join("tmp"));
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config)
@@ -111,6 +119,7 @@ impl Containerd {
     pub fn builder() -> ContainerdBuilder {
         ContainerdBuilder {
             cri: false,
+            cri_options: Vec::new(),
             extra_config: String::new(),
             extra_path: Vec::new(),
             namespace: None,
@@ -255,79 +264,4 @@ fn spawn_containerd(config: &Path, log: &Path, path: &str) -> Child {
     }
     cmd.spawn()
         .unwrap_or_else(|e| panic!("failed to start {CONTAINERD}: {e}"))
-}
-
-/// Plugins a test never needs; leaving them out makes start-up faster and quieter. (The
-/// v1 linux runtime must stay: containerd 1.6's tasks service fails to load without it.)
-const UNNEEDED_PLUGINS: [&str; 6] = [
-    "io.containerd.snapshotter.v1.aufs",
-    "io.containerd.snapshotter.v1.btrfs",
-    "io.containerd.snapshotter.v1.devmapper",
-    "io.containerd.snapshotter.v1.zfs",
-    "io.containerd.tracing.processor.v1.otlp",
-    "io.containerd.internal.v1.tracing",
-];
-
-/// Plugins whose failure to load must stop containerd at once, not fail a later `ctr run`.
-const REQUIRED_PLUGINS: [&str; 3] = [
-    "io.containerd.grpc.v1.tasks",
-    "io.containerd.runtime.v2.task",
-    "io.containerd.snapshotter.v1.overlayfs",
-];
-
-fn render_config(dir: &Path, cri: bool, extra: &str) -> String {
-    let d = dir.display();
-    let mut disabled: Vec<&str> = UNNEEDED_PLUGINS.to_vec();
-    if !cri {
-        disabled.push("io.containerd.grpc.v1.cri");
-    }
-    let mut required: Vec<&str> = REQUIRED_PLUGINS.to_vec();
-    if cri {
-        required.push("io.containerd.grpc.v1.cri");
-    }
-    let quoted = |list: Vec<&str>| {
-        list.iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (disabled, required) = (quoted(disabled), quoted(required));
-    let mut toml = format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-temp = "{d}/tmp"
-disabled_plugins = [{disabled}]
-required_plugins = [{required}]
-
-[grpc]
-  address = "{d}/c.sock"
-
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-
-[debug]
-  level = "debug"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-"#
-    );
-    if cri {
-        toml.push_str(&format!(
-            r#"
-[plugins."io.containerd.grpc.v1.cri"]
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
-    runtime_type = "{HUSK_RUNTIME}"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-"#
-        ));
-    }
-    toml.push('\n');
-    toml.push_str(extra);
-    toml
 }

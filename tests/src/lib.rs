@@ -10,6 +10,7 @@ mod bundle;
 mod cmd;
 mod containerd;
 mod containerd_cleanup;
+mod containerd_config;
 mod ids;
 mod image;
 mod leftovers;

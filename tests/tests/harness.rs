@@ -194,3 +194,14 @@ fn containerd_with_sleeping_task(prefix: &str) -> (Containerd, String, String) {
     ctrd.ctr_ok(&args);
     (ctrd, ns, id)
 }
+
+#[test]
+fn containerd_with_cri_loads_the_cri_plugin() {
+    let ctrd = Containerd::builder().cri(true).start();
+    let plugins = ctrd.ctr_ok(&["plugins", "ls"]);
+    let cri = plugins
+        .lines()
+        .find(|l| l.contains("io.containerd.grpc.v1") && l.contains(" cri "))
+        .unwrap_or_else(|| panic!("no cri plugin listed:\n{plugins}"));
+    assert!(cri.trim_end().ends_with("ok"), "cri plugin not ok: {cri}");
+}
