@@ -99,6 +99,62 @@ fn detached_task_is_killed_and_deleted(binary: &Path) {
     assert_clean(&ctrd, &id);
 }
 
+fn exec_runs_in_running_task(binary: &Path) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("exec");
+    let bin = binary.to_string_lossy();
+    ctrd.ctr_ok(&run_args(&bin, &["-d"], &id, &["sleep", "1000"]));
+    // The exec joins the task's pid namespace: it sees sleep as pid 1.
+    let out = ctrd.ctr_ok(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert_eq!(out, "sleep\u{0}1000\u{0}");
+    let failed = ctrd.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e2",
+        &id,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "exec exit status: {}",
+        output_text(&failed)
+    );
+    ctrd.ctr_ok(&["tasks", "kill", "-s", "SIGKILL", &id]);
+    assert!(wait_until(Duration::from_secs(10), || task_status(
+        &ctrd, &id
+    ) == "STOPPED"));
+    ctrd.ctr_ok(&["tasks", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "delete", &id]);
+    assert_clean(&ctrd, &id);
+}
+
+fn pause_and_resume(binary: &Path) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("pause");
+    let bin = binary.to_string_lossy();
+    ctrd.ctr_ok(&run_args(&bin, &["-d"], &id, &["sleep", "1000"]));
+    ctrd.ctr_ok(&["tasks", "pause", &id]);
+    assert_eq!(task_status(&ctrd, &id), "PAUSED");
+    ctrd.ctr_ok(&["tasks", "resume", &id]);
+    assert_eq!(task_status(&ctrd, &id), "RUNNING");
+    // Deleting a running task with --force kills it first.
+    ctrd.ctr_ok(&["tasks", "delete", "--force", &id]);
+    ctrd.ctr_ok(&["containers", "delete", &id]);
+    assert_clean(&ctrd, &id);
+}
+
 #[test]
 fn runc_control_echo_prints_output() {
     echo_prints_output(Path::new(RUNC));
@@ -127,4 +183,24 @@ fn husk_under_go_shim_exit_status_reaches_ctr() {
 #[test]
 fn husk_under_go_shim_detached_task_is_killed_and_deleted() {
     detached_task_is_killed_and_deleted(&husk_bin());
+}
+
+#[test]
+fn runc_control_exec_runs_in_running_task() {
+    exec_runs_in_running_task(Path::new(RUNC));
+}
+
+#[test]
+fn runc_control_pause_and_resume() {
+    pause_and_resume(Path::new(RUNC));
+}
+
+#[test]
+fn husk_under_go_shim_exec_runs_in_running_task() {
+    exec_runs_in_running_task(&husk_bin());
+}
+
+#[test]
+fn husk_under_go_shim_pause_and_resume() {
+    pause_and_resume(&husk_bin());
 }
