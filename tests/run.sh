@@ -2,12 +2,14 @@
 # Build husk and run every test: unit, runtime integration and end-to-end (private containerd).
 # Needs root (namespaces, cgroups, containerd). Usage: sudo bash tests/run.sh [cargo test args...]
 # Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
-# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_E2E_KEEP=1 to keep temp dirs for debugging.
+# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
+# HUSK_TEST_TIMEOUT (default 25m) for the whole test run. Extra args go to cargo test, e.g.
+# `bash tests/run.sh -p husk-e2e -- --skip husk_under_go_shim`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-PACKAGES=(containerd runc crun busybox-static libseccomp-dev pkg-config hyperfine iproute2 ca-certificates)
+PACKAGES=(containerd runc crun busybox-static libseccomp-dev pkg-config hyperfine iproute2 ca-certificates gcc libc6-dev)
 
 log() { printf '== %s: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
@@ -57,7 +59,12 @@ log "build took $((SECONDS - start))s; running tests with RUST_TEST_THREADS=$RUS
 
 test_start=$SECONDS
 status=0
-cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+# A hung test must not eat CI's budget: the whole run gets HUSK_TEST_TIMEOUT (default 25m).
+timeout --kill-after=30s "${HUSK_TEST_TIMEOUT:-25m}" \
+    cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+if ((status == 124)); then
+    log "tests timed out after ${HUSK_TEST_TIMEOUT:-25m}"
+fi
 log "tests took $((SECONDS - test_start))s (total $((SECONDS - start))s), exit status $status"
 
 # The tests clean up after themselves, even when they fail; report anything they missed.
