@@ -7,8 +7,7 @@ use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator, LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall,
 };
 
 use super::{libseccomp_error, validate, SeccompError};
@@ -16,7 +15,8 @@ use super::{libseccomp_error, validate, SeccompError};
 /// The kernel passes six syscall arguments; libseccomp refuses an index beyond them.
 pub(crate) const MAX_ARGS: usize = 6;
 
-/// A profile compiled into a libseccomp filter, not yet loaded.
+/// A profile's rules compiled into a libseccomp filter, for inspection and for [`super::Program`].
+/// The profile's flags are not in it: the Program passes them to seccomp(2) itself.
 pub struct Filter {
     ctx: ScmpFilterContext,
     notify_rules: usize,
@@ -85,17 +85,11 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let mut ctx =
         ScmpFilterContext::new(default).map_err(libseccomp_error("create seccomp filter"))?;
     // no_new_privs is the runtime's decision (process.noNewPrivileges), not a side effect of
-    // loading the filter; libseccomp would otherwise set it on every load.
+    // loading the filter, should anyone load this context through libseccomp.
     ctx.set_ctl_nnp(false)
         .map_err(libseccomp_error("clear the seccomp filter's no_new_privs attribute"))?;
-    // Report the kernel's errno (EACCES, EINVAL...) when the load fails, not a libseccomp code.
-    ctx.set_api_sysrawrc(true)
-        .map_err(libseccomp_error("ask libseccomp for raw kernel errors"))?;
     for &arch in profile.architectures().iter().flatten() {
         ctx.add_arch(scmp_arch(arch)).map_err(|source| arch_error(arch, source))?;
-    }
-    for &flag in profile.flags().iter().flatten() {
-        apply_flag(&mut ctx, flag)?;
     }
     let mut filter = Filter { ctx, notify_rules: 0, skipped: Vec::new() };
     for (index, rule) in profile.syscalls().iter().flatten().enumerate() {
@@ -111,19 +105,6 @@ pub(crate) fn arch_error(arch: Arch, source: libseccomp::error::SeccompError) ->
         return SeccompError::ForeignArch { arch };
     }
     libseccomp_error(format!("add architecture {arch} to the seccomp filter"))(source)
-}
-
-fn apply_flag(ctx: &mut ScmpFilterContext, flag: LinuxSeccompFilterFlag) -> Result<(), SeccompError> {
-    let result = match flag {
-        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
-        LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
-        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
-        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => ctx.set_ctl_waitkill(true),
-    };
-    result.map(|_| ()).map_err(|source| SeccompError::UnsupportedFlag {
-        flag,
-        why: format!("libseccomp refused it: {}", super::describe_libseccomp(&source)),
-    })
 }
 
 /// Adds one `syscalls[]` entry: one libseccomp rule per known name (more when args must split).

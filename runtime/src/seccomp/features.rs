@@ -5,7 +5,7 @@ use oci_spec::runtime::{
     Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Seccomp,
 };
 
-use super::SeccompError;
+use super::program::{FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV};
 
 const ACTIONS: [LinuxSeccompAction; 9] = [
     LinuxSeccompAction::ScmpActKill,
@@ -118,54 +118,26 @@ pub fn known_flags() -> Vec<LinuxSeccompFilterFlag> {
     FLAGS.to_vec()
 }
 
-/// The flags both the linked libseccomp and the running kernel support.
+/// The flags the running kernel supports (husk passes them to seccomp(2) itself, so the
+/// libseccomp version does not matter).
 pub fn supported_flags() -> Vec<LinuxSeccompFilterFlag> {
-    FLAGS
-        .into_iter()
-        .filter(|&flag| flag_supported_by_libseccomp(flag).is_ok() && kernel_accepts(flag))
-        .collect()
-}
-
-/// The minimal libseccomp release that knows how to set the flag's filter attribute.
-fn libseccomp_needed(flag: LinuxSeccompFilterFlag) -> (u32, u32) {
-    match flag {
-        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => (2, 6),
-        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => (2, 5),
-        LinuxSeccompFilterFlag::SeccompFilterFlagLog => (2, 4),
-        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => (2, 2),
-    }
-}
-
-pub(crate) fn flag_supported_by_libseccomp(flag: LinuxSeccompFilterFlag) -> Result<(), SeccompError> {
-    let (major, minor) = libseccomp_needed(flag);
-    let version = ScmpVersion::current().map_err(|source| SeccompError::Libseccomp {
-        op: "query the libseccomp version".to_string(),
-        source,
-    })?;
-    if (version.major, version.minor) >= (major, minor) {
-        return Ok(());
-    }
-    Err(SeccompError::UnsupportedFlag {
-        flag,
-        why: format!(
-            "needs libseccomp {major}.{minor}, husk runs with {}.{}.{}",
-            version.major, version.minor, version.micro
-        ),
-    })
+    FLAGS.into_iter().filter(|&flag| kernel_accepts(flag)).collect()
 }
 
 /// Asks the kernel whether it knows a filter flag without installing anything: with a NULL
 /// program, a known flag fails with EFAULT (copying the program) and an unknown one with EINVAL.
-fn kernel_accepts(flag: LinuxSeccompFilterFlag) -> bool {
+pub(crate) fn kernel_accepts(flag: LinuxSeccompFilterFlag) -> bool {
     const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-    let bit: libc::c_ulong = match flag {
-        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
-        LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
-        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
-        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
+    let bits = match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+        // Only valid together with NEW_LISTENER.
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+            FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER
+        }
     };
-    // WAIT_KILLABLE_RECV is only valid together with NEW_LISTENER (8).
-    let bits = if bit == 32 { bit | 8 } else { bit };
+    let bits = libc::c_ulong::from(bits);
     let null: *const libc::c_void = std::ptr::null();
     // SAFETY: a NULL program makes the kernel fail before it installs any filter.
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, bits, null) };

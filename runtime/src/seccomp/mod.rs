@@ -15,9 +15,10 @@ mod compile;
 mod compile_tests;
 mod features;
 mod notify;
+mod program;
 mod validate;
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 pub use compile::{compile, Filter};
 pub use features::{
@@ -25,6 +26,7 @@ pub use features::{
     supported_flags, supported_operators,
 };
 pub use notify::{process_state_json, send_notify_fd};
+pub use program::{prepare, prepare_cached, Program};
 pub use validate::{parse_profile, validate};
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag};
@@ -62,6 +64,12 @@ pub enum SeccompError {
         #[source]
         source: libseccomp::error::SeccompError,
     },
+    #[error("failed to load seccomp filter (seccomp(2) flags {flags:#x}): {errno:?}: {}", errno.desc())]
+    Load { flags: u32, errno: nix::errno::Errno },
+    #[error("failed to load seccomp filter: thread {tid} could not be synchronized (TSYNC)")]
+    TsyncFailed { tid: i32 },
+    #[error("failed to load seccomp filter: {instructions} BPF instructions exceed the kernel's limit")]
+    ProgramTooLong { instructions: usize },
     #[error("failed to export seccomp filter: {source}")]
     Export {
         #[source]
@@ -88,6 +96,8 @@ impl SeccompError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Self::Libseccomp { source, .. } => source.sysrawrc().map(|rc| -rc),
+            Self::Load { errno, .. } => Some(*errno as i32),
+            Self::ProgramTooLong { .. } => Some(libc::EINVAL),
             Self::ListenerConnect { source, .. } | Self::ListenerSend { source, .. } => {
                 source.raw_os_error()
             }
@@ -117,15 +127,8 @@ fn libseccomp_error(op: impl Into<String>) -> impl FnOnce(libseccomp::error::Sec
 ///
 /// Returns the seccomp notify fd (O_CLOEXEC, owned by the caller) when the loaded filter contains
 /// an SCMP_ACT_NOTIFY rule; the caller passes it on with [`send_notify_fd`]. Without
-/// no_new_privs this needs CAP_SYS_ADMIN in the caller's user namespace.
+/// no_new_privs this needs CAP_SYS_ADMIN in the caller's user namespace. The runtime's init
+/// should rather receive a [`Program`] prepared by its parent and call [`Program::load`].
 pub fn load(profile: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
-    let filter = compile(profile)?;
-    filter.context().load().map_err(libseccomp_error("load seccomp filter"))?;
-    if !filter.uses_notify() {
-        return Ok(None);
-    }
-    let raw = filter.context().get_notify_fd().map_err(libseccomp_error("get seccomp notify fd"))?;
-    // libseccomp keeps the listener fd in its global state and never closes it unless
-    // seccomp_reset(NULL) is called, which husk never does: ownership moves to the caller.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
+    prepare(profile)?.load()
 }

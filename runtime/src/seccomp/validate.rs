@@ -10,7 +10,7 @@ use serde_json::Value;
 use libseccomp::{ScmpAction, ScmpFilterContext};
 
 use super::compile::{arch_error, scmp_arch, MAX_ARGS};
-use super::features::flag_supported_by_libseccomp;
+use super::features::kernel_accepts;
 use super::{libseccomp_error, SeccompError};
 
 const FIELD: &str = "linux.seccomp";
@@ -36,7 +36,10 @@ pub fn validate(profile: &LinuxSeccomp) -> Result<(), SeccompError> {
         return Err(SeccompError::MetadataWithoutListener);
     }
     for &flag in profile.flags().iter().flatten() {
-        flag_supported_by_libseccomp(flag)?;
+        if !kernel_accepts(flag) {
+            let why = "the running kernel does not know it".to_string();
+            return Err(SeccompError::UnsupportedFlag { flag, why });
+        }
     }
     check_archs(profile.architectures().as_deref().unwrap_or_default())?;
     for (index, rule) in profile.syscalls().iter().flatten().enumerate() {
