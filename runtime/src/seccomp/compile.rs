@@ -46,19 +46,26 @@ impl Filter {
 
     /// The filter in libseccomp's human-readable pseudo filter code, for tests and debugging.
     pub fn export_pfc(&self) -> Result<String, SeccompError> {
-        let bytes = self.export("export seccomp filter as PFC", |ctx, file| ctx.export_pfc(file))?;
+        let bytes = self.export("export seccomp filter as PFC", |ctx, file| {
+            ctx.export_pfc(file)
+        })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The filter as the raw BPF program the kernel would receive.
     pub fn export_bpf(&self) -> Result<Vec<u8>, SeccompError> {
-        self.export("export seccomp filter as BPF", |ctx, file| ctx.export_bpf(file))
+        self.export("export seccomp filter as BPF", |ctx, file| {
+            ctx.export_bpf(file)
+        })
     }
 
     fn export(
         &self,
         op: &str,
-        write: impl FnOnce(&ScmpFilterContext, &std::fs::File) -> Result<(), libseccomp::error::SeccompError>,
+        write: impl FnOnce(
+            &ScmpFilterContext,
+            &std::fs::File,
+        ) -> Result<(), libseccomp::error::SeccompError>,
     ) -> Result<Vec<u8>, SeccompError> {
         let mut file = scratch_file()?;
         write(&self.ctx, &file).map_err(libseccomp_error(op))?;
@@ -73,8 +80,11 @@ impl Filter {
 /// A memfd rather than a pipe: the export is written in one go and could exceed a pipe's buffer.
 fn scratch_file() -> Result<std::fs::File, SeccompError> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
-    let fd = memfd_create(c"husk-seccomp-export", MFdFlags::MFD_CLOEXEC)
-        .map_err(|errno| SeccompError::Export { source: errno.into() })?;
+    let fd = memfd_create(c"husk-seccomp-export", MFdFlags::MFD_CLOEXEC).map_err(|errno| {
+        SeccompError::Export {
+            source: errno.into(),
+        }
+    })?;
     Ok(std::fs::File::from(fd))
 }
 
@@ -86,12 +96,18 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         ScmpFilterContext::new(default).map_err(libseccomp_error("create seccomp filter"))?;
     // no_new_privs is the runtime's decision (process.noNewPrivileges), not a side effect of
     // loading the filter, should anyone load this context through libseccomp.
-    ctx.set_ctl_nnp(false)
-        .map_err(libseccomp_error("clear the seccomp filter's no_new_privs attribute"))?;
+    ctx.set_ctl_nnp(false).map_err(libseccomp_error(
+        "clear the seccomp filter's no_new_privs attribute",
+    ))?;
     for &arch in profile.architectures().iter().flatten() {
-        ctx.add_arch(scmp_arch(arch)).map_err(|source| arch_error(arch, source))?;
+        ctx.add_arch(scmp_arch(arch))
+            .map_err(|source| arch_error(arch, source))?;
     }
-    let mut filter = Filter { ctx, notify_rules: 0, skipped: Vec::new() };
+    let mut filter = Filter {
+        ctx,
+        notify_rules: 0,
+        skipped: Vec::new(),
+    };
     for (index, rule) in profile.syscalls().iter().flatten().enumerate() {
         add_rule(&mut filter, default, index, rule)?;
     }
@@ -128,7 +144,10 @@ fn add_rule(
         }
         let op = || format!("add seccomp rule for {name} (linux.seccomp.syscalls[{index}])");
         if condition_sets.is_empty() {
-            filter.ctx.add_rule(act, syscall).map_err(libseccomp_error(op()))?;
+            filter
+                .ctx
+                .add_rule(act, syscall)
+                .map_err(libseccomp_error(op()))?;
         }
         for conditions in &condition_sets {
             filter
@@ -153,7 +172,9 @@ pub(crate) fn condition_sets(args: &[LinuxSeccompArg]) -> Vec<Vec<ScmpArgCompare
         return Vec::new();
     }
     let mut seen = [false; MAX_ARGS];
-    let repeated = args.iter().any(|arg| std::mem::replace(&mut seen[arg.index()], true));
+    let repeated = args
+        .iter()
+        .any(|arg| std::mem::replace(&mut seen[arg.index()], true));
     let conditions = args.iter().map(|arg| condition(*arg));
     if repeated {
         conditions.map(|c| vec![c]).collect()

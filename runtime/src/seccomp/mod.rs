@@ -22,8 +22,8 @@ use std::os::fd::OwnedFd;
 
 pub use compile::{compile, Filter};
 pub use features::{
-    features, known_flags, libseccomp_version, supported_actions, supported_archs,
-    supported_flags, supported_operators,
+    features, known_flags, libseccomp_version, supported_actions, supported_archs, supported_flags,
+    supported_operators,
 };
 pub use notify::{process_state_json, send_notify_fd};
 pub use program::{prepare, prepare_cached, Program};
@@ -35,7 +35,11 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     #[error("invalid seccomp profile: {field}: unknown {kind} {value:?}")]
-    UnknownName { field: String, kind: &'static str, value: String },
+    UnknownName {
+        field: String,
+        kind: &'static str,
+        value: String,
+    },
     #[error("invalid seccomp profile: {0}")]
     Malformed(#[source] serde_json::Error),
     #[error("invalid seccomp profile: SCMP_ACT_NOTIFY cannot be the default action")]
@@ -47,7 +51,10 @@ pub enum SeccompError {
     #[error("invalid seccomp profile: listenerMetadata is set without listenerPath")]
     MetadataWithoutListener,
     #[error("invalid seccomp profile: {field}: errnoRet is not supported for {action}")]
-    ErrnoRetNotSupported { field: String, action: LinuxSeccompAction },
+    ErrnoRetNotSupported {
+        field: String,
+        action: LinuxSeccompAction,
+    },
     #[error("invalid seccomp profile: {field}: errnoRet {value} is out of range (0..=65535)")]
     ErrnoRetOutOfRange { field: String, value: u32 },
     #[error("invalid seccomp profile: {field}: names must contain at least one syscall")]
@@ -57,7 +64,10 @@ pub enum SeccompError {
     #[error("failed to add architecture {arch} to the seccomp filter: its byte order differs from the host's")]
     ForeignArch { arch: oci_spec::runtime::Arch },
     #[error("unsupported seccomp flag {flag}: {why}")]
-    UnsupportedFlag { flag: LinuxSeccompFilterFlag, why: String },
+    UnsupportedFlag {
+        flag: LinuxSeccompFilterFlag,
+        why: String,
+    },
     #[error("failed to {op}: {}", describe_libseccomp(source))]
     Libseccomp {
         op: String,
@@ -65,10 +75,15 @@ pub enum SeccompError {
         source: libseccomp::error::SeccompError,
     },
     #[error("failed to load seccomp filter (seccomp(2) flags {flags:#x}): {errno:?}: {}", errno.desc())]
-    Load { flags: u32, errno: nix::errno::Errno },
+    Load {
+        flags: u32,
+        errno: nix::errno::Errno,
+    },
     #[error("failed to load seccomp filter: thread {tid} could not be synchronized (TSYNC)")]
     TsyncFailed { tid: i32 },
-    #[error("failed to load seccomp filter: {instructions} BPF instructions exceed the kernel's limit")]
+    #[error(
+        "failed to load seccomp filter: {instructions} BPF instructions exceed the kernel's limit"
+    )]
     ProgramTooLong { instructions: usize },
     #[error("failed to export seccomp filter: {source}")]
     Export {
@@ -118,7 +133,9 @@ fn describe_libseccomp(err: &libseccomp::error::SeccompError) -> String {
     }
 }
 
-fn libseccomp_error(op: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+fn libseccomp_error(
+    op: impl Into<String>,
+) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
     let op = op.into();
     move |source| SeccompError::Libseccomp { op, source }
 }

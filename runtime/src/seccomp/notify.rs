@@ -29,8 +29,11 @@ pub fn process_state_json<S: Serialize>(
     state: &S,
 ) -> Result<Vec<u8>, SeccompError> {
     let state = serde_json::to_value(state).map_err(SeccompError::ProcessState)?;
-    let oci_version =
-        state.get("ociVersion").and_then(Value::as_str).unwrap_or(OCI_VERSION).to_string();
+    let oci_version = state
+        .get("ociVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(OCI_VERSION)
+        .to_string();
     let mut doc = json!({
         "ociVersion": oci_version,
         "fds": [SECCOMP_FD_NAME],
@@ -58,11 +61,15 @@ pub fn send_notify_fd(
     };
     if process_state.is_empty() {
         // A stream socket carries SCM_RIGHTS only together with at least one byte of data.
-        return Err(send_error(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+        return Err(send_error(std::io::Error::from(
+            std::io::ErrorKind::InvalidInput,
+        )));
     }
-    let stream = UnixStream::connect(listener_path).map_err(|source| {
-        SeccompError::ListenerConnect { path: listener_path.to_path_buf(), source }
-    })?;
+    let stream =
+        UnixStream::connect(listener_path).map_err(|source| SeccompError::ListenerConnect {
+            path: listener_path.to_path_buf(),
+            source,
+        })?;
     let socket = stream.as_raw_fd();
     let fds = [fd.as_raw_fd()];
     let sent = retry_eintr(|| {
@@ -133,12 +140,16 @@ mod tests {
 
     #[test]
     fn unreachable_listener_is_a_connect_error_naming_the_path() {
-        let dir = std::env::temp_dir().join(format!("husk-seccomp-nolistener-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("husk-seccomp-nolistener-{}", std::process::id()));
         let path = dir.join("absent.sock");
         let null = std::fs::File::open("/dev/null").expect("/dev/null");
         use std::os::fd::AsFd;
         let err = send_notify_fd(&path, null.as_fd(), b"{}").unwrap_err();
-        assert!(matches!(err, SeccompError::ListenerConnect { .. }), "{err:?}");
+        assert!(
+            matches!(err, SeccompError::ListenerConnect { .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("absent.sock"), "{err}");
         assert_eq!(err.errno(), Some(libc::ENOENT));
     }

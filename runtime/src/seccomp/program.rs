@@ -44,7 +44,10 @@ impl Program {
             .chunks_exact(8)
             .map(|chunk| u64::from_ne_bytes(chunk.try_into().unwrap_or_default()))
             .collect();
-        Ok(Program { instructions, flags: kernel_flags(profile, filter.uses_notify()) })
+        Ok(Program {
+            instructions,
+            flags: kernel_flags(profile, filter.uses_notify()),
+        })
     }
 
     pub fn instructions(&self) -> usize {
@@ -65,8 +68,10 @@ impl Program {
     /// Returns the notify fd (O_CLOEXEC) when the filter has NOTIFY rules. Without no_new_privs
     /// the caller needs CAP_SYS_ADMIN, else EACCES. Irreversible for the process's lifetime.
     pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
-        let len = u16::try_from(self.instructions.len())
-            .map_err(|_| SeccompError::ProgramTooLong { instructions: self.instructions.len() })?;
+        let len =
+            u16::try_from(self.instructions.len()).map_err(|_| SeccompError::ProgramTooLong {
+                instructions: self.instructions.len(),
+            })?;
         let prog = libc::sock_fprog {
             len,
             filter: self.instructions.as_ptr() as *mut libc::sock_filter,
@@ -75,8 +80,12 @@ impl Program {
         let prog_ptr: *const libc::sock_fprog = &prog;
         // SAFETY: `prog` points at `len` initialized 8-byte instructions that outlive the call;
         // the kernel copies them before returning.
-        let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog_ptr) };
-        let rc = Errno::result(rc).map_err(|errno| SeccompError::Load { flags: self.flags, errno })?;
+        let rc =
+            unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog_ptr) };
+        let rc = Errno::result(rc).map_err(|errno| SeccompError::Load {
+            flags: self.flags,
+            errno,
+        })?;
         if self.uses_notify() {
             // SAFETY: with NEW_LISTENER the kernel returns a fresh fd that nothing else owns.
             return Ok(Some(unsafe { OwnedFd::from_raw_fd(rc as i32) }));
@@ -117,7 +126,10 @@ impl Program {
             .chunks_exact(8)
             .map(|chunk| u64::from_ne_bytes(chunk.try_into().unwrap_or_default()))
             .collect();
-        Some(Program { instructions, flags: u32::from_le_bytes(*flags) })
+        Some(Program {
+            instructions,
+            flags: u32::from_le_bytes(*flags),
+        })
     }
 }
 
@@ -158,14 +170,20 @@ pub fn prepare_cached(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Progra
     let mut hasher = std::hash::DefaultHasher::new();
     key.hash(&mut hasher);
     let path = cache_dir.join(format!("{:016x}.bpf", hasher.finish()));
-    if let Some(program) = fs::read(&path).ok().and_then(|bytes| Program::decode(&bytes, &key)) {
+    if let Some(program) = fs::read(&path)
+        .ok()
+        .and_then(|bytes| Program::decode(&bytes, &key))
+    {
         // The profile was valid when it was cached, but validation is cheap and stays the gate.
         super::validate(profile)?;
         return Ok(program);
     }
     let program = prepare(profile)?;
     if let Err(err) = store(&path, &program.encode(&key)) {
-        log::debug!("seccomp: cannot cache the compiled filter at {}: {err}", path.display());
+        log::debug!(
+            "seccomp: cannot cache the compiled filter at {}: {err}",
+            path.display()
+        );
     }
     Ok(program)
 }
@@ -183,7 +201,11 @@ fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     file.write_all(bytes)?;
     drop(file);
     fs::rename(&tmp, path).inspect_err(|_| {
@@ -205,10 +227,17 @@ mod tests {
         let tsync = profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
             "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                       "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
-        assert_eq!(kernel_flags(&tsync, false), FLAG_TSYNC | FLAG_LOG | FLAG_SPEC_ALLOW);
+        assert_eq!(
+            kernel_flags(&tsync, false),
+            FLAG_TSYNC | FLAG_LOG | FLAG_SPEC_ALLOW
+        );
         assert_eq!(
             kernel_flags(&tsync, true),
-            FLAG_TSYNC | FLAG_LOG | FLAG_SPEC_ALLOW | FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER
+            FLAG_TSYNC
+                | FLAG_LOG
+                | FLAG_SPEC_ALLOW
+                | FLAG_WAIT_KILLABLE_RECV
+                | FLAG_NEW_LISTENER
                 | FLAG_TSYNC_ESRCH
         );
         let plain = profile(json!({"defaultAction": "SCMP_ACT_ALLOW"}));
@@ -221,7 +250,10 @@ mod tests {
         let p = profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
         let program = prepare(&p).expect("prepare");
-        let bpf = compile::compile(&p).expect("compile").export_bpf().expect("bpf");
+        let bpf = compile::compile(&p)
+            .expect("compile")
+            .export_bpf()
+            .expect("bpf");
         assert_eq!(program.instructions() * 8, bpf.len());
         assert!(!program.uses_notify());
     }
@@ -241,8 +273,16 @@ mod tests {
         let key_b = cache_key(&b).expect("key");
         let encoded = first.encode(&key_a);
         assert_eq!(Program::decode(&encoded, &key_a), Some(first.clone()));
-        assert_eq!(Program::decode(&encoded, &key_b), None, "an entry for another profile is a miss");
-        assert_eq!(Program::decode(&encoded[..encoded.len() - 3], &key_a), None, "truncated entry");
+        assert_eq!(
+            Program::decode(&encoded, &key_b),
+            None,
+            "an entry for another profile is a miss"
+        );
+        assert_eq!(
+            Program::decode(&encoded[..encoded.len() - 3], &key_a),
+            None,
+            "truncated entry"
+        );
         assert_ne!(prepare_cached(&b, &dir).expect("b"), first);
         let _ = fs::remove_dir_all(&dir);
     }

@@ -72,7 +72,9 @@ fn check_archs(archs: &[Arch]) -> Result<(), SeccompError> {
     let mut scratch = ScmpFilterContext::new(ScmpAction::Allow)
         .map_err(libseccomp_error("create a scratch seccomp filter"))?;
     for &arch in archs {
-        scratch.add_arch(scmp_arch(arch)).map_err(|source| arch_error(arch, source))?;
+        scratch
+            .add_arch(scmp_arch(arch))
+            .map_err(|source| arch_error(arch, source))?;
     }
     Ok(())
 }
@@ -83,9 +85,14 @@ fn check_notify_rule(
     names: &[String],
 ) -> Result<(), SeccompError> {
     if profile.listener_path().is_none() {
-        return Err(SeccompError::NotifyWithoutListener { field: field.to_string() });
+        return Err(SeccompError::NotifyWithoutListener {
+            field: field.to_string(),
+        });
     }
-    match names.iter().find(|name| SYSCALLS_NEEDED_BEFORE_HANDOFF.contains(&name.as_str())) {
+    match names
+        .iter()
+        .find(|name| SYSCALLS_NEEDED_BEFORE_HANDOFF.contains(&name.as_str()))
+    {
         Some(name) => Err(SeccompError::NotifyOnRuntimeSyscall {
             field: field.to_string(),
             syscall: name.clone(),
@@ -140,7 +147,10 @@ pub fn parse_profile(json: &Value) -> Result<LinuxSeccomp, SeccompError> {
 }
 
 fn array<'a>(json: &'a Value, key: &str) -> &'a [Value] {
-    json.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    json.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// A string that does not name a variant of `T` is an unknown name; anything else (absent,
@@ -213,12 +223,18 @@ mod tests {
         let base = json!({"defaultAction": "SCMP_ACT_ALLOW"});
         let mut rule_action = base.clone();
         rule_action["syscalls"] = json!([{"names": ["mkdir"], "action": "SCMP_ACT_NOPE"}]);
-        assert_eq!(unknown(parse(rule_action).unwrap_err()).0, "linux.seccomp.syscalls[0].action");
+        assert_eq!(
+            unknown(parse(rule_action).unwrap_err()).0,
+            "linux.seccomp.syscalls[0].action"
+        );
 
         let mut arch = base.clone();
         arch["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_VAX"]);
         let (field, kind, _) = unknown(parse(arch).unwrap_err());
-        assert_eq!((field.as_str(), kind), ("linux.seccomp.architectures[1]", "architecture"));
+        assert_eq!(
+            (field.as_str(), kind),
+            ("linux.seccomp.architectures[1]", "architecture")
+        );
 
         let mut flag = base.clone();
         flag["flags"] = json!(["SECCOMP_FILTER_FLAG_BOGUS"]);
@@ -234,15 +250,18 @@ mod tests {
 
     #[test]
     fn malformed_profile_is_a_parse_error() {
-        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}))
-            .unwrap_err();
+        let err = parse(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}),
+        )
+        .unwrap_err();
         assert!(matches!(err, SeccompError::Malformed(_)), "{err:?}");
     }
 
     #[test]
     fn notify_cannot_be_the_default_action() {
-        let err = parse(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"}))
-            .unwrap_err();
+        let err =
+            parse(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"}))
+                .unwrap_err();
         assert!(matches!(err, SeccompError::NotifyAsDefault), "{err:?}");
     }
 
@@ -262,36 +281,57 @@ mod tests {
     #[test]
     fn notify_on_the_runtimes_own_syscalls_is_refused() {
         for name in ["write", "sendmsg"] {
-            let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
-                "syscalls": [{"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]}))
+            let err = parse(
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "syscalls": [{"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]}),
+            )
             .unwrap_err();
-            assert!(matches!(err, SeccompError::NotifyOnRuntimeSyscall { ref syscall, .. } if syscall == name));
+            assert!(
+                matches!(err, SeccompError::NotifyOnRuntimeSyscall { ref syscall, .. } if syscall == name)
+            );
         }
     }
 
     #[test]
     fn listener_path_without_notify_rule_is_ignored_as_the_spec_says() {
-        parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
-            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}))
+        parse(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+        )
         .expect("listenerPath alone is ignored");
     }
 
     #[test]
     fn listener_metadata_needs_listener_path() {
-        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"})).unwrap_err();
-        assert!(matches!(err, SeccompError::MetadataWithoutListener), "{err:?}");
+        let err =
+            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"})).unwrap_err();
+        assert!(
+            matches!(err, SeccompError::MetadataWithoutListener),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn errno_ret_only_on_actions_that_return_one() {
-        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1})).unwrap_err();
-        assert!(matches!(err, SeccompError::ErrnoRetNotSupported { ref field, .. }
-            if field == "linux.seccomp.defaultErrnoRet"), "{err:?}");
+        let err =
+            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1})).unwrap_err();
+        assert!(
+            matches!(err, SeccompError::ErrnoRetNotSupported { ref field, .. }
+            if field == "linux.seccomp.defaultErrnoRet"),
+            "{err:?}"
+        );
         let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]}))
         .unwrap_err();
-        assert!(matches!(err, SeccompError::ErrnoRetNotSupported { action: LinuxSeccompAction::ScmpActKill, .. }));
-        parse(json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 7})).expect("trace takes a value");
+        assert!(matches!(
+            err,
+            SeccompError::ErrnoRetNotSupported {
+                action: LinuxSeccompAction::ScmpActKill,
+                ..
+            }
+        ));
+        parse(json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 7}))
+            .expect("trace takes a value");
     }
 
     #[test]
@@ -299,7 +339,10 @@ mod tests {
         let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}))
         .unwrap_err();
-        assert!(matches!(err, SeccompError::ErrnoRetOutOfRange { value: 70000, .. }), "{err:?}");
+        assert!(
+            matches!(err, SeccompError::ErrnoRetOutOfRange { value: 70000, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -312,7 +355,10 @@ mod tests {
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
                           "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}))
         .unwrap_err();
-        assert!(matches!(err, SeccompError::ArgIndexOutOfRange { index: 6, .. }), "{err:?}");
+        assert!(
+            matches!(err, SeccompError::ArgIndexOutOfRange { index: 6, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -328,8 +374,9 @@ mod tests {
 
     #[test]
     fn error_messages_name_field_and_value() {
-        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}))
-            .unwrap_err();
+        let err =
+            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}))
+                .unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid seccomp profile: linux.seccomp.architectures[0]: unknown architecture \"SCMP_ARCH_VAX\""
