@@ -4,7 +4,7 @@
 # Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
 # HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
 # HUSK_TEST_TIMEOUT (default 25m) for the whole test run. Extra args go to cargo test, e.g.
-# `bash tests/run.sh -p husk-e2e -- --skip husk_under_go_shim`.
+# `bash tests/run.sh -- --skip husk_under_go_shim` (the whole workspace is always tested).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
