@@ -23,31 +23,36 @@ struct Handoff {
     fd: OwnedFd,
 }
 
+/// One recvmsg of at most `max` bytes that must carry exactly one fd in SCM_RIGHTS.
+fn recv_with_fd(socket: std::os::fd::RawFd, max: usize) -> (Vec<u8>, OwnedFd) {
+    let mut payload = vec![0u8; max];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut payload)];
+    let msg = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg");
+    let raw = msg.cmsgs().expect("cmsgs").find_map(|c| match c {
+        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+        _ => None,
+    });
+    let len = msg.bytes;
+    // SAFETY: SCM_RIGHTS installed a fresh fd in this process that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw.expect("no fd in SCM_RIGHTS")) };
+    payload.truncate(len);
+    (payload, fd)
+}
+
 /// Accepts one connection on `listener` and reads the state JSON and the SCM_RIGHTS fd.
 fn accept_handoff(listener: &UnixListener) -> Handoff {
     let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
     let ready = poll(&mut fds, PollTimeout::from(10_000u16)).expect("poll listener");
     assert_eq!(ready, 1, "the child never connected to the listener");
     let (stream, _) = listener.accept().expect("accept");
-    let mut payload = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let (len, fd) = {
-        let mut iov = [IoSliceMut::new(&mut payload)];
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .expect("recvmsg");
-        let fd = msg.cmsgs().expect("cmsgs").find_map(|c| match c {
-            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-            _ => None,
-        });
-        (msg.bytes, fd.expect("no fd in SCM_RIGHTS"))
-    };
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    payload.truncate(len);
+    let (mut payload, fd) = recv_with_fd(stream.as_raw_fd(), 64 * 1024);
     // The runtime may split the JSON over several sends; it closes the connection at the end.
     (&stream)
         .read_to_end(&mut payload)
@@ -182,21 +187,7 @@ fn notify_fd_relayed_by_the_parent_reaches_the_agent() {
     });
     drop(child_end);
 
-    let mut buf = [0u8; 8];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        parent_end.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .expect("recvmsg from child");
-    let raw = msg.cmsgs().expect("cmsgs").find_map(|c| match c {
-        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-        _ => None,
-    });
-    let notify_fd = unsafe { OwnedFd::from_raw_fd(raw.expect("fd from child")) };
+    let (_, notify_fd) = recv_with_fd(parent_end.as_raw_fd(), 8);
     let state = json!({"ociVersion": "1.2.0", "id": "relay", "status": "creating",
                        "pid": child.pid.as_raw(), "bundle": "/nonexistent"});
     let json =
