@@ -41,9 +41,13 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
             write_all(&dir, resource, &writes)?;
             continue;
         }
-        // A controller v2 does not have (devices, net_cls) still goes to the v2 dialect when the
-        // host has a unified hierarchy, which says why it cannot be done there.
-        let in_unified = c.v2_name().map_or(true, |n| unified_controllers.iter().any(|u| u == n));
+        // A controller v2 does not have (devices, net_cls) goes to the v2 dialect on a v2 host,
+        // which says why it cannot be done there (or skips devices, see resources_v2).
+        // On a hybrid host the v1 mount is simply missing: say so rather than "not on v2".
+        let in_unified = match c.v2_name() {
+            Some(n) => unified_controllers.iter().any(|u| u == n),
+            None => cg.layout() == super::Layout::V2,
+        };
         match cg.unified_hierarchy() {
             Some(u) if in_unified => write_all(&u.dir(), resource, &resources_v2::writes(c, res)?)?,
             _ => return Err(CgroupError::MissingController { resource, controller: c.v1_name() }),
