@@ -1,0 +1,231 @@
+//! Container lifecycle scenarios driven through a private containerd with `ctr`, shared by
+//! the test files that pick the shim and runtime (`go_shim_interop.rs`, `husk_shim.rs`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use husk_e2e::{
+    assert_no_leftovers, output_text, unique_id, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME,
+};
+
+/// Which shim containerd starts, and which runtime binary it drives. (Each test file uses
+/// some of the variants.)
+#[allow(dead_code)]
+pub enum Via {
+    /// containerd-shim-runc-v2 with `--runc-binary <path>` (husk, or runc as the control).
+    GoShim(PathBuf),
+    /// containerd-shim-husk-v2 (from the target dir, on containerd's PATH).
+    HuskShim,
+}
+
+impl Via {
+    fn runtime_args(&self) -> Vec<String> {
+        match self {
+            Via::GoShim(bin) => vec![
+                "--runtime".into(),
+                "io.containerd.runc.v2".into(),
+                "--runc-binary".into(),
+                bin.display().to_string(),
+            ],
+            Via::HuskShim => vec!["--runtime".into(), HUSK_RUNTIME.into()],
+        }
+    }
+}
+
+/// A private containerd with busybox imported into its namespace.
+fn containerd_with_busybox() -> Containerd {
+    let mut ctrd = Containerd::start();
+    let ns = ctrd.namespace().to_string();
+    ctrd.import_busybox(&ns);
+    ctrd
+}
+
+/// `ctr run <runtime args> <flags> busybox <id> <cmd...>`.
+fn run(
+    ctrd: &Containerd,
+    via: &Via,
+    flags: &[&str],
+    id: &str,
+    cmd: &[&str],
+) -> std::process::Output {
+    let runtime = via.runtime_args();
+    let mut args: Vec<&str> = vec!["run"];
+    args.extend(runtime.iter().map(String::as_str));
+    args.extend_from_slice(flags);
+    args.push(BUSYBOX_REF);
+    args.push(id);
+    args.extend_from_slice(cmd);
+    ctrd.ctr(&args)
+}
+
+fn run_ok(ctrd: &Containerd, via: &Via, flags: &[&str], id: &str, cmd: &[&str]) -> String {
+    let out = run(ctrd, via, flags, id, cmd);
+    assert!(
+        out.status.success(),
+        "ctr run failed: {}\n--- containerd log ---\n{}",
+        output_text(&out),
+        ctrd.log_tail(60)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_clean(ctrd: &Containerd, id: &str) {
+    assert_eq!(
+        ctrd.ctr_ok(&["containers", "ls", "-q"]),
+        "",
+        "containers left"
+    );
+    assert_no_leftovers(id, &ctrd.state(), &format!("/{}/{id}", ctrd.namespace()));
+}
+
+/// The STATUS column of `ctr tasks ls` for `id` ("" when it is not listed).
+fn task_status(ctrd: &Containerd, id: &str) -> String {
+    let list = ctrd.ctr_ok(&["tasks", "ls"]);
+    list.lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.first() == Some(&id)).then(|| cols.get(2).unwrap_or(&"").to_string())
+        })
+        .next()
+        .unwrap_or_default()
+}
+
+fn kill_and_wait_stopped(ctrd: &Containerd, id: &str) {
+    // sleep is pid 1 in its namespace and ignores SIGTERM (no handler): SIGKILL it.
+    ctrd.ctr_ok(&["tasks", "kill", "-s", "SIGKILL", id]);
+    let stopped = wait_until(Duration::from_secs(10), || {
+        task_status(ctrd, id) == "STOPPED"
+    });
+    assert!(
+        stopped,
+        "task not STOPPED after SIGKILL: {}\n{}",
+        ctrd.ctr_ok(&["tasks", "ls"]),
+        ctrd.log_tail(40)
+    );
+}
+
+pub fn echo_prints_output(via: &Via) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("echo");
+    assert_eq!(run_ok(&ctrd, via, &["--rm"], &id, &["echo", "hi"]), "hi\n");
+    assert_clean(&ctrd, &id);
+}
+
+pub fn exit_status_reaches_ctr(via: &Via) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("exit");
+    let out = run(&ctrd, via, &["--rm"], &id, &["sh", "-c", "exit 7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "ctr run: {}\n{}",
+        output_text(&out),
+        ctrd.log_tail(40)
+    );
+    assert_clean(&ctrd, &id);
+}
+
+pub fn detached_task_is_killed_and_deleted(via: &Via) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("det");
+    run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
+    assert_eq!(task_status(&ctrd, &id), "RUNNING");
+    let ps = ctrd.ctr_ok(&["tasks", "ps", &id]);
+    assert_eq!(ps.lines().count(), 2, "one process expected: {ps}");
+    kill_and_wait_stopped(&ctrd, &id);
+    ctrd.ctr_ok(&["tasks", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "delete", &id]);
+    assert_clean(&ctrd, &id);
+}
+
+pub fn exec_runs_in_running_task(via: &Via) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("exec");
+    run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
+    // The exec joins the task's pid namespace: it sees sleep as pid 1.
+    let out = ctrd.ctr_ok(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert_eq!(out, "sleep\u{0}1000\u{0}");
+    let failed = ctrd.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e2",
+        &id,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "exec exit status: {}",
+        output_text(&failed)
+    );
+    kill_and_wait_stopped(&ctrd, &id);
+    ctrd.ctr_ok(&["tasks", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "delete", &id]);
+    assert_clean(&ctrd, &id);
+}
+
+pub fn pause_and_resume(via: &Via) {
+    let ctrd = containerd_with_busybox();
+    let id = unique_id("pause");
+    run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
+    ctrd.ctr_ok(&["tasks", "pause", &id]);
+    assert_eq!(task_status(&ctrd, &id), "PAUSED");
+    ctrd.ctr_ok(&["tasks", "resume", &id]);
+    assert_eq!(task_status(&ctrd, &id), "RUNNING");
+    // Deleting a running task with --force kills it first.
+    ctrd.ctr_ok(&["tasks", "delete", "--force", &id]);
+    ctrd.ctr_ok(&["containers", "delete", &id]);
+    assert_clean(&ctrd, &id);
+}
+
+/// A module `$module` with one #[test] per scenario, each run with `$via`:
+/// test names read `<module>::<scenario>`.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($module:ident, $via:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn via() -> $crate::scenarios::Via {
+                $via
+            }
+
+            #[test]
+            fn echo_prints_output() {
+                $crate::scenarios::echo_prints_output(&via());
+            }
+
+            #[test]
+            fn exit_status_reaches_ctr() {
+                $crate::scenarios::exit_status_reaches_ctr(&via());
+            }
+
+            #[test]
+            fn detached_task_is_killed_and_deleted() {
+                $crate::scenarios::detached_task_is_killed_and_deleted(&via());
+            }
+
+            #[test]
+            fn exec_runs_in_running_task() {
+                $crate::scenarios::exec_runs_in_running_task(&via());
+            }
+
+            #[test]
+            fn pause_and_resume() {
+                $crate::scenarios::pause_and_resume(&via());
+            }
+        }
+    };
+}
