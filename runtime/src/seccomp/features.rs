@@ -32,7 +32,7 @@ const OPERATORS: [LinuxSeccompOperator; 7] = [
 ];
 
 /// Every architecture name the spec knows; which of them this libseccomp handles is probed.
-const ARCHS: [Arch; 23] = [
+pub(crate) const ARCHS: [Arch; 23] = [
     Arch::ScmpArchX86,
     Arch::ScmpArchX86_64,
     Arch::ScmpArchX32,

@@ -13,6 +13,7 @@
 mod compile;
 #[cfg(test)]
 mod compile_tests;
+mod enosys;
 mod features;
 mod notify;
 mod program;

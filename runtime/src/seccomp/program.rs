@@ -26,7 +26,7 @@ pub(crate) const FLAG_TSYNC_ESRCH: u32 = 16;
 pub(crate) const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
 /// Bumped whenever the cache file layout or the compiler's output for a profile changes.
-const CACHE_MAGIC: &[u8; 8] = b"HUSKBPF1";
+const CACHE_MAGIC: &[u8; 8] = b"HUSKBPF2";
 
 /// A filter ready for the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,13 +37,15 @@ pub struct Program {
 }
 
 impl Program {
-    /// The BPF of `filter` with the kernel flags the profile asks for.
+    /// The BPF of `filter`, behind the ENOSYS stub for syscalls newer than the profile, with the
+    /// kernel flags the profile asks for.
     pub fn new(profile: &LinuxSeccomp, filter: &compile::Filter) -> Result<Program, SeccompError> {
         let bpf = filter.export_bpf()?;
-        let instructions = bpf
-            .chunks_exact(8)
-            .map(|chunk| u64::from_ne_bytes(chunk.try_into().unwrap_or_default()))
-            .collect();
+        let mut instructions = super::enosys::stub(profile);
+        instructions.extend(
+            bpf.chunks_exact(8)
+                .map(|chunk| u64::from_ne_bytes(chunk.try_into().unwrap_or_default())),
+        );
         Ok(Program {
             instructions,
             flags: kernel_flags(profile, filter.uses_notify()),
@@ -254,6 +256,10 @@ mod tests {
             .expect("compile")
             .export_bpf()
             .expect("bpf");
+        assert!(
+            super::super::enosys::stub(&p).is_empty(),
+            "default ALLOW needs no ENOSYS stub"
+        );
         assert_eq!(program.instructions() * 8, bpf.len());
         assert!(!program.uses_notify());
     }

@@ -205,3 +205,19 @@ fn load_needs_no_new_privs_once_cap_sys_admin_is_gone() {
     })
     .expect_success();
 }
+
+/// runc's ENOSYS stub: a syscall newer than any the profile names (here clone3, above rseq)
+/// returns ENOSYS, so libc falls back to the old call; older unnamed ones get the default.
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys_so_libc_falls_back() {
+    let profile = profile(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ALLOW_LIST, "action": "SCMP_ACT_ALLOW"}]
+    }));
+    Child::spawn(|| {
+        load_in_child(&profile)?;
+        expect_errno("clone3", raw_syscall(libc::SYS_clone3, 0), Errno::ENOSYS)?;
+        expect_errno("getuid", raw_syscall(libc::SYS_getuid, 0), Errno::EPERM)
+    })
+    .expect_success();
+}
