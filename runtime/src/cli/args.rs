@@ -20,18 +20,22 @@ pub const fn switch(names: &'static [&'static str]) -> FlagSpec {
 
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// By the flag's first (canonical) name.
-    pub values: HashMap<&'static str, String>,
+    /// By the flag's first (canonical) name; a repeated flag keeps every value in order.
+    pub values: HashMap<&'static str, Vec<String>>,
     pub positional: Vec<String>,
 }
 
 impl Parsed {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    pub fn all(&self, name: &str) -> &[String] {
+        self.values.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.values.get(name).is_some_and(|v| v != "false")
+        self.get(name).is_some_and(|v| v != "false")
     }
 }
 
@@ -72,7 +76,7 @@ pub fn parse(args: &[String], specs: &[FlagSpec], stop_at_positional: bool) -> R
             i += 1;
             args.get(i).cloned().ok_or_else(|| Error::Usage(format!("flag {arg} needs a value")))?
         };
-        out.values.insert(spec.names[0], value);
+        out.values.entry(spec.names[0]).or_default().push(value);
         i += 1;
     }
     Ok(out)

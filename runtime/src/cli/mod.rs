@@ -33,7 +33,7 @@ const CREATE_FLAGS: &[FlagSpec] = &[
 ];
 
 const USAGE: &str = "usage: husk [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [ARGS]
-commands: create, start, run, state, kill, delete, list, pause, resume, ps, spec, features";
+commands: create, start, run, exec, state, kill, delete, list, pause, resume, ps, spec, features";
 
 /// Runs the command line and returns the process's exit code.
 pub fn main(argv: Vec<String>) -> i32 {
@@ -70,6 +70,7 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
         "kill" => cmd_kill(&global, rest),
         "delete" => cmd_delete(&global, rest),
         "list" => cmd_list(&global, rest),
+        "exec" => cmd_exec(&global, rest),
         "pause" => one_id(rest, &[]).and_then(|(id, _)| container::pause::pause(&global, &id)).map(|_| 0),
         "resume" => one_id(rest, &[]).and_then(|(id, _)| container::pause::resume(&global, &id)).map(|_| 0),
         "ps" => cmd_ps(&global, rest),
@@ -121,6 +122,55 @@ fn cmd_create(global: &Global, rest: &[String]) -> Result<i32> {
 fn cmd_run(global: &Global, rest: &[String]) -> Result<i32> {
     let (id, parsed) = one_id(rest, CREATE_FLAGS)?;
     container::run::run(global, &id, &create_options(&parsed)?, parsed.has("detach"))
+}
+
+const EXEC_FLAGS: &[FlagSpec] = &[
+    value(&["process", "p"]),
+    value(&["console-socket"]),
+    value(&["pid-file"]),
+    value(&["cwd"]),
+    value(&["env", "e"]),
+    value(&["user", "u"]),
+    value(&["additional-gids", "g"]),
+    value(&["cap", "c"]),
+    value(&["preserve-fds"]),
+    value(&["process-label"]),
+    value(&["apparmor"]),
+    value(&["cgroup"]),
+    switch(&["tty", "t"]),
+    switch(&["detach", "d"]),
+    switch(&["no-new-privs"]),
+    switch(&["ignore-paused"]),
+];
+
+/// runc's form: flags, then the id, then the command and its own arguments untouched.
+fn cmd_exec(global: &Global, rest: &[String]) -> Result<i32> {
+    let parsed = parse(rest, EXEC_FLAGS, true)?;
+    let Some((id, command)) = parsed.positional.split_first() else {
+        return Err(Error::Usage("usage: husk exec [flags] ID [COMMAND [ARG...]]".into()));
+    };
+    if parsed.get("apparmor").is_some() || parsed.get("process-label").is_some() {
+        return Err(Error::Unsupported("exec --apparmor / --process-label on this host"));
+    }
+    let number = |name: &str, text: &str| -> Result<u32> {
+        text.parse().map_err(|_| Error::Usage(format!("--{name}: {text:?} is not a number")))
+    };
+    let opts = container::exec::ExecOptions {
+        process_file: parsed.get("process").map(PathBuf::from),
+        args: command.to_vec(),
+        tty: parsed.has("tty"),
+        console_socket: parsed.get("console-socket").map(PathBuf::from),
+        detach: parsed.has("detach"),
+        pid_file: parsed.get("pid-file").map(PathBuf::from),
+        cwd: parsed.get("cwd").map(PathBuf::from),
+        env: parsed.all("env").to_vec(),
+        user: parsed.get("user").map(str::to_string),
+        additional_gids: parsed.all("additional-gids").iter().map(|g| number("additional-gids", g)).collect::<Result<_>>()?,
+        caps: parsed.all("cap").to_vec(),
+        no_new_privs: parsed.has("no-new-privs"),
+        preserve_fds: parsed.get("preserve-fds").map(|n| number("preserve-fds", n)).transpose()?.unwrap_or(0) as i32,
+    };
+    container::exec::exec(global, id, &opts)
 }
 
 fn cmd_state(global: &Global, rest: &[String]) -> Result<i32> {

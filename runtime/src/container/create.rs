@@ -112,13 +112,21 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let (mut parent_chan, child_chan) = sync::pair()?;
     let for_children = namespaces::ForChildren::enter(&ns_list)?;
     let forked = clone_into(namespaces::clone_flags(&ns_list));
-    for_children.leave()?;
-    let (pid, pidfd) = match forked? {
-        Forked::Child => {
+    let (pid, pidfd) = match forked {
+        Ok(Forked::Child) => {
+            // Only the parent goes back: the child is already inside (and could not leave).
+            drop(for_children);
             drop(parent_chan);
             init::run(plan, child_chan)
         }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
+        Ok(Forked::Parent { pid, pidfd }) => {
+            for_children.leave()?;
+            (pid, pidfd)
+        }
+        Err(e) => {
+            for_children.leave()?;
+            return Err(e.into());
+        }
     };
     drop(child_chan);
     drop(plan);

@@ -31,20 +31,20 @@ pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Res
     let created = create(global, id, opts, false)?;
     let state = created.saved.to_oci(Status::Running);
     hooks::run_all_warn("poststart", created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
-    let code = wait_forwarding(&created);
+    let code = wait_forwarding(created.pid, &created.pidfd);
     let Created { state_dir, saved, .. } = created;
     super::delete::destroy(state_dir, &saved)?;
     code
 }
 
 /// Signals are blocked only now, after clone3, so that the init does not inherit the mask.
-fn wait_forwarding(created: &Created) -> Result<i32> {
+pub fn wait_forwarding(pid: i32, pidfd: &std::os::fd::OwnedFd) -> Result<i32> {
     let mut mask = SigSet::empty();
     FORWARDED.iter().for_each(|s| mask.add(*s));
     mask.thread_block().ctx("block", "forwarded signals")?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx("create", "signalfd")?;
     loop {
-        let mut fds = [PollFd::new(created.pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -52,11 +52,11 @@ fn wait_forwarding(created: &Created) -> Result<i32> {
         }
         if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
             if let Ok(Some(info)) = sfd.read_signal() {
-                let _ = super::kill::send(created.pid, info.ssi_signo as i32);
+                let _ = super::kill::send(pid, info.ssi_signo as i32);
             }
         }
         if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
-            return exit_code(created.pid);
+            return exit_code(pid);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! It never panics across the boundary: every failure becomes `FromChild::Failed` and exit(1).
 
 pub mod console;
+pub mod exec_child;
 pub mod creds;
 pub mod exec;
 pub mod rlimits;
@@ -74,7 +75,7 @@ fn chan_send_failure(plan: &InitPlan, err: &InitError) -> Result<(), SysError> {
     Ok(())
 }
 
-fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError> {
+pub(crate) fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError> {
     match chan.recv::<ToChild>()? {
         Some(msg) if msg == want => Ok(()),
         Some(other) => Err(InitError::Unexpected(other)),
@@ -144,7 +145,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, I
     prepare_process(plan)
 }
 
-fn join_namespaces(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
+pub(crate) fn join_namespaces(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
     let mut joins: Vec<_> = ns_list
         .iter()
         .filter(|ns| ns.path().is_some())
@@ -189,11 +190,29 @@ fn write_sysctls(spec: &Spec) -> Result<(), SysError> {
 
 /// Console, cwd, rlimits, keyring, user, capabilities, no_new_privs; the program's path.
 fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
-    let Some(process) = plan.spec.process().as_ref() else { return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into()) };
+    let Some(process) = plan.spec.process().as_ref() else {
+        return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into());
+    };
+    let in_userns = plan.spec.linux().as_ref().is_some_and(|l| {
+        l.namespaces().iter().flatten().any(|ns| ns.typ() == LinuxNamespaceType::User)
+    });
+    let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
+    let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
+    prepare_credentials(process, console, keyring, in_userns)
+}
+
+/// What the init and an exec'd process share: from the terminal to no_new_privs, in the order
+/// the kernel requires (bounding set while still root, caps after the uid switch).
+pub fn prepare_credentials(
+    process: &oci_spec::runtime::Process,
+    console_socket: Option<RawFd>,
+    session_keyring_for: Option<&str>,
+    in_userns: bool,
+) -> Result<PathBuf, InitError> {
     if process.terminal().unwrap_or(false) {
-        if let Some(socket) = &plan.console_socket {
+        if let Some(socket) = console_socket {
             let size = process.console_size().as_ref().map(|b| console::ConsoleSize { rows: b.height() as u16, cols: b.width() as u16 });
-            console::setup(socket.as_raw_fd(), size)?;
+            console::setup(socket, size)?;
         }
     }
     if let Some(adj) = process.oom_score_adj() {
@@ -201,15 +220,14 @@ fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
             .ctx("write oom_score_adj (a negative value needs CAP_SYS_RESOURCE)", adj)?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    if !plan.no_new_keyring {
-        join_session_keyring(&plan.id);
+    if let Some(id) = session_keyring_for {
+        join_session_keyring(id);
     }
     if let Some(caps) = process.capabilities() {
         capabilities::drop_bounding(caps)?;
     }
-    let setgroups_allowed = !plan.spec.linux().as_ref().is_some_and(|l| {
-        l.namespaces().iter().flatten().any(|ns| ns.typ() == LinuxNamespaceType::User)
-    }) || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
+    let setgroups_allowed = !in_userns
+        || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
     // runc makes a missing cwd; images often name a workdir they do not ship.
     let _ = std::fs::create_dir_all(process.cwd());
     nix::unistd::chdir(process.cwd()).ctx("chdir to cwd", process.cwd().display())?;
@@ -222,8 +240,8 @@ fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
     }
     let args = process.args().as_deref().unwrap_or_default();
     let env = process.env().as_deref().unwrap_or_default();
-    let program = exec::find_program(&args[0], env)?;
-    Ok(program)
+    let arg0 = args.first().map(String::as_str).unwrap_or_default();
+    Ok(exec::find_program(arg0, env)?)
 }
 
 /// A fresh session keyring, so containers do not share the host's keys (as runc does).

@@ -1,0 +1,190 @@
+//! `husk exec`: run a new process in a running container — its namespaces (pid via the
+//! parent's pid_for_children, no extra fork), its cgroup, the process's creds and the
+//! container's seccomp profile. Waits and returns its exit status unless --detach.
+
+use super::Global;
+use crate::clone::{clone_into, Forked};
+use crate::error::{Error, Result};
+use crate::init::exec_child::{self, ExecPlan};
+use crate::namespaces;
+use crate::state::StateDir;
+use crate::sync::{self, FromChild, ToChild};
+use crate::sys::Context;
+use husk_protocol::Status;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Process, Spec};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// A process.json (runc's --process); else built from `args` and the flags below.
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    /// "uid[:gid]"
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub preserve_fds: i32,
+}
+
+pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
+    let dir = StateDir::open(&global.root, id)?;
+    let saved = dir.load()?;
+    let status = saved.status(&dir.path);
+    if !matches!(status, Status::Running | Status::Created) {
+        return Err(Error::WrongStatus { id: id.to_string(), op: "exec in", status });
+    }
+    let spec = crate::config::load(&saved.bundle)?;
+    let process = build_process(&spec, opts)?;
+    let console_socket = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
+        (Some(path), true) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(path).ctx("connect to console socket", path.display())?,
+        )),
+        (None, true) => return Err(Error::Usage("a terminal needs --console-socket".into())),
+        _ => None,
+    };
+    let ns_list = container_namespaces(&spec, saved.pid);
+    let linux = spec.linux().as_ref();
+    let plan = ExecPlan {
+        id: id.to_string(),
+        process,
+        in_userns: ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::User),
+        namespaces: ns_list.clone(),
+        seccomp: linux.and_then(|l| l.seccomp().clone()),
+        console_socket,
+        lock_fd: dir.lock_fd(),
+        preserve_fds: opts.preserve_fds,
+    };
+    let (mut chan, child_chan) = sync::pair()?;
+    let for_children = namespaces::ForChildren::enter(&ns_list)?;
+    let forked = clone_into(CloneFlags::empty());
+    let (pid, pidfd) = match forked {
+        Ok(Forked::Child) => {
+            // Only the parent goes back: the child is already inside (and could not leave).
+            drop(for_children);
+            drop(chan);
+            exec_child::run(plan, child_chan)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            for_children.leave()?;
+            (pid, pidfd)
+        }
+        Err(e) => {
+            for_children.leave()?;
+            return Err(e.into());
+        }
+    };
+    drop(child_chan);
+    drop(plan);
+    let started = saved.cgroup.add_process(pid).map_err(Error::from).and_then(|_| {
+        chan.send(&ToChild::Proceed)?;
+        match chan.recv::<FromChild>()? {
+            Some(FromChild::Ready) => Ok(()),
+            Some(FromChild::Failed { msg }) => Err(Error::Init(msg)),
+            Some(other) => Err(Error::Init(format!("unexpected message {other:?}"))),
+            None => Err(Error::Init("exec'd process exited before it was ready".into())),
+        }
+    });
+    if let Err(e) = started {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    if let Some(pid_file) = &opts.pid_file {
+        super::create::write_pid_file(pid_file, pid)?;
+    }
+    // The container may be deleted while this process runs: do not hold its lock.
+    drop(dir);
+    if opts.detach {
+        return Ok(0);
+    }
+    super::run::wait_forwarding(pid, &pidfd)
+}
+
+/// Every namespace the container has, as /proc/<init>/ns/<kind>, to be joined.
+fn container_namespaces(spec: &Spec, init_pid: i32) -> Vec<LinuxNamespace> {
+    let listed = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    listed
+        .iter()
+        .filter_map(|ns| {
+            let path = PathBuf::from(format!("/proc/{init_pid}/ns/{}", namespaces::proc_name(ns.typ())));
+            LinuxNamespaceBuilder::default().typ(ns.typ()).path(path).build().ok()
+        })
+        .collect()
+}
+
+/// runc's rules: --process replaces the process; otherwise the container's own process with
+/// args, cwd, user, extra env and caps from the flags.
+fn build_process(spec: &Spec, opts: &ExecOptions) -> Result<Process> {
+    if let Some(path) = &opts.process_file {
+        let text = std::fs::read_to_string(path).ctx("read process file", path.display())?;
+        let process: Process = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: invalid process json: {e}", path.display())))?;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::Usage(format!("{}: process.args must not be empty", path.display())));
+        }
+        return Ok(process);
+    }
+    if opts.args.is_empty() {
+        return Err(Error::Usage("exec needs a command, or --process".into()));
+    }
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(opts.args.clone()));
+    process.set_terminal(Some(opts.tty));
+    if let Some(cwd) = &opts.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    env.extend(opts.env.iter().cloned());
+    process.set_env(Some(env));
+    if let Some(user) = &opts.user {
+        let (uid, gid) = parse_user(user)?;
+        process.user_mut().set_uid(uid);
+        process.user_mut().set_gid(gid);
+    }
+    if !opts.additional_gids.is_empty() {
+        process.user_mut().set_additional_gids(Some(opts.additional_gids.clone()));
+    }
+    if opts.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    add_caps(&mut process, &opts.caps)?;
+    Ok(process)
+}
+
+fn parse_user(user: &str) -> Result<(u32, u32)> {
+    let bad = || Error::Usage(format!("--user {user:?}: expected UID[:GID] as numbers"));
+    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+    Ok((uid.parse().map_err(|_| bad())?, gid.parse().map_err(|_| bad())?))
+}
+
+fn add_caps(process: &mut Process, caps: &[String]) -> Result<()> {
+    if caps.is_empty() {
+        return Ok(());
+    }
+    let mut set = process.capabilities().clone().unwrap_or_default();
+    for name in caps {
+        let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+            .map_err(|_| Error::Usage(format!("--cap: unknown capability {name:?}")))?;
+        let add = |v: &Option<oci_spec::runtime::Capabilities>| {
+            let mut v = v.clone().unwrap_or_default();
+            v.insert(cap);
+            Some(v)
+        };
+        set.set_bounding(add(set.bounding()));
+        set.set_effective(add(set.effective()));
+        set.set_permitted(add(set.permitted()));
+        set.set_ambient(add(set.ambient()));
+        set.set_inheritable(add(set.inheritable()));
+    }
+    process.set_capabilities(Some(set));
+    Ok(())
+}
