@@ -1,10 +1,11 @@
 //! seccomp: the OCI profile compiled with libseccomp and loaded last before execve.
 //!
-//! The runtime drives it in three steps:
+//! The runtime drives it in four steps:
 //! ```text
-//!   husk create (before touching the system)   validate(&profile)  (or parse_profile(&json))
-//!   container init, just before execve          load(&profile) -> Option<notify fd>
-//!   wherever listenerPath is reachable          send_notify_fd(listenerPath, fd, process_state_json(..))
+//!   husk create, before touching the system   parse_profile(&json) / validate(&profile)
+//!   husk create, before cloning the init      program = prepare_cached(&profile, cache_dir)
+//!   container init, last thing before exec    program.load() -> Option<notify fd>, fd -> parent
+//!   parent, where listenerPath resolves       send_notify_fd(listenerPath, fd, process_state_json(..))
 //! ```
 //! The init runs inside the container's mount namespace when it loads the filter, so it cannot
 //! always reach `listenerPath`; it hands the notify fd to the parent over its sync socket and the

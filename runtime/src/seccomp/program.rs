@@ -18,6 +18,8 @@ use super::{compile, SeccompError};
 
 // seccomp(2) constants (linux/seccomp.h).
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+/// The kernel refuses longer classic BPF programs with EINVAL (linux/bpf_common.h).
+const BPF_MAXINSNS: usize = 4096;
 pub(crate) const FLAG_TSYNC: u32 = 1;
 pub(crate) const FLAG_LOG: u32 = 2;
 pub(crate) const FLAG_SPEC_ALLOW: u32 = 4;
@@ -70,10 +72,12 @@ impl Program {
     /// Returns the notify fd (O_CLOEXEC) when the filter has NOTIFY rules. Without no_new_privs
     /// the caller needs CAP_SYS_ADMIN, else EACCES. Irreversible for the process's lifetime.
     pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
-        let len =
-            u16::try_from(self.instructions.len()).map_err(|_| SeccompError::ProgramTooLong {
-                instructions: self.instructions.len(),
-            })?;
+        if self.instructions.len() > BPF_MAXINSNS {
+            let instructions = self.instructions.len();
+            return Err(SeccompError::ProgramTooLong { instructions });
+        }
+        // Fits: BPF_MAXINSNS < u16::MAX.
+        let len = self.instructions.len() as u16;
         let prog = libc::sock_fprog {
             len,
             filter: self.instructions.as_ptr() as *mut libc::sock_filter,
@@ -245,6 +249,20 @@ mod tests {
         let plain = profile(json!({"defaultAction": "SCMP_ACT_ALLOW"}));
         assert_eq!(kernel_flags(&plain, false), 0);
         assert_eq!(kernel_flags(&plain, true), FLAG_NEW_LISTENER);
+    }
+
+    #[test]
+    fn program_beyond_the_kernel_limit_is_refused_before_the_syscall() {
+        let program = Program {
+            instructions: vec![0; BPF_MAXINSNS + 1],
+            flags: 0,
+        };
+        let err = program.load().unwrap_err();
+        assert!(
+            matches!(err, SeccompError::ProgramTooLong { instructions: 4097 }),
+            "{err:?}"
+        );
+        assert_eq!(err.errno(), Some(libc::EINVAL));
     }
 
     #[test]
