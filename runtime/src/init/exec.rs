@@ -54,7 +54,23 @@ pub fn cloexec_from(first: i32, keep: &[i32]) -> Result<(), SysError> {
     Ok(())
 }
 
+/// execve keeps ignored signals ignored and the mask as it is. husk is a Rust program, whose
+/// runtime ignores SIGPIPE, and its caller may have blocked or ignored others: the container's
+/// process must start with every signal at its default and none blocked (else `yes | head`
+/// spins forever on EPIPE).
+fn reset_signals() {
+    for signo in 1..libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: restoring the default disposition; no handler is installed.
+        unsafe { libc::signal(signo, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
 pub fn execve(program: &Path, args: &[String], env: &[String]) -> SysError {
+    reset_signals();
     let to_c = |s: &str| CString::new(s).unwrap_or_default();
     let Ok(prog) = CString::new(program.as_os_str().as_encoded_bytes()) else {
         return SysError::new("exec", program.display(), Errno::EINVAL);
