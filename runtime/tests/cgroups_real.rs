@@ -138,6 +138,9 @@ fn v1_limits_processes_freeze_stats_and_destroy_on_the_real_host() {
     fx.cg.freeze().unwrap();
     assert!(fx.cg.is_frozen().unwrap());
     assert_eq!(fx.read("freezer", "freezer.state"), "FROZEN");
+    // The v1 freezer parks tasks in uninterruptible sleep.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("State:") && l.contains('D')), "{status}");
     fx.cg.thaw().unwrap();
     assert!(!fx.cg.is_frozen().unwrap());
     assert_eq!(fx.read("freezer", "freezer.state"), "THAWED");

@@ -28,7 +28,19 @@ fn spec_field(c: Controller) -> &'static str {
     }
 }
 
+/// Kernel memory limits are obsolete (kernel 5.4 stopped enforcing kmem limits, v2 never had
+/// them); runc ignores them with a warning, and so do we.
+#[allow(deprecated)]
+fn warn_ignored(res: &LinuxResources) {
+    if let Some(m) = res.memory() {
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            log::warn!("memory.kernel and memory.kernelTCP are obsolete and ignored");
+        }
+    }
+}
+
 pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
+    warn_ignored(res);
     let unified_controllers = cg.unified_controllers()?;
     for c in Controller::APPLY_ORDER {
         if !requests(res, c) {
