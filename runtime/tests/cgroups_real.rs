@@ -323,3 +323,40 @@ fn v2_unified_mount_creates_joins_freezes_and_destroys() {
     fx.cg.destroy().unwrap();
     assert!(!dir.exists());
 }
+
+/// major:minor of a real disk (not zram or loop), for throttle rules.
+fn some_disk() -> Option<String> {
+    let mut disks: Vec<_> = fs::read_dir("/sys/block").ok()?.filter_map(|e| e.ok()).collect();
+    disks.sort_by_key(|e| e.file_name());
+    disks
+        .into_iter()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("zram") && !e.file_name().to_string_lossy().starts_with("loop"))
+        .find_map(|e| fs::read_to_string(e.path().join("dev")).ok().map(|d| d.trim().to_string()))
+}
+
+#[test]
+fn blkio_weight_falls_back_to_bfq_and_throttles_reach_the_kernel() {
+    if !v1_host() {
+        return;
+    }
+    let Some(disk) = some_disk() else {
+        eprintln!("skipped: no block device");
+        return;
+    };
+    let (major, minor) = disk.split_once(':').map(|(a, b)| (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap())).unwrap();
+    let fx = Fixture::new(Cgroup::for_container(Some(&format!("/{}", unique("blkio"))), "ctr").unwrap());
+    let throttle = oci_spec::runtime::LinuxThrottleDeviceBuilder::default().major(major).minor(minor).rate(1u64 << 20).build().unwrap();
+    let dir = fx.dir("blkio");
+    // Proportional weights need CFQ (blkio.weight) or BFQ (blkio.bfq.weight) in the kernel.
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"].into_iter().find(|f| dir.join(f).exists());
+    let mut b = oci_spec::runtime::LinuxBlockIoBuilder::default().throttle_read_bps_device(vec![throttle]);
+    if weight_file.is_some() {
+        b = b.weight(300u16);
+    }
+    fx.cg.apply(&LinuxResourcesBuilder::default().block_io(b.build().unwrap()).build().unwrap()).unwrap();
+    assert_eq!(fx.read("blkio", "blkio.throttle.read_bps_device"), format!("{disk} {}", 1u64 << 20));
+    if let Some(weight_file) = weight_file {
+        // blkio.bfq.weight reads back as "default 300".
+        assert!(fx.read("blkio", weight_file).ends_with("300"), "{}", fx.read("blkio", weight_file));
+    }
+}
