@@ -94,8 +94,40 @@ pub fn libseccomp_version() -> Option<String> {
     Some(format!("{}.{}.{}", v.major, v.minor, v.micro))
 }
 
+/// The actions the running kernel implements (KILL_PROCESS and LOG since 4.14, NOTIFY since 5.0).
 pub fn supported_actions() -> Vec<LinuxSeccompAction> {
-    ACTIONS.to_vec()
+    ACTIONS
+        .into_iter()
+        .filter(|&action| kernel_has_action(action))
+        .collect()
+}
+
+/// seccomp(SECCOMP_GET_ACTION_AVAIL) answers 0 for an action the kernel knows; it compares the
+/// bare action value, without the errno/trace data.
+fn kernel_has_action(action: LinuxSeccompAction) -> bool {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+    let value: u32 = match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => 0,
+        LinuxSeccompAction::ScmpActKillProcess => 0x8000_0000,
+        LinuxSeccompAction::ScmpActTrap => 0x0003_0000,
+        LinuxSeccompAction::ScmpActErrno => 0x0005_0000,
+        LinuxSeccompAction::ScmpActNotify => 0x7fc0_0000,
+        LinuxSeccompAction::ScmpActTrace => 0x7ff0_0000,
+        LinuxSeccompAction::ScmpActLog => 0x7ffc_0000,
+        LinuxSeccompAction::ScmpActAllow => 0x7fff_0000,
+    };
+    let flags: libc::c_ulong = 0;
+    let value_ptr: *const u32 = &value;
+    // SAFETY: the kernel only reads the u32 behind the pointer, which outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            flags,
+            value_ptr,
+        )
+    };
+    rc == 0
 }
 
 pub fn supported_operators() -> Vec<LinuxSeccompOperator> {
