@@ -33,7 +33,7 @@ const CREATE_FLAGS: &[FlagSpec] = &[
 ];
 
 const USAGE: &str = "usage: husk [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [ARGS]
-commands: create, start, run, exec, state, kill, delete, list, pause, resume, ps, spec, features";
+commands: create, start, run, exec, update, events, state, kill, delete, list, pause, resume, ps, spec, features";
 
 /// Runs the command line and returns the process's exit code.
 pub fn main(argv: Vec<String>) -> i32 {
@@ -71,6 +71,8 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
         "delete" => cmd_delete(&global, rest),
         "list" => cmd_list(&global, rest),
         "exec" => cmd_exec(&global, rest),
+        "update" => cmd_update(&global, rest),
+        "events" => cmd_events(&global, rest),
         "pause" => one_id(rest, &[]).and_then(|(id, _)| container::pause::pause(&global, &id)).map(|_| 0),
         "resume" => one_id(rest, &[]).and_then(|(id, _)| container::pause::resume(&global, &id)).map(|_| 0),
         "ps" => cmd_ps(&global, rest),
@@ -171,6 +173,35 @@ fn cmd_exec(global: &Global, rest: &[String]) -> Result<i32> {
         preserve_fds: parsed.get("preserve-fds").map(|n| number("preserve-fds", n)).transpose()?.unwrap_or(0) as i32,
     };
     container::exec::exec(global, id, &opts)
+}
+
+fn cmd_update(global: &Global, rest: &[String]) -> Result<i32> {
+    let mut specs: Vec<FlagSpec> = container::update::FLAG_PATHS.iter().map(|(name, _, _)| value(std::slice::from_ref(name))).collect();
+    specs.push(value(&["resources", "r"]));
+    specs.push(value(&["kernel-memory"]));
+    specs.push(value(&["kernel-memory-tcp"]));
+    let (id, parsed) = one_id(rest, &specs)?;
+    let file_text = match parsed.get("resources") {
+        Some("-") => Some(std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Usage(format!("--resources -: {e}")))?),
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("--resources {path}: {e}")))?),
+        None => None,
+    };
+    let flags: Vec<(&str, &str)> = container::update::FLAG_PATHS
+        .iter()
+        .filter_map(|(name, _, _)| parsed.get(name).map(|v| (*name, v)))
+        .collect();
+    let resources = container::update::resources_from(file_text.as_deref(), &flags)?;
+    container::update::update(global, &id, &resources)?;
+    Ok(0)
+}
+
+fn cmd_events(global: &Global, rest: &[String]) -> Result<i32> {
+    let (id, parsed) = one_id(rest, &[switch(&["stats"]), value(&["interval"])])?;
+    let interval = parsed.get("interval").unwrap_or("5s");
+    let interval = container::events::parse_interval(interval)
+        .ok_or_else(|| Error::Usage(format!("--interval: {interval:?} is not a duration like 5s")))?;
+    container::events::events(global, &id, interval, parsed.has("stats"))?;
+    Ok(0)
 }
 
 fn cmd_state(global: &Global, rest: &[String]) -> Result<i32> {
