@@ -1,0 +1,310 @@
+//! A container: its init process, its execs and the runtime that drives them. Each verb takes
+//! the state lock only to check and apply a transition, never across a runtime call.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use containerd_shim::protos::shim::shim::CreateTaskRequest;
+
+use crate::error::{Error, Result};
+use crate::options::RuntimeOptions;
+use crate::process::{Process, ProcessState, Transition};
+use crate::runtime::{CreateArgs, ExecArgs, Runtime};
+use crate::stdio::{PreparedIo, ProcessIo, StdioPaths};
+
+pub struct Processes {
+    pub init: Process,
+    pub execs: HashMap<String, Process>,
+}
+
+impl Processes {
+    pub fn get(&self, id: &str, exec_id: &str) -> Result<&Process> {
+        if exec_id.is_empty() {
+            return Ok(&self.init);
+        }
+        self.execs
+            .get(exec_id)
+            .ok_or_else(|| Error::ProcessNotFound {
+                id: id.into(),
+                exec_id: exec_id.into(),
+            })
+    }
+
+    pub fn get_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Process> {
+        if exec_id.is_empty() {
+            return Ok(&mut self.init);
+        }
+        self.execs
+            .get_mut(exec_id)
+            .ok_or_else(|| Error::ProcessNotFound {
+                id: id.into(),
+                exec_id: exec_id.into(),
+            })
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    pub namespace: String,
+    pub bundle: PathBuf,
+    pub runtime: Runtime,
+    pub options: RuntimeOptions,
+    pub rootfs_mounted: bool,
+    processes: Mutex<Processes>,
+    /// Signalled whenever a process of this container stops (Wait blocks on it).
+    pub exited: Condvar,
+}
+
+/// What `Container::create` made: the container and its init's pid.
+pub struct Created {
+    pub container: Container,
+    pub pid: u32,
+}
+
+pub fn read_pid_file(path: &Path) -> Result<u32> {
+    let text = fs::read_to_string(path).map_err(Error::io("read pid file", path))?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::InvalidArgument(format!("pid file {} holds {text:?}", path.display())))
+}
+
+impl Container {
+    /// Mounts the rootfs, then `runtime create`; on failure nothing is left mounted.
+    pub fn create(
+        req: &CreateTaskRequest,
+        namespace: &str,
+        options: RuntimeOptions,
+    ) -> Result<Created> {
+        let bundle = PathBuf::from(&req.bundle);
+        options.save(&bundle)?;
+        let rootfs_mounted = crate::mount::mount_rootfs(&bundle, &req.rootfs)?;
+        let runtime = Runtime {
+            binary: options.binary(),
+            root: options.root(namespace),
+            log: bundle.join("log.json"),
+            systemd_cgroup: options.systemd_cgroup,
+        };
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let undo = |err: Error| {
+            if rootfs_mounted {
+                crate::mount::unmount_rootfs(&bundle);
+            }
+            err
+        };
+        let mut prepared =
+            PreparedIo::new(&stdio, options.io_uid, options.io_gid, &req.id, namespace)
+                .map_err(undo)?;
+        let pid_file = bundle.join("init.pid");
+        let args = CreateArgs {
+            bundle: &bundle,
+            pid_file: &pid_file,
+            console_socket: prepared.console_socket.as_ref().map(|s| s.path()),
+            no_pivot: options.no_pivot_root,
+            no_new_keyring: options.no_new_keyring,
+        };
+        let child = std::mem::take(&mut prepared.child);
+        runtime.create(&req.id, &args, child).map_err(undo)?;
+        let started = read_pid_file(&pid_file).and_then(|pid| Ok((pid, prepared.start()?)));
+        let (pid, io) = match started {
+            Ok(ok) => ok,
+            Err(err) => {
+                let _ = runtime.delete(&req.id, true);
+                return Err(undo(err));
+            }
+        };
+        let mut init = Process::new(&req.id, "", stdio);
+        init.pid = pid;
+        init.io = Some(io);
+        let processes = Mutex::new(Processes {
+            init,
+            execs: HashMap::new(),
+        });
+        let container = Container {
+            id: req.id.clone(),
+            namespace: namespace.to_string(),
+            bundle,
+            runtime,
+            options,
+            rootfs_mounted,
+            processes,
+            exited: Condvar::new(),
+        };
+        Ok(Created { container, pid })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Processes> {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn init_pid(&self) -> u32 {
+        self.lock().init.pid
+    }
+
+    /// Marks a start in flight after checking it is legal; returns the process's stdio and spec.
+    pub fn begin_start(&self, exec_id: &str) -> Result<(StdioPaths, Option<Vec<u8>>)> {
+        let mut procs = self.lock();
+        if !exec_id.is_empty() && procs.init.is_stopped() {
+            return Err(Error::InitExited(self.id.clone()));
+        }
+        let p = procs.get_mut(&self.id, exec_id)?;
+        p.check(Transition::Start)?;
+        if p.starting {
+            return Err(Error::InvalidTransition {
+                id: self.id.clone(),
+                action: "start",
+                state: "starting",
+            });
+        }
+        p.starting = true;
+        Ok((p.stdio.clone(), p.spec.as_ref().map(|s| s.value.clone())))
+    }
+
+    /// `runtime exec` for a created exec; returns its pid and stdio.
+    pub fn run_exec(
+        &self,
+        exec_id: &str,
+        stdio: &StdioPaths,
+        spec: &[u8],
+    ) -> Result<(u32, ProcessIo)> {
+        let process_file = self.bundle.join(format!("{exec_id}.json"));
+        let pid_file = self.bundle.join(format!("{exec_id}.pid"));
+        fs::write(&process_file, spec).map_err(Error::io("write exec process", &process_file))?;
+        let mut prepared = PreparedIo::new(
+            stdio,
+            self.options.io_uid,
+            self.options.io_gid,
+            &self.id,
+            &self.namespace,
+        )?;
+        let args = ExecArgs {
+            process_file: &process_file,
+            pid_file: &pid_file,
+            console_socket: prepared.console_socket.as_ref().map(|s| s.path()),
+        };
+        let child = std::mem::take(&mut prepared.child);
+        let ran = self.runtime.exec(&self.id, &args, child);
+        let _ = fs::remove_file(&process_file);
+        ran?;
+        let pid = read_pid_file(&pid_file)?;
+        let _ = fs::remove_file(&pid_file);
+        Ok((pid, prepared.start()?))
+    }
+
+    /// Sends a signal: init through the runtime (`kill --all` reaches every process), an exec
+    /// directly by pid as containerd's runc shim does.
+    pub fn kill(&self, exec_id: &str, signal: u32, all: bool) -> Result<()> {
+        let (state, pid) = {
+            let procs = self.lock();
+            let p = procs.get(&self.id, exec_id)?;
+            (p.state, p.pid)
+        };
+        if matches!(state, ProcessState::Stopped | ProcessState::Deleted) {
+            return Err(Error::ProcessFinished(self.id.clone()));
+        }
+        if exec_id.is_empty() {
+            return self.runtime.kill(&self.id, signal, all);
+        }
+        if pid == 0 {
+            return Err(Error::InvalidTransition {
+                id: exec_id.into(),
+                action: "kill",
+                state: "created",
+            });
+        }
+        let sig = nix::sys::signal::Signal::try_from(signal as i32)
+            .map_err(|_| Error::InvalidArgument(format!("signal {signal}")))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+            .map_err(Error::sys("signal exec process"))
+    }
+
+    /// Pause or resume the init through the runtime, then record the transition.
+    pub fn freeze(&self, t: Transition) -> Result<()> {
+        self.lock().init.check(t)?;
+        match t {
+            Transition::Pause => self.runtime.pause(&self.id)?,
+            _ => self.runtime.resume(&self.id)?,
+        }
+        let mut procs = self.lock();
+        // The init may have exited meanwhile; then its state already says so.
+        if procs.init.check(t).is_ok() {
+            procs.init.apply(t)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the container in the runtime and unmounts its rootfs; the init must be
+    /// created or stopped.
+    pub fn delete_init(&self) -> Result<()> {
+        self.lock().init.check(Transition::Delete)?;
+        if let Err(err) = self.runtime.delete(&self.id, false) {
+            // The runtime may have lost the container already (its init died with the shim's
+            // state intact): force once, then report the first error only if that fails too.
+            self.runtime.delete(&self.id, true).map_err(|_| err)?;
+        }
+        let mut procs = self.lock();
+        procs.init.apply(Transition::Delete)?;
+        if let Some(io) = &procs.init.io {
+            io.release();
+        }
+        drop(procs);
+        if self.rootfs_mounted {
+            crate::mount::unmount_rootfs(&self.bundle);
+        }
+        Ok(())
+    }
+
+    pub fn delete_exec(&self, exec_id: &str) -> Result<Process> {
+        let mut procs = self.lock();
+        procs
+            .get_mut(&self.id, exec_id)?
+            .apply(Transition::Delete)?;
+        let p = procs
+            .execs
+            .remove(exec_id)
+            .ok_or_else(|| Error::ProcessNotFound {
+                id: self.id.clone(),
+                exec_id: exec_id.into(),
+            })?;
+        if let Some(io) = &p.io {
+            io.release();
+        }
+        Ok(p)
+    }
+
+    pub fn resize_pty(&self, exec_id: &str, width: u32, height: u32) -> Result<()> {
+        let procs = self.lock();
+        let p = procs.get(&self.id, exec_id)?;
+        let console = p.io.as_ref().and_then(|io| io.console.as_ref());
+        let console = console
+            .ok_or_else(|| Error::InvalidArgument(format!("process {} has no tty", p.pid)))?;
+        crate::console::resize(console, width, height)
+    }
+
+    pub fn close_stdin(&self, exec_id: &str) -> Result<()> {
+        let procs = self.lock();
+        if let Some(io) = &procs.get(&self.id, exec_id)?.io {
+            io.close_stdin();
+        }
+        Ok(())
+    }
+
+    /// Blocks until the process stops; returns its exit status and time.
+    pub fn wait(&self, exec_id: &str) -> Result<crate::process::ExitInfo> {
+        let mut procs = self.lock();
+        loop {
+            let p = procs.get(&self.id, exec_id)?;
+            if p.is_stopped() && !p.exit_held {
+                let (status, at) = p.exit_status();
+                return Ok(crate::process::ExitInfo { status, at });
+            }
+            procs = self.exited.wait(procs).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! OOM events. cgroup v1: an eventfd registered on memory.oom_control via cgroup.event_control;
+//! the kernel signals it on every OOM and once more when the cgroup is removed. One blocked
+//! thread per container, no polling. (A unified-only host has no memory.oom_control: no events
+//! yet there; the error says so.)
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::Path;
+
+use containerd_shim::protos::events::task::TaskOOM;
+use containerd_shim::protos::topics::TASK_OOM_EVENT_TOPIC;
+
+use crate::error::{Error, Result};
+use crate::events::EventSender;
+use crate::stats::parse_proc_cgroup;
+
+pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<()> {
+    let proc_path = format!("/proc/{pid}/cgroup");
+    let text =
+        fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
+    let paths = parse_proc_cgroup(&text);
+    let Some((mount, rel)) = paths.get("memory").and_then(|p| p.split_once('\0')) else {
+        return Err(Error::InvalidArgument(
+            "no cgroup v1 memory controller".into(),
+        ));
+    };
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(mount)
+        .join(rel.trim_start_matches('/'));
+    let control_path = dir.join("memory.oom_control");
+    let control =
+        File::open(&control_path).map_err(Error::io("open memory.oom_control", &control_path))?;
+    // SAFETY: eventfd returns a new fd or -1; we own it from here on.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if efd < 0 {
+        return Err(Error::io("create eventfd", &control_path)(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: efd is a fresh fd that nothing else owns.
+    let mut eventfd = unsafe { File::from_raw_fd(efd) };
+    let register = dir.join("cgroup.event_control");
+    fs::write(
+        &register,
+        format!("{} {}", eventfd.as_raw_fd(), control.as_raw_fd()),
+    )
+    .map_err(Error::io("register oom eventfd", &register))?;
+    let id = id.to_string();
+    std::thread::spawn(move || {
+        let mut count = [0u8; 8];
+        while eventfd.read_exact(&mut count).is_ok() {
+            // The last notification comes when the cgroup goes away.
+            if !control_path.exists() {
+                break;
+            }
+            if under_oom(&control_path) || oom_kill_count(&control_path) > 0 {
+                events.send(
+                    TASK_OOM_EVENT_TOPIC,
+                    TaskOOM {
+                        container_id: id.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        drop(control);
+    });
+    Ok(())
+}
+
+fn oom_control(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+fn under_oom(path: &Path) -> bool {
+    oom_control(path).lines().any(|l| l.trim() == "under_oom 1")
+}
+
+fn oom_kill_count(path: &Path) -> u64 {
+    oom_control(path)
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,496 @@
+//! The Task service: thin ttrpc handlers that look up the container and translate requests,
+//! plus the exit path (reaper → router → process → TaskExit after its output is copied).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
+};
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::shim::shim::*;
+use containerd_shim::protos::topics::*;
+use containerd_shim::protos::ttrpc::{self, TtrpcContext};
+use containerd_shim::protos::types::empty::Empty;
+use containerd_shim::{ExitSignal, Task};
+
+use crate::container::Container;
+use crate::error::{Error, Result};
+use crate::events::EventSender;
+use crate::options::RuntimeOptions;
+use crate::process::{ExitInfo, Process, Transition};
+use crate::reaper::{ExitRouter, Owner};
+use crate::stdio::StdioPaths;
+
+/// How long an exit waits for its output to drain before TaskExit goes out anyway.
+const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+pub struct Service {
+    namespace: String,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+    router: Arc<ExitRouter>,
+    events: EventSender,
+    exit: Arc<ExitSignal>,
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+impl Service {
+    pub fn new(namespace: &str, events: EventSender, exit: Arc<ExitSignal>) -> Arc<Service> {
+        Arc::new(Service {
+            namespace: namespace.to_string(),
+            containers: Mutex::new(HashMap::new()),
+            router: Arc::new(ExitRouter::default()),
+            events,
+            exit,
+        })
+    }
+
+    /// Every reaped child comes here from the daemon's signal thread.
+    pub fn on_exit(&self, pid: i32, status: i32) {
+        if let Some(owner) = self.router.route(pid, status) {
+            self.process_exited(&owner, status);
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
+        self.containers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn container(&self, id: &str) -> Result<Arc<Container>> {
+        self.table()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::ContainerNotFound(id.to_string()))
+    }
+
+    /// Records an exit once the process's output has been copied, then publishes it, unless
+    /// a Start is still in flight: then `finish_start` publishes it after TaskStart.
+    fn process_exited(&self, owner: &Owner, status: i32) {
+        let Ok(c) = self.container(&owner.id) else {
+            return;
+        };
+        let latch = match c.lock().get(&owner.id, &owner.exec_id) {
+            Ok(p) => p.io.as_ref().map(|io| Arc::clone(&io.output)),
+            Err(_) => return,
+        };
+        if let Some(latch) = latch {
+            latch.wait(OUTPUT_DRAIN_LIMIT);
+        }
+        let mut procs = c.lock();
+        let Ok(p) = procs.get_mut(&owner.id, &owner.exec_id) else {
+            return;
+        };
+        if p.apply(Transition::Exit).is_err() {
+            return;
+        }
+        p.exit = Some(ExitInfo {
+            status: status as u32,
+            at: now(),
+        });
+        if p.starting {
+            p.exit_held = true;
+        } else {
+            self.events.send(TASK_EXIT_EVENT_TOPIC, exit_event(p));
+        }
+        c.exited.notify_all();
+    }
+
+    /// After a successful runtime start: the state change, TaskStart/TaskExecStarted, and any
+    /// exit held back meanwhile, all under one lock so their order is fixed.
+    fn finish_start(&self, c: &Container, exec_id: &str) -> Result<u32> {
+        let mut procs = c.lock();
+        let p = procs.get_mut(&c.id, exec_id)?;
+        if p.check(Transition::Start).is_ok() {
+            p.apply(Transition::Start)?;
+        }
+        p.starting = false;
+        if exec_id.is_empty() {
+            self.events.send(
+                TASK_START_EVENT_TOPIC,
+                TaskStart {
+                    container_id: c.id.clone(),
+                    pid: p.pid,
+                    ..Default::default()
+                },
+            );
+        } else {
+            let started = TaskExecStarted {
+                container_id: c.id.clone(),
+                exec_id: exec_id.into(),
+                pid: p.pid,
+                ..Default::default()
+            };
+            self.events.send(TASK_EXEC_STARTED_EVENT_TOPIC, started);
+        }
+        if p.exit_held {
+            p.exit_held = false;
+            self.events.send(TASK_EXIT_EVENT_TOPIC, exit_event(p));
+            c.exited.notify_all();
+        }
+        Ok(p.pid)
+    }
+
+    fn abort_start(&self, c: &Container, exec_id: &str) {
+        let mut procs = c.lock();
+        if let Ok(p) = procs.get_mut(&c.id, exec_id) {
+            p.starting = false;
+            if p.exit_held {
+                p.exit_held = false;
+                self.events.send(TASK_EXIT_EVENT_TOPIC, exit_event(p));
+                c.exited.notify_all();
+            }
+        }
+    }
+
+    fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
+        if self.table().contains_key(&req.id) {
+            return Err(Error::ContainerExists(req.id));
+        }
+        let options = RuntimeOptions::from_any(req.options.as_ref())?;
+        let watch = self.router.watch();
+        let created = Container::create(&req, &self.namespace, options)?;
+        let c = Arc::new(created.container);
+        self.table().insert(req.id.clone(), Arc::clone(&c));
+        let event = TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                ..Default::default()
+            }),
+            checkpoint: req.checkpoint.clone(),
+            pid: created.pid,
+            ..Default::default()
+        };
+        self.events.send(TASK_CREATE_EVENT_TOPIC, event);
+        let owner = Owner {
+            id: req.id.clone(),
+            exec_id: String::new(),
+        };
+        if let Some(status) = self
+            .router
+            .register(watch, created.pid as i32, owner.clone())
+        {
+            self.process_exited(&owner, status);
+        }
+        Ok(CreateTaskResponse {
+            pid: created.pid,
+            ..Default::default()
+        })
+    }
+
+    fn do_start(&self, req: StartRequest) -> Result<StartResponse> {
+        let c = self.container(&req.id)?;
+        let (stdio, spec) = c.begin_start(&req.exec_id)?;
+        if req.exec_id.is_empty() {
+            if let Err(err) = c.runtime.start(&c.id) {
+                self.abort_start(&c, "");
+                return Err(err);
+            }
+            let pid = self.finish_start(&c, "")?;
+            if let Err(err) = crate::oom::watch(&c.id, pid, self.events.clone()) {
+                log::warn!("no oom events for {}: {err}", c.id);
+            }
+            return Ok(StartResponse {
+                pid,
+                ..Default::default()
+            });
+        }
+        let watch = self.router.watch();
+        let (pid, io) = match c.run_exec(&req.exec_id, &stdio, &spec.unwrap_or_default()) {
+            Ok(started) => started,
+            Err(err) => {
+                self.abort_start(&c, &req.exec_id);
+                return Err(err);
+            }
+        };
+        if let Ok(p) = c.lock().get_mut(&c.id, &req.exec_id) {
+            p.pid = pid;
+            p.io = Some(io);
+        }
+        let owner = Owner {
+            id: c.id.clone(),
+            exec_id: req.exec_id.clone(),
+        };
+        let early = self.router.register(watch, pid as i32, owner.clone());
+        self.finish_start(&c, &req.exec_id)?;
+        if let Some(status) = early {
+            self.process_exited(&owner, status);
+        }
+        Ok(StartResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
+        let c = self.container(&req.id)?;
+        if !req.exec_id.is_empty() {
+            let p = c.delete_exec(&req.exec_id)?;
+            self.router.forget(p.pid as i32);
+            let (exit_status, at) = p.exit_status();
+            return Ok(DeleteResponse {
+                pid: p.pid,
+                exit_status,
+                exited_at: MessageField::some(at),
+                ..Default::default()
+            });
+        }
+        c.delete_init()?;
+        self.table().remove(&req.id);
+        let (pid, (exit_status, at)) = {
+            let procs = c.lock();
+            (procs.init.pid, procs.init.exit_status())
+        };
+        self.router.forget(pid as i32);
+        let event = TaskDelete {
+            container_id: c.id.clone(),
+            pid,
+            exit_status,
+            exited_at: MessageField::some(at.clone()),
+            ..Default::default()
+        };
+        self.events.send(TASK_DELETE_EVENT_TOPIC, event);
+        Ok(DeleteResponse {
+            pid,
+            exit_status,
+            exited_at: MessageField::some(at),
+            ..Default::default()
+        })
+    }
+
+    fn do_exec(&self, req: ExecProcessRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        let mut procs = c.lock();
+        if procs.init.is_stopped() {
+            return Err(Error::InitExited(req.id));
+        }
+        if procs.execs.contains_key(&req.exec_id) {
+            return Err(Error::ExecExists {
+                id: req.id,
+                exec_id: req.exec_id,
+            });
+        }
+        let stdio = StdioPaths {
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            terminal: req.terminal,
+        };
+        let mut p = Process::new(&req.id, &req.exec_id, stdio);
+        p.spec = req.spec.into_option();
+        procs.execs.insert(req.exec_id.clone(), p);
+        let added = TaskExecAdded {
+            container_id: req.id,
+            exec_id: req.exec_id,
+            ..Default::default()
+        };
+        self.events.send(TASK_EXEC_ADDED_EVENT_TOPIC, added);
+        Ok(())
+    }
+
+    fn do_state(&self, req: StateRequest) -> Result<StateResponse> {
+        let c = self.container(&req.id)?;
+        let procs = c.lock();
+        let p = procs.get(&req.id, &req.exec_id)?;
+        let (exit_status, at) = p.exit_status();
+        Ok(StateResponse {
+            id: p.id.clone(),
+            bundle: c.bundle.display().to_string(),
+            pid: p.pid,
+            status: p.state.status().into(),
+            stdin: p.stdio.stdin.clone(),
+            stdout: p.stdio.stdout.clone(),
+            stderr: p.stdio.stderr.clone(),
+            terminal: p.stdio.terminal,
+            exit_status,
+            exited_at: MessageField::some(at),
+            exec_id: p.exec_id.clone(),
+            ..Default::default()
+        })
+    }
+
+    fn do_freeze(&self, id: &str, t: Transition) -> Result<()> {
+        let c = self.container(id)?;
+        c.freeze(t)?;
+        if t == Transition::Pause {
+            self.events.send(
+                TASK_PAUSED_EVENT_TOPIC,
+                TaskPaused {
+                    container_id: id.into(),
+                    ..Default::default()
+                },
+            );
+        } else {
+            self.events.send(
+                TASK_RESUMED_EVENT_TOPIC,
+                TaskResumed {
+                    container_id: id.into(),
+                    ..Default::default()
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn do_pids(&self, req: PidsRequest) -> Result<PidsResponse> {
+        let c = self.container(&req.id)?;
+        let pids = c.runtime.ps(&c.id)?;
+        let execs: HashMap<u32, String> = c
+            .lock()
+            .execs
+            .values()
+            .map(|p| (p.pid, p.exec_id.clone()))
+            .collect();
+        let processes = pids
+            .into_iter()
+            .map(|pid| crate::stats::process_info(pid, execs.get(&pid)))
+            .collect();
+        Ok(PidsResponse {
+            processes,
+            ..Default::default()
+        })
+    }
+
+    fn do_wait(&self, req: WaitRequest) -> Result<WaitResponse> {
+        let c = self.container(&req.id)?;
+        let ExitInfo { status, at } = c.wait(&req.exec_id)?;
+        Ok(WaitResponse {
+            exit_status: status,
+            exited_at: MessageField::some(at),
+            ..Default::default()
+        })
+    }
+
+    fn do_update(&self, req: UpdateTaskRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        let resources = req
+            .resources
+            .into_option()
+            .ok_or_else(|| Error::InvalidArgument("update without resources".into()))?;
+        c.runtime.update(&c.id, &resources.value)
+    }
+
+    fn do_stats(&self, req: StatsRequest) -> Result<StatsResponse> {
+        let c = self.container(&req.id)?;
+        let stats = crate::stats::metrics(c.init_pid())?;
+        Ok(StatsResponse {
+            stats: MessageField::some(stats),
+            ..Default::default()
+        })
+    }
+
+    fn do_shutdown(&self) {
+        if self.table().is_empty() {
+            self.exit.signal();
+        }
+    }
+}
+
+fn exit_event(p: &Process) -> TaskExit {
+    let (exit_status, at) = p.exit_status();
+    TaskExit {
+        container_id: p.id.clone(),
+        id: if p.exec_id.is_empty() {
+            p.id.clone()
+        } else {
+            p.exec_id.clone()
+        },
+        pid: p.pid,
+        exit_status,
+        exited_at: MessageField::some(at),
+        ..Default::default()
+    }
+}
+
+/// The ttrpc surface: each handler only forwards to the matching `do_*` method.
+pub struct TaskService(pub Arc<Service>);
+
+type Reply<T> = ttrpc::Result<T>;
+
+impl Task for TaskService {
+    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> Reply<CreateTaskResponse> {
+        Ok(self.0.do_create(req)?)
+    }
+    fn start(&self, _: &TtrpcContext, req: StartRequest) -> Reply<StartResponse> {
+        Ok(self.0.do_start(req)?)
+    }
+    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> Reply<DeleteResponse> {
+        Ok(self.0.do_delete(req)?)
+    }
+    fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> Reply<Empty> {
+        self.0.do_exec(req)?;
+        Ok(Empty::new())
+    }
+    fn state(&self, _: &TtrpcContext, req: StateRequest) -> Reply<StateResponse> {
+        Ok(self.0.do_state(req)?)
+    }
+    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> Reply<Empty> {
+        self.0
+            .container(&req.id)?
+            .kill(&req.exec_id, req.signal, req.all)?;
+        Ok(Empty::new())
+    }
+    fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> Reply<Empty> {
+        self.0.do_freeze(&req.id, Transition::Pause)?;
+        Ok(Empty::new())
+    }
+    fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> Reply<Empty> {
+        self.0.do_freeze(&req.id, Transition::Resume)?;
+        Ok(Empty::new())
+    }
+    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> Reply<PidsResponse> {
+        Ok(self.0.do_pids(req)?)
+    }
+    fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> Reply<Empty> {
+        self.0.container(&req.id)?.close_stdin(&req.exec_id)?;
+        Ok(Empty::new())
+    }
+    fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> Reply<Empty> {
+        self.0
+            .container(&req.id)?
+            .resize_pty(&req.exec_id, req.width, req.height)?;
+        Ok(Empty::new())
+    }
+    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> Reply<Empty> {
+        Err(Error::Unimplemented("checkpoint (no criu support yet)").into())
+    }
+    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> Reply<Empty> {
+        self.0.do_update(req)?;
+        Ok(Empty::new())
+    }
+    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> Reply<WaitResponse> {
+        Ok(self.0.do_wait(req)?)
+    }
+    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> Reply<StatsResponse> {
+        Ok(self.0.do_stats(req)?)
+    }
+    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> Reply<ConnectResponse> {
+        let task_pid = self
+            .0
+            .container(&req.id)
+            .map(|c| c.init_pid())
+            .unwrap_or_default();
+        let version = env!("CARGO_PKG_VERSION").to_string();
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version,
+            ..Default::default()
+        })
+    }
+    fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> Reply<Empty> {
+        self.0.do_shutdown();
+        Ok(Empty::new())
+    }
+}

@@ -1,0 +1,136 @@
+//! The shim binary's lifecycle verbs (`start`, `delete`, the daemon) on the containerd-shim
+//! crate's bootstrap.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::util::write_address;
+use containerd_shim::{api::DeleteResponse, spawn, Config, ExitSignal, Flags, Shim, StartOpts};
+
+use crate::container::read_pid_file;
+use crate::events::start_publisher;
+use crate::options::RuntimeOptions;
+use crate::runtime::Runtime;
+use crate::service::{Service, TaskService};
+
+/// Annotations that put containers of one pod into one shim (CRI, and runc shim grouping).
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.kubernetes.cri.sandbox-id",
+    "io.containerd.runc.v2.group",
+];
+
+pub struct HuskShim {
+    namespace: String,
+    id: String,
+    bundle: PathBuf,
+    exit: Arc<ExitSignal>,
+}
+
+/// The shim (and so the socket) this container belongs to: its pod's, else its own.
+pub fn grouping(bundle: &Path, id: &str) -> String {
+    let spec = std::fs::read(bundle.join("config.json")).ok();
+    let annotations = spec
+        .and_then(|s| serde_json::from_slice::<serde_json::Value>(&s).ok())
+        .and_then(|v| v.get("annotations").cloned());
+    GROUP_ANNOTATIONS
+        .iter()
+        .find_map(|key| {
+            annotations
+                .as_ref()?
+                .get(*key)?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+impl Shim for HuskShim {
+    type T = TaskService;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        let bundle = if args.bundle.is_empty() {
+            std::env::current_dir().unwrap_or_default()
+        } else {
+            PathBuf::from(&args.bundle)
+        };
+        HuskShim {
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+            bundle,
+            exit: Arc::new(ExitSignal::default()),
+        }
+    }
+
+    /// Starts (or finds) the daemon and prints its address. containerd 1.6 reads stdout as the
+    /// bare address; the crate answers with json that only 1.7+ parses, and every version
+    /// accepts the bare address, so print it here and end the process.
+    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+        let grouping = grouping(&self.bundle, &opts.id);
+        let (_pid, address) = spawn(opts, &grouping, Vec::new())?;
+        write_address(&address)?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(address.as_bytes())
+            .and_then(|_| stdout.flush());
+        std::process::exit(0);
+    }
+
+    /// Cleanup after a dead shim: force-delete the container, unmount its rootfs and report
+    /// it killed (128 + SIGKILL), as containerd's runc shim does.
+    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+        let options = RuntimeOptions::load(&self.bundle);
+        let runtime = Runtime {
+            binary: options.binary(),
+            root: options.root(&self.namespace),
+            log: self.bundle.join("log.json"),
+            systemd_cgroup: options.systemd_cgroup,
+        };
+        if let Err(err) = runtime.delete(&self.id, true) {
+            log::warn!("failed to force-delete {}: {err}", self.id);
+        }
+        crate::mount::unmount_rootfs(&self.bundle);
+        let pid = read_pid_file(&self.bundle.join("init.pid")).unwrap_or(0);
+        Ok(DeleteResponse {
+            pid,
+            exit_status: 128 + libc::SIGKILL as u32,
+            exited_at: MessageField::some(Timestamp::now()),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        let events = start_publisher(publisher, self.namespace.clone());
+        TaskService(Service::new(
+            &self.namespace,
+            events,
+            Arc::clone(&self.exit),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_annotations_group_containers_into_one_shim() {
+        let dir = std::env::temp_dir().join(format!("husk-grouping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(grouping(&dir, "c1"), "c1");
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(grouping(&dir, "c1"), "pod1");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,347 @@
+//! A process's stdio as containerd names it (fifo paths, `file://`, `binary://`, or a tty) and
+//! the copying between those and the pipes or pty the container holds. Plain blocking threads:
+//! async file APIs on FIFOs hang (rust-extensions #337). Output copiers count down a latch so
+//! the exit of a process is published only after its output has been copied.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::unistd::{fchown, pipe2, Gid, Uid};
+
+use crate::console::ConsoleSocket;
+use crate::error::{Error, Result};
+use crate::logbinary;
+use crate::runtime::ChildStdio;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// Where one output stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    None,
+    Fifo(PathBuf),
+    File(PathBuf),
+    Binary(String),
+}
+
+impl Destination {
+    pub fn parse(uri: &str) -> Destination {
+        if uri.is_empty() {
+            Destination::None
+        } else if let Some(path) = uri.strip_prefix("file://") {
+            Destination::File(PathBuf::from(path))
+        } else if uri.starts_with("binary://") {
+            Destination::Binary(uri.to_string())
+        } else {
+            Destination::Fifo(PathBuf::from(uri.strip_prefix("fifo://").unwrap_or(uri)))
+        }
+    }
+}
+
+/// Counts the output copiers still running; the exit path waits on it.
+#[derive(Default)]
+pub struct Latch {
+    pending: Mutex<usize>,
+    done: Condvar,
+}
+
+impl Latch {
+    fn add(&self) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    fn count_down(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *pending = pending.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Waits for the copiers, but never longer than `limit`: a daemon an exec left behind may
+    /// hold the pipe open forever, and the exit must still be reported.
+    pub fn wait(&self, limit: Duration) {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.done.wait_timeout_while(pending, limit, |n| *n > 0);
+    }
+}
+
+/// The shim's side of a running process's stdio.
+pub struct ProcessIo {
+    stdin: Arc<Mutex<Option<File>>>,
+    stdin_fifo: Option<PathBuf>,
+    pub console: Option<File>,
+    pub output: Arc<Latch>,
+}
+
+/// Stdio made before the runtime runs; `start` is called once it has succeeded.
+pub struct PreparedIo {
+    pub child: ChildStdio,
+    pub console_socket: Option<ConsoleSocket>,
+    paths: StdioPaths,
+    stdin_writer: Option<File>,
+    outputs: Vec<(File, Destination)>,
+}
+
+fn pipe() -> Result<(File, OwnedFd)> {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(Error::sys("create stdio pipe"))?;
+    Ok((File::from(r), w))
+}
+
+fn chown_io(fd: &OwnedFd, uid: u32, gid: u32) -> Result<()> {
+    if uid == 0 && gid == 0 {
+        return Ok(());
+    }
+    fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        .map_err(Error::sys("chown stdio pipe"))
+}
+
+impl PreparedIo {
+    pub fn new(
+        paths: &StdioPaths,
+        io_uid: u32,
+        io_gid: u32,
+        id: &str,
+        namespace: &str,
+    ) -> Result<PreparedIo> {
+        let mut prepared = PreparedIo {
+            child: ChildStdio::default(),
+            console_socket: None,
+            paths: paths.clone(),
+            stdin_writer: None,
+            outputs: Vec::new(),
+        };
+        if paths.terminal {
+            prepared.console_socket = Some(ConsoleSocket::new()?);
+            return Ok(prepared);
+        }
+        if !paths.stdin.is_empty() {
+            let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(Error::sys("create stdin pipe"))?;
+            chown_io(&r, io_uid, io_gid)?;
+            prepared.child.stdin = Some(r);
+            prepared.stdin_writer = Some(File::from(w));
+        }
+        let stdout = Destination::parse(&paths.stdout);
+        if let Destination::Binary(uri) = &stdout {
+            let (out, err) = logbinary::spawn(uri, id, namespace)?;
+            prepared.child.stdout = Some(out);
+            prepared.child.stderr = Some(err);
+            return Ok(prepared);
+        }
+        let stderr = Destination::parse(&paths.stderr);
+        for (dest, slot) in [
+            (stdout, &mut prepared.child.stdout),
+            (stderr, &mut prepared.child.stderr),
+        ] {
+            if dest == Destination::None {
+                continue;
+            }
+            let (reader, w) = pipe()?;
+            chown_io(&w, io_uid, io_gid)?;
+            *slot = Some(w);
+            prepared.outputs.push((reader, dest));
+        }
+        Ok(prepared)
+    }
+
+    /// Starts the copiers; for a tty, receives the pty master from the runtime first.
+    pub fn start(self) -> Result<ProcessIo> {
+        let output = Arc::new(Latch::default());
+        let stdin_fifo = (!self.paths.stdin.is_empty()).then(|| PathBuf::from(&self.paths.stdin));
+        let mut io = ProcessIo {
+            stdin: Arc::new(Mutex::new(None)),
+            stdin_fifo,
+            console: None,
+            output,
+        };
+        if let Some(socket) = &self.console_socket {
+            let master = socket.receive_master()?;
+            let reader = master
+                .try_clone()
+                .map_err(Error::io("dup pty master", "ptmx"))?;
+            if let Some(dest) = open_output(&Destination::parse(&self.paths.stdout))? {
+                spawn_output(reader, dest, &io.output);
+            }
+            if io.stdin_fifo.is_some() {
+                *io.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(
+                    master
+                        .try_clone()
+                        .map_err(Error::io("dup pty master", "ptmx"))?,
+                );
+            }
+            io.console = Some(master);
+        }
+        for (reader, dest) in self.outputs {
+            if let Some(sink) = open_output(&dest)? {
+                spawn_output(reader, sink, &io.output);
+            }
+        }
+        if let Some(w) = self.stdin_writer {
+            *io.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+        }
+        if let Some(fifo) = &io.stdin_fifo {
+            spawn_stdin(fifo.clone(), Arc::clone(&io.stdin));
+        }
+        Ok(io)
+    }
+}
+
+/// Fifos are opened read-write: the open never blocks, and writes never fail with EPIPE
+/// while containerd is away (restarting); containerd sees EOF once the copier closes it.
+fn open_output(dest: &Destination) -> Result<Option<File>> {
+    let file = match dest {
+        Destination::None | Destination::Binary(_) => return Ok(None),
+        Destination::Fifo(path) => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(Error::io("open stdio fifo", path))?,
+        Destination::File(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(Error::io("create log directory", dir))?;
+            }
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .map_err(Error::io("open log file", path))?
+        }
+    };
+    Ok(Some(file))
+}
+
+fn spawn_output(mut from: File, mut to: File, latch: &Arc<Latch>) {
+    latch.add();
+    let latch = Arc::clone(latch);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // EIO: the last pty slave closed.
+                Err(_) => break,
+            }
+        }
+        drop(to);
+        latch.count_down();
+    });
+}
+
+/// Copies the stdin fifo into the process until the client closes it or CloseIO takes the
+/// writer away. The blocking open waits for containerd's client to open its end.
+fn spawn_stdin(fifo: PathBuf, writer: Arc<Mutex<Option<File>>>) {
+    std::thread::spawn(move || {
+        let Ok(mut from) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&fifo)
+        else {
+            return;
+        };
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(w) = guard.as_mut() else { return };
+            if w.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        close_stdin_writer(&writer);
+    });
+}
+
+fn close_stdin_writer(writer: &Mutex<Option<File>>) {
+    writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+impl ProcessIo {
+    /// CloseIO: the process reads EOF on stdin (for a pipe; a tty keeps its master).
+    pub fn close_stdin(&self) {
+        close_stdin_writer(&self.stdin);
+    }
+
+    /// Releases a stdin copier still blocked opening its fifo (a client that never came).
+    pub fn release(&self) {
+        self.close_stdin();
+        if let Some(fifo) = &self.stdin_fifo {
+            let _ = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_follow_containerd_uri_schemes() {
+        assert_eq!(Destination::parse(""), Destination::None);
+        assert_eq!(
+            Destination::parse("/run/x/stdout"),
+            Destination::Fifo("/run/x/stdout".into())
+        );
+        assert_eq!(
+            Destination::parse("file:///var/log/c.log"),
+            Destination::File("/var/log/c.log".into())
+        );
+        assert_eq!(
+            Destination::parse("binary:///bin/logger?a=b"),
+            Destination::Binary("binary:///bin/logger?a=b".into())
+        );
+    }
+
+    #[test]
+    fn latch_wait_is_bounded_and_returns_when_copiers_finish() {
+        let latch = Arc::new(Latch::default());
+        latch.add();
+        let start = std::time::Instant::now();
+        latch.wait(Duration::from_millis(50));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        let l2 = Arc::clone(&latch);
+        std::thread::spawn(move || l2.count_down());
+        latch.wait(Duration::from_secs(10));
+        assert_eq!(*latch.pending.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn output_is_copied_whole_to_a_file_before_the_latch_opens() {
+        let dir = std::env::temp_dir().join(format!("husk-stdio-test-{}", std::process::id()));
+        let path = dir.join("out.log");
+        let paths = StdioPaths {
+            stdout: format!("file://{}", path.display()),
+            ..Default::default()
+        };
+        let mut prepared = PreparedIo::new(&paths, 0, 0, "c", "ns").unwrap();
+        let mut w = File::from(prepared.child.stdout.take().unwrap());
+        let io = prepared.start().unwrap();
+        let data = vec![b'x'; 1 << 20];
+        w.write_all(&data).unwrap();
+        drop(w);
+        io.output.wait(Duration::from_secs(10));
+        assert_eq!(std::fs::read(&path).unwrap().len(), 1 << 20);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
