@@ -1,6 +1,6 @@
 //! Running commands with a time limit, so a hung runtime fails a test instead of hanging it.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -11,12 +11,30 @@ use std::time::{Duration, Instant};
 /// `timeout`. A killed command's output ends with a "timed out" line on stderr. Output a
 /// daemonised grandchild keeps writing is collected for at most a second after the exit.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    run_with_input(cmd, None, timeout)
+}
+
+/// [`run_with_timeout`] with `input` written to the command's stdin (then closed), or
+/// stdin from /dev/null when `input` is None.
+pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("failed to spawn {cmd:?}: {e}"));
+    // Fed from a thread: a child that does not read stdin must not block us on a full pipe.
+    if let (Some(mut pipe), Some(data)) = (child.stdin.take(), input) {
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
     let (out_buf, out_thread) = drain(child.stdout.take());
     let (err_buf, err_thread) = drain(child.stderr.take());
     let (status, timed_out) = wait_deadline(&mut child, timeout);

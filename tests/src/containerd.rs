@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{output_text, run_with_timeout, target_dir, unique_id, TempDir};
+use crate::{output_text, run_with_input, run_with_timeout, target_dir, unique_id, TempDir};
 
 /// The runtime name that makes containerd run `containerd-shim-husk-v2` from its PATH.
 pub const HUSK_RUNTIME: &str = "io.containerd.husk.v2";
@@ -158,13 +158,24 @@ impl Containerd {
     /// `ctr --address <sock> <args>` in [`Containerd::namespace`] (via CONTAINERD_NAMESPACE,
     /// so `-n other` in args wins), killed after the ctr timeout.
     pub fn ctr(&self, args: &[&str]) -> Output {
+        run_with_timeout(&mut self.ctr_command(args), self.ctr_timeout)
+    }
+
+    /// [`Containerd::ctr`] with `input` on ctr's stdin (what `ctr run` passes to the task).
+    pub fn ctr_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_input(&mut self.ctr_command(args), Some(input), self.ctr_timeout)
+    }
+
+    /// The `ctr --address <sock> <args>` command, not yet run (to wrap it, e.g. in `script`
+    /// for a tty).
+    pub fn ctr_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ctr");
         cmd.arg("--address")
             .arg(&self.address)
             .args(args)
             .env("CONTAINERD_NAMESPACE", &self.namespace)
             .env_remove("CONTAINERD_ADDRESS");
-        run_with_timeout(&mut cmd, self.ctr_timeout)
+        cmd
     }
 
     /// [`Containerd::ctr`] that must succeed; returns stdout. On failure it panics with

@@ -21,7 +21,7 @@ mod spec;
 mod tempdir;
 
 pub use bundle::Bundle;
-pub use cmd::{output_text, run_with_timeout};
+pub use cmd::{output_text, run_with_input, run_with_timeout};
 pub use containerd::{Containerd, ContainerdBuilder, BUSYBOX_REF, HUSK_RUNTIME};
 pub use ids::unique_id;
 pub use image::{busybox_image_archive, busybox_image_bytes};

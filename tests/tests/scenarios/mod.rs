@@ -4,8 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod io;
+mod lifecycle;
+mod mounts;
+
+pub use io::*;
+pub use lifecycle::*;
+pub use mounts::*;
+
 use husk_e2e::{
-    assert_no_leftovers, output_text, unique_id, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME,
+    assert_no_leftovers, output_text, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME,
 };
 
 /// Which shim containerd starts, and which runtime binary it drives. (Each test file uses
@@ -19,7 +27,7 @@ pub enum Via {
 }
 
 impl Via {
-    fn runtime_args(&self) -> Vec<String> {
+    pub(crate) fn runtime_args(&self) -> Vec<String> {
         match self {
             Via::GoShim(bin) => vec![
                 "--runtime".into(),
@@ -33,7 +41,7 @@ impl Via {
 }
 
 /// A private containerd with busybox imported into its namespace.
-fn containerd_with_busybox() -> Containerd {
+pub(crate) fn containerd_with_busybox() -> Containerd {
     let mut ctrd = Containerd::start();
     let ns = ctrd.namespace().to_string();
     ctrd.import_busybox(&ns);
@@ -41,7 +49,7 @@ fn containerd_with_busybox() -> Containerd {
 }
 
 /// `ctr run <runtime args> <flags> busybox <id> <cmd...>`.
-fn run(
+pub(crate) fn run(
     ctrd: &Containerd,
     via: &Via,
     flags: &[&str],
@@ -58,7 +66,13 @@ fn run(
     ctrd.ctr(&args)
 }
 
-fn run_ok(ctrd: &Containerd, via: &Via, flags: &[&str], id: &str, cmd: &[&str]) -> String {
+pub(crate) fn run_ok(
+    ctrd: &Containerd,
+    via: &Via,
+    flags: &[&str],
+    id: &str,
+    cmd: &[&str],
+) -> String {
     let out = run(ctrd, via, flags, id, cmd);
     assert!(
         out.status.success(),
@@ -69,7 +83,7 @@ fn run_ok(ctrd: &Containerd, via: &Via, flags: &[&str], id: &str, cmd: &[&str]) 
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn assert_clean(ctrd: &Containerd, id: &str) {
+pub(crate) fn assert_clean(ctrd: &Containerd, id: &str) {
     assert_eq!(
         ctrd.ctr_ok(&["containers", "ls", "-q"]),
         "",
@@ -79,7 +93,7 @@ fn assert_clean(ctrd: &Containerd, id: &str) {
 }
 
 /// The STATUS column of `ctr tasks ls` for `id` ("" when it is not listed).
-fn task_status(ctrd: &Containerd, id: &str) -> String {
+pub(crate) fn task_status(ctrd: &Containerd, id: &str) -> String {
     let list = ctrd.ctr_ok(&["tasks", "ls"]);
     list.lines()
         .filter_map(|l| {
@@ -90,7 +104,7 @@ fn task_status(ctrd: &Containerd, id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn kill_and_wait_stopped(ctrd: &Containerd, id: &str) {
+pub(crate) fn kill_and_wait_stopped(ctrd: &Containerd, id: &str) {
     // sleep is pid 1 in its namespace and ignores SIGTERM (no handler): SIGKILL it.
     ctrd.ctr_ok(&["tasks", "kill", "-s", "SIGKILL", id]);
     let stopped = wait_until(Duration::from_secs(10), || {
@@ -102,91 +116,6 @@ fn kill_and_wait_stopped(ctrd: &Containerd, id: &str) {
         ctrd.ctr_ok(&["tasks", "ls"]),
         ctrd.log_tail(40)
     );
-}
-
-pub fn echo_prints_output(via: &Via) {
-    let ctrd = containerd_with_busybox();
-    let id = unique_id("echo");
-    assert_eq!(run_ok(&ctrd, via, &["--rm"], &id, &["echo", "hi"]), "hi\n");
-    assert_clean(&ctrd, &id);
-}
-
-pub fn exit_status_reaches_ctr(via: &Via) {
-    let ctrd = containerd_with_busybox();
-    let id = unique_id("exit");
-    let out = run(&ctrd, via, &["--rm"], &id, &["sh", "-c", "exit 7"]);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "ctr run: {}\n{}",
-        output_text(&out),
-        ctrd.log_tail(40)
-    );
-    assert_clean(&ctrd, &id);
-}
-
-pub fn detached_task_is_killed_and_deleted(via: &Via) {
-    let ctrd = containerd_with_busybox();
-    let id = unique_id("det");
-    run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
-    assert_eq!(task_status(&ctrd, &id), "RUNNING");
-    let ps = ctrd.ctr_ok(&["tasks", "ps", &id]);
-    assert_eq!(ps.lines().count(), 2, "one process expected: {ps}");
-    kill_and_wait_stopped(&ctrd, &id);
-    ctrd.ctr_ok(&["tasks", "delete", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
-}
-
-pub fn exec_runs_in_running_task(via: &Via) {
-    let ctrd = containerd_with_busybox();
-    let id = unique_id("exec");
-    run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
-    // The exec joins the task's pid namespace: it sees sleep as pid 1.
-    let out = ctrd.ctr_ok(&[
-        "tasks",
-        "exec",
-        "--exec-id",
-        "e1",
-        &id,
-        "cat",
-        "/proc/1/cmdline",
-    ]);
-    assert_eq!(out, "sleep\u{0}1000\u{0}");
-    let failed = ctrd.ctr(&[
-        "tasks",
-        "exec",
-        "--exec-id",
-        "e2",
-        &id,
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
-    assert_eq!(
-        failed.status.code(),
-        Some(3),
-        "exec exit status: {}",
-        output_text(&failed)
-    );
-    kill_and_wait_stopped(&ctrd, &id);
-    ctrd.ctr_ok(&["tasks", "delete", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
-}
-
-pub fn pause_and_resume(via: &Via) {
-    let ctrd = containerd_with_busybox();
-    let id = unique_id("pause");
-    run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
-    ctrd.ctr_ok(&["tasks", "pause", &id]);
-    assert_eq!(task_status(&ctrd, &id), "PAUSED");
-    ctrd.ctr_ok(&["tasks", "resume", &id]);
-    assert_eq!(task_status(&ctrd, &id), "RUNNING");
-    // Deleting a running task with --force kills it first.
-    ctrd.ctr_ok(&["tasks", "delete", "--force", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
 }
 
 /// A module `$module` with one #[test] per scenario, each run with `$via`:
@@ -225,6 +154,46 @@ macro_rules! scenario_tests {
             #[test]
             fn pause_and_resume() {
                 $crate::scenarios::pause_and_resume(&via());
+            }
+
+            #[test]
+            fn stdin_reaches_process() {
+                $crate::scenarios::stdin_reaches_process(&via());
+            }
+
+            #[test]
+            fn large_output_is_complete() {
+                $crate::scenarios::large_output_is_complete(&via());
+            }
+
+            #[test]
+            fn env_and_cwd_are_set() {
+                $crate::scenarios::env_and_cwd_are_set(&via());
+            }
+
+            #[test]
+            fn tty_is_a_terminal() {
+                $crate::scenarios::tty_is_a_terminal(&via());
+            }
+
+            #[test]
+            fn read_only_rootfs_refuses_writes() {
+                $crate::scenarios::read_only_rootfs_refuses_writes(&via());
+            }
+
+            #[test]
+            fn bind_mount_is_shared_with_host() {
+                $crate::scenarios::bind_mount_is_shared_with_host(&via());
+            }
+
+            #[test]
+            fn sigpipe_is_not_ignored() {
+                $crate::scenarios::sigpipe_is_not_ignored(&via());
+            }
+
+            #[test]
+            fn memory_limit_is_applied() {
+                $crate::scenarios::memory_limit_is_applied(&via());
             }
         }
     };
