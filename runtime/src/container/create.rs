@@ -33,6 +33,8 @@ pub struct Created {
     pub pidfd: OwnedFd,
     pub state_dir: StateDir,
     pub saved: SavedState,
+    /// For a foreground `run` with a terminal: where the init sends the pty master.
+    pub console_rx: Option<OwnedFd>,
 }
 
 /// Undo for a half-made container; disarmed once create has succeeded.
@@ -66,8 +68,21 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let linux = spec.linux().as_ref().ok_or(config::ConfigError::Missing("linux"))?;
     let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
     let cgroup = Cgroup::for_container(cgroups_path.as_deref(), id)?;
+    let mut console_rx = None;
     let console_socket = match (&opts.console_socket, spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)) {
         (Some(path), true) => Some(connect_console(path)?),
+        // A foreground `run` proxies the terminal itself through a socketpair.
+        (None, true) if !wait_for_start => {
+            let (ours, theirs) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .ctx("create", "console socketpair")?;
+            console_rx = Some(ours);
+            Some(theirs)
+        }
         (None, true) => return Err(Error::Usage("process.terminal is set: --console-socket is required".into())),
         _ => None,
     };
@@ -80,7 +95,11 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
     if let Some(resources) = linux.resources() {
-        cgroup.apply(resources)?;
+        let mut resources = resources.clone();
+        if let Some(rules) = resources.devices_mut() {
+            rules.extend(crate::rootfs::devices::default_cgroup_rules(linux.devices().as_deref().unwrap_or_default()));
+        }
+        cgroup.apply(&resources)?;
     }
     if wait_for_start {
         nix::unistd::mkfifo(&state_path.join(crate::state::EXEC_FIFO), nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -164,7 +183,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     }
     let (pid, pidfd) = undo.child.take().ok_or_else(|| Error::Init("child vanished".into()))?;
     undo.cgroup = None;
-    Ok(Created { pid, pidfd, state_dir, saved })
+    Ok(Created { pid, pidfd, state_dir, saved, console_rx })
 }
 
 /// Drive the child through the handshake (see sync.rs) until it is Ready.

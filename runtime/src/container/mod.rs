@@ -12,6 +12,7 @@ pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod tty_proxy;
 pub mod update;
 
 use std::path::PathBuf;

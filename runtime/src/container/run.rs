@@ -31,7 +31,12 @@ pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Res
     let created = create(global, id, opts, false)?;
     let state = created.saved.to_oci(Status::Running);
     hooks::run_all_warn("poststart", created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
-    let code = wait_forwarding(created.pid, &created.pidfd);
+    let code = match &created.console_rx {
+        Some(rx) => super::tty_proxy::receive_master(rx)
+            .map_err(Error::from)
+            .and_then(|master| wait_proxying(created.pid, &created.pidfd, &master)),
+        None => wait_forwarding(created.pid, &created.pidfd),
+    };
     let Created { state_dir, saved, .. } = created;
     super::delete::destroy(state_dir, &saved)?;
     code
@@ -56,6 +61,54 @@ pub fn wait_forwarding(pid: i32, pidfd: &std::os::fd::OwnedFd) -> Result<i32> {
             }
         }
         if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            return exit_code(pid);
+        }
+    }
+}
+
+/// Like wait_forwarding, also moving bytes between our stdio and the container's pty.
+fn wait_proxying(pid: i32, pidfd: &std::os::fd::OwnedFd, master: &std::os::fd::OwnedFd) -> Result<i32> {
+    use super::tty_proxy::{copy_window_size, drain, pump, RawMode};
+    let mut mask = SigSet::empty();
+    FORWARDED.iter().for_each(|s| mask.add(*s));
+    mask.thread_block().ctx("block", "forwarded signals")?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx("create", "signalfd")?;
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    copy_window_size(stdin.as_fd(), master.as_fd());
+    let _raw = RawMode::enter();
+    let mut stdin_open = true;
+    loop {
+        let mut fds = vec![
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(SysError::new("poll", "container terminal", errno).into()),
+        }
+        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        if ready(2) && !pump(master.as_fd(), stdout.as_fd()) && !ready(0) {
+            // The pty closed: the process is exiting; its exit arrives on the pidfd.
+        }
+        if ready(3) && !pump(stdin.as_fd(), master.as_fd()) {
+            stdin_open = false;
+        }
+        if ready(1) {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                if info.ssi_signo as i32 == libc::SIGWINCH {
+                    copy_window_size(stdin.as_fd(), master.as_fd());
+                } else {
+                    let _ = super::kill::send(pid, info.ssi_signo as i32);
+                }
+            }
+        }
+        if ready(0) {
+            drain(master.as_fd(), stdout.as_fd());
             return exit_code(pid);
         }
     }

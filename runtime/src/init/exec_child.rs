@@ -43,7 +43,7 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
         nix::unistd::setsid().ctx("setsid", "exec process")?;
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
-    prepare_credentials(&plan.process, console, None, plan.in_userns)
+    prepare_credentials(&plan.process, console, None, plan.in_userns, plan.seccomp.as_ref())
 }
 
 fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> InitError {
@@ -56,7 +56,8 @@ fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> In
         return e.into();
     }
     drop(chan);
-    if let Some(seccomp) = &plan.seccomp {
+    let nnp = plan.process.no_new_privileges().unwrap_or(false);
+    if let (true, Some(seccomp)) = (nnp, &plan.seccomp) {
         if let Err(e) = crate::seccomp::load(seccomp) {
             return InitError::Seccomp(e.to_string());
         }

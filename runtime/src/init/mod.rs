@@ -60,7 +60,9 @@ pub enum InitError {
 pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
     let err = match setup(&plan, &mut chan) {
         Ok(program) => exec_after_start(&plan, chan, program),
-        Err(err) => err,
+        // setup sent it to the parent, which prints it: a second line here would repeat it.
+        // SAFETY: as below.
+        Err(_) => unsafe { libc::_exit(1) },
     };
     // The message may not arrive if the parent is gone; there is no one else to tell.
     let _ = chan_send_failure(&plan, &err);
@@ -88,9 +90,11 @@ fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
     // SAFETY: closing our copy of the parent's lock fd (see InitPlan::lock_fd).
     unsafe { libc::close(plan.lock_fd) };
     // CVE-2019-5736: nothing in the container may open /proc/<init>/exe while it is still husk.
-    nix::sys::prctl::set_dumpable(false).ctx("set", "PR_SET_DUMPABLE")?;
-    expect(chan, ToChild::Proceed)?;
-    let result = setup_after_proceed(plan, chan);
+    let result = nix::sys::prctl::set_dumpable(false)
+        .ctx("set", "PR_SET_DUMPABLE")
+        .map_err(InitError::from)
+        .and_then(|()| expect(chan, ToChild::Proceed))
+        .and_then(|()| setup_after_proceed(plan, chan));
     if let Err(ref err) = result {
         // Report here, while the channel is ours; run() then only exits.
         let _ = chan.send(&FromChild::Failed { msg: err.to_string() });
@@ -198,7 +202,8 @@ fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
     });
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
-    prepare_credentials(process, console, keyring, in_userns)
+    let seccomp = plan.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    prepare_credentials(process, console, keyring, in_userns, seccomp)
 }
 
 /// What the init and an exec'd process share: from the terminal to no_new_privs, in the order
@@ -208,6 +213,7 @@ pub fn prepare_credentials(
     console_socket: Option<RawFd>,
     session_keyring_for: Option<&str>,
     in_userns: bool,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
 ) -> Result<PathBuf, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
@@ -225,6 +231,12 @@ pub fn prepare_credentials(
     }
     if let Some(caps) = process.capabilities() {
         capabilities::drop_bounding(caps)?;
+    }
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (false, Some(profile)) = (nnp, seccomp) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while husk still
+        // has it, as runc does. With no_new_privs it is loaded last, just before execve.
+        crate::seccomp::load(profile).map_err(|e| InitError::Seccomp(e.to_string()))?;
     }
     let setgroups_allowed = !in_userns
         || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
@@ -273,7 +285,8 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, program: PathBuf) -> Ini
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
     let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
-    if let Some(seccomp) = plan.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+    let nnp = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
+    if let (true, Some(seccomp)) = (nnp, plan.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())) {
         if let Err(e) = crate::seccomp::load(seccomp) {
             return InitError::Seccomp(e.to_string());
         }
