@@ -360,3 +360,41 @@ fn blkio_weight_falls_back_to_bfq_and_throttles_reach_the_kernel() {
         assert!(fx.read("blkio", weight_file).ends_with("300"), "{}", fx.read("blkio", weight_file));
     }
 }
+
+/// Removes `/name` in every hierarchy on drop (the shared parent of the concurrency test).
+struct ParentGuard(Vec<PathBuf>);
+
+impl Drop for ParentGuard {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn concurrent_create_and_destroy_under_one_parent_never_fail() {
+    if !v1_host() {
+        return;
+    }
+    let parent = unique("par");
+    let probe = Cgroup::for_container(Some(&format!("/{parent}/probe")), "p").unwrap();
+    let _guard = ParentGuard(probe.hierarchies().iter().map(|h| h.mount.join(&parent)).collect());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let parent = parent.clone();
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    // Each container may find the parent present or not, and may remove it.
+                    let cg = Cgroup::for_container(Some(&format!("/{parent}/c{t}-{i}")), "c").unwrap();
+                    let made = cg.create();
+                    let removed = cg.destroy();
+                    made.and(removed).unwrap_or_else(|e| panic!("thread {t} round {i}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

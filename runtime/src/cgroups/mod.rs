@@ -261,25 +261,7 @@ impl Cgroup {
     /// cpus and mems (a cpuset without them refuses tasks); in the unified hierarchy every
     /// ancestor enables its available controllers for its children. On error, call `destroy`.
     pub fn create(&self) -> Result<(), CgroupError> {
-        for h in &self.hierarchies {
-            let mut dir = h.mount.clone();
-            for component in h.path.components() {
-                let parent = dir.clone();
-                dir.push(component);
-                if h.unified {
-                    v2::enable_controllers(&parent)?;
-                }
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(source) => return Err(CgroupError::Mkdir { path: dir, source }),
-                }
-                if h.has("cpuset") {
-                    v1::inherit_cpuset(&parent, &dir)?;
-                }
-            }
-        }
-        Ok(())
+        self.hierarchies.iter().try_for_each(create_hierarchy)
     }
 
     /// Writes `resources` (at create, and for `husk update`). Each controller goes to the
@@ -380,6 +362,39 @@ impl Cgroup {
             None => Err(CgroupError::MissingController { resource: "oom events", controller: "memory" }),
         }
     }
+}
+
+/// Makes the container's directory in one hierarchy, level by level. A shared parent can vanish
+/// midway when another container's `destroy` removes it as empty: mkdir below it fails with
+/// ENOENT, its files with ENODEV once rmdir has begun. Start over then.
+fn create_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
+    let mut attempts = 0;
+    loop {
+        match create_levels(h) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) && attempts < 5 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+fn create_levels(h: &Hierarchy) -> Result<(), CgroupError> {
+    let mut dir = h.mount.clone();
+    for component in h.path.components() {
+        let parent = dir.clone();
+        dir.push(component);
+        if h.unified {
+            v2::enable_controllers(&parent)?;
+        }
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(CgroupError::Mkdir { path: dir, source }),
+        }
+        if h.has("cpuset") {
+            v1::inherit_cpuset(&parent, &dir)?;
+        }
+    }
+    Ok(())
 }
 
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
