@@ -126,6 +126,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         no_new_keyring: opts.no_new_keyring,
         has_parent_hooks,
         wait_for_start,
+        seccomp: seccomp_program(&global.root, Some(linux))?,
     };
 
     let (mut parent_chan, child_chan) = sync::pair()?;
@@ -154,13 +155,15 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
         write_id_maps(pid, linux.uid_mappings().as_deref().unwrap_or_default(), linux.gid_mappings().as_deref().unwrap_or_default())?;
     }
+    // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
+    let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
     cgroup.add_process(pid)?;
     parent_chan.send(&ToChild::Proceed)?;
 
-    let mut saved = SavedState {
+    let saved = SavedState {
         id: id.to_string(),
         pid,
-        pid_start_time: 0,
+        pid_start_time,
         bundle: bundle.clone(),
         rootfs: rootfs.clone(),
         created: super::now_rfc3339(),
@@ -171,7 +174,6 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         owner: String::new(),
     };
     handshake(&mut parent_chan, pid, &saved, &spec)?;
-    saved.pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after it was ready".into()))?;
 
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
@@ -184,6 +186,14 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let (pid, pidfd) = undo.child.take().ok_or_else(|| Error::Init("child vanished".into()))?;
     undo.cgroup = None;
     Ok(Created { pid, pidfd, state_dir, saved, console_rx })
+}
+
+/// Compile the container's seccomp profile, cached by content under <root>/seccomp-cache.
+pub fn seccomp_program(root: &Path, linux: Option<&oci_spec::runtime::Linux>) -> Result<Option<crate::seccomp::Program>> {
+    let Some(profile) = linux.and_then(|l| l.seccomp().as_ref()) else { return Ok(None) };
+    crate::seccomp::prepare_cached(profile, &root.join("seccomp-cache"))
+        .map(Some)
+        .map_err(|e| Error::Config(config::ConfigError::Seccomp(e.to_string())))
 }
 
 /// Drive the child through the handshake (see sync.rs) until it is Ready.

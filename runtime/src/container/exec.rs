@@ -58,7 +58,7 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         process,
         in_userns: ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::User),
         namespaces: ns_list.clone(),
-        seccomp: linux.and_then(|l| l.seccomp().clone()),
+        seccomp: super::create::seccomp_program(&global.root, linux)?,
         console_socket,
         lock_fd: dir.lock_fd(),
         preserve_fds: opts.preserve_fds,

@@ -5,7 +5,7 @@
 use super::{expect, prepare_credentials, InitError};
 use crate::sync::{Channel, FromChild, ToChild};
 use crate::sys::Context;
-use oci_spec::runtime::{LinuxNamespace, LinuxSeccomp, Process};
+use oci_spec::runtime::{LinuxNamespace, Process};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 pub struct ExecPlan {
@@ -13,7 +13,7 @@ pub struct ExecPlan {
     pub process: Process,
     /// The container's namespaces as paths under /proc/<init>/ns.
     pub namespaces: Vec<LinuxNamespace>,
-    pub seccomp: Option<LinuxSeccomp>,
+    pub seccomp: Option<crate::seccomp::Program>,
     pub console_socket: Option<OwnedFd>,
     pub lock_fd: RawFd,
     pub preserve_fds: i32,
@@ -58,7 +58,7 @@ fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> In
     drop(chan);
     let nnp = plan.process.no_new_privileges().unwrap_or(false);
     if let (true, Some(seccomp)) = (nnp, &plan.seccomp) {
-        if let Err(e) = crate::seccomp::load(seccomp) {
+        if let Err(e) = seccomp.load() {
             return InitError::Seccomp(e.to_string());
         }
     }

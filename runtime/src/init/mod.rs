@@ -40,6 +40,9 @@ pub struct InitPlan {
     pub has_parent_hooks: bool,
     /// `husk run` in the foreground execs at once, without waiting on exec.fifo.
     pub wait_for_start: bool,
+    /// The seccomp BPF program, compiled by the parent (libseccomp takes tens of ms; the
+    /// init only makes one seccomp(2) call).
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,8 +205,7 @@ fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
     });
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
-    let seccomp = plan.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    prepare_credentials(process, console, keyring, in_userns, seccomp)
+    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref())
 }
 
 /// What the init and an exec'd process share: from the terminal to no_new_privs, in the order
@@ -213,7 +215,7 @@ pub fn prepare_credentials(
     console_socket: Option<RawFd>,
     session_keyring_for: Option<&str>,
     in_userns: bool,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<PathBuf, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
@@ -236,7 +238,7 @@ pub fn prepare_credentials(
     if let (false, Some(profile)) = (nnp, seccomp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while husk still
         // has it, as runc does. With no_new_privs it is loaded last, just before execve.
-        crate::seccomp::load(profile).map_err(|e| InitError::Seccomp(e.to_string()))?;
+        profile.load().map_err(|e| InitError::Seccomp(e.to_string()))?;
     }
     let setgroups_allowed = !in_userns
         || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
@@ -286,8 +288,8 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, program: PathBuf) -> Ini
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
     let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
     let nnp = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
-    if let (true, Some(seccomp)) = (nnp, plan.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())) {
-        if let Err(e) = crate::seccomp::load(seccomp) {
+    if let (true, Some(seccomp)) = (nnp, plan.seccomp.as_ref()) {
+        if let Err(e) = seccomp.load() {
             return InitError::Seccomp(e.to_string());
         }
     }
