@@ -317,6 +317,9 @@ fn v2_unified_mount_creates_joins_freezes_and_destroys() {
         let h = LinuxHugepageLimitBuilder::default().page_size("2MB").limit(4i64 << 21).build().unwrap();
         fx.cg.apply(&LinuxResourcesBuilder::default().hugepage_limits(vec![h]).build().unwrap()).unwrap();
         assert_eq!(fs::read_to_string(dir.join("hugetlb.2MB.max")).unwrap().trim(), (4u64 << 21).to_string());
+        if let Ok(rsvd) = fs::read_to_string(dir.join("hugetlb.2MB.rsvd.max")) {
+            assert_eq!(rsvd.trim(), (4u64 << 21).to_string());
+        }
         assert!(fx.cg.stats().unwrap().hugetlb.contains_key("2MB"));
     }
     fx.kill_children();

@@ -61,7 +61,13 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
             None => cg.layout() == super::Layout::V2,
         };
         match cg.unified_hierarchy() {
-            Some(u) if in_unified => write_all(&u.dir(), resource, &resources_v2::writes(c, res)?)?,
+            Some(u) if in_unified => {
+                let writes = resources_v2::writes(c, res)?;
+                if c == Controller::Memory {
+                    check_memory_before_update(&u.dir(), res)?;
+                }
+                write_all(&u.dir(), resource, &writes)?
+            }
             _ => return Err(CgroupError::MissingController { resource, controller: c.v1_name() }),
         }
     }
@@ -79,6 +85,25 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
             }
             write_all(&u.dir(), "unified", std::slice::from_ref(&write))?;
         }
+    }
+    Ok(())
+}
+
+/// `memory.checkBeforeUpdate` (v2, as runc): refuse a memory.max below the current usage rather
+/// than let the kernel OOM-kill its way down to it. v1 needs no check: the kernel itself
+/// answers EBUSY when reclaim cannot get under the new limit.
+fn check_memory_before_update(dir: &Path, res: &LinuxResources) -> Result<(), CgroupError> {
+    let Some(m) = res.memory() else { return Ok(()) };
+    let limit = m.limit().unwrap_or(0);
+    if m.check_before_update() != Some(true) || limit <= 0 {
+        return Ok(());
+    }
+    let usage = fs::read_u64(&dir.join("memory.current"), "memory usage")?;
+    if usage > limit as u64 {
+        return Err(CgroupError::InvalidValue {
+            resource: "memory.limit",
+            reason: format!("{limit} is below the current usage of {usage} bytes (checkBeforeUpdate)"),
+        });
     }
     Ok(())
 }

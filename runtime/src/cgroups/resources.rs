@@ -233,6 +233,19 @@ pub fn validate_page_size(size: &str) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The huge page limits, validated: (page size, limit in bytes, -1 for none).
+pub fn hugepage_limits(res: &LinuxResources) -> Result<Vec<(&str, i64)>, CgroupError> {
+    let mut out = Vec::new();
+    for h in res.hugepage_limits().as_deref().unwrap_or_default() {
+        validate_page_size(h.page_size())?;
+        if h.limit() < -1 {
+            return Err(invalid("hugepageLimits.limit", format!("{} is below -1", h.limit())));
+        }
+        out.push((h.page_size().as_str(), h.limit()));
+    }
+    Ok(out)
+}
+
 /// A name that becomes part of a control file line must be one word.
 pub fn validate_word(resource: &'static str, word: &str) -> Result<(), CgroupError> {
     if word.is_empty() || word.chars().any(char::is_whitespace) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources};
 
 use super::error::CgroupError;
-use super::resources::{cpuset_writes, validate_cpu, validate_memory, validate_page_size, validate_word, Controller, Write};
+use super::resources::{cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write};
 
 /// What the memory writes depend on in the live cgroup.
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,14 +154,13 @@ fn blkio(b: &LinuxBlockIo) -> Vec<Write> {
     out
 }
 
+/// The reservation limit (kernel 5.7+) fails mmap instead of faulting later: set it too where
+/// the kernel has it.
 fn hugetlb(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let mut out = Vec::new();
-    for h in res.hugepage_limits().as_deref().unwrap_or_default() {
-        validate_page_size(h.page_size())?;
-        if h.limit() < -1 {
-            return Err(CgroupError::InvalidValue { resource: "hugepageLimits.limit", reason: format!("{} is below -1", h.limit()) });
-        }
-        out.push(Write::new(format!("hugetlb.{}.limit_in_bytes", h.page_size()), h.limit()));
+    for (size, limit) in hugepage_limits(res)? {
+        out.push(Write::new(format!("hugetlb.{size}.limit_in_bytes"), limit));
+        out.push(Write::new(format!("hugetlb.{size}.rsvd.limit_in_bytes"), limit).optional());
     }
     Ok(out)
 }

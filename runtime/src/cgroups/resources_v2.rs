@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::error::CgroupError;
-use super::resources::{cpuset_writes, validate_cpu, validate_memory, validate_page_size, validate_word, Controller, Write};
+use super::resources::{cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write};
 
 fn unsupported(resource: &'static str, reason: &'static str) -> CgroupError {
     CgroupError::Unsupported { resource, version: "v2", reason }
@@ -161,14 +161,12 @@ fn io(b: &LinuxBlockIo) -> Result<Vec<Write>, CgroupError> {
     Ok(out)
 }
 
+/// As on v1, the reservation limit too where the kernel has it.
 fn hugetlb(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let mut out = Vec::new();
-    for h in res.hugepage_limits().as_deref().unwrap_or_default() {
-        validate_page_size(h.page_size())?;
-        if h.limit() < -1 {
-            return Err(CgroupError::InvalidValue { resource: "hugepageLimits.limit", reason: format!("{} is below -1", h.limit()) });
-        }
-        out.push(Write::new(format!("hugetlb.{}.max", h.page_size()), max_or(h.limit())));
+    for (size, limit) in hugepage_limits(res)? {
+        out.push(Write::new(format!("hugetlb.{size}.max"), max_or(limit)));
+        out.push(Write::new(format!("hugetlb.{size}.rsvd.max"), max_or(limit)).optional());
     }
     Ok(out)
 }
@@ -266,7 +264,7 @@ mod tests {
         let res = LinuxResourcesBuilder::default().cpu(c).block_io(b).hugepage_limits(vec![h]).build().unwrap();
         assert_eq!(pairs(&writes(Controller::Cpu, &res).unwrap()), vec![("cpu.weight", "39"), ("cpu.max", "50000 100000")]);
         assert_eq!(pairs(&writes(Controller::Blkio, &res).unwrap()), vec![("io.weight", "4950"), ("io.max", "8:0 wiops=max")]);
-        assert_eq!(pairs(&writes(Controller::Hugetlb, &res).unwrap()), vec![("hugetlb.2MB.max", "max")]);
+        assert_eq!(pairs(&writes(Controller::Hugetlb, &res).unwrap()), vec![("hugetlb.2MB.max", "max"), ("hugetlb.2MB.rsvd.max", "max")]);
     }
 
     #[test]

@@ -263,6 +263,20 @@ fn v2_refuses_what_it_cannot_do() {
 }
 
 #[test]
+fn v2_check_before_update_refuses_a_limit_below_usage() {
+    let (t, cg) = v2_tree();
+    fs::write(t.path("ctr/memory.current"), "5000\n").unwrap();
+    let res = |check: bool| {
+        let m = LinuxMemoryBuilder::default().limit(4096i64).check_before_update(check).build().unwrap();
+        LinuxResourcesBuilder::default().memory(m).build().unwrap()
+    };
+    assert!(matches!(cg.apply(&res(true)), Err(CgroupError::InvalidValue { resource: "memory.limit", .. })));
+    assert_eq!(t.read("ctr/memory.max"), "");
+    cg.apply(&res(false)).unwrap();
+    assert_eq!(t.read("ctr/memory.max"), "4096");
+}
+
+#[test]
 fn v2_freeze_and_oom_source_use_cgroup_files() {
     let (t, cg) = v2_tree();
     fs::write(t.path("ctr/cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
