@@ -55,9 +55,11 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<(), CapError> {
     set(CapSet::Permitted, "permitted", &permitted)?;
     set(CapSet::Effective, "effective", &effective)?;
     set(CapSet::Inheritable, "inheritable", &inheritable)?;
-    // Ambient capabilities must be in both permitted and inheritable; the kernel checks.
+    // Ambient capabilities must be in both permitted and inheritable (else EPERM). runc's own
+    // `runc spec` lists ambient caps without inheritable ones (CVE-2022-29162) and runc skips
+    // them silently; do the same, or every such bundle would fail to start.
     caps::clear(None, CapSet::Ambient).map_err(|e| CapError::Set { set: "ambient", why: e.to_string() })?;
-    for cap in ambient {
+    for cap in ambient.iter().copied().filter(|c| inheritable.contains(c) && permitted.contains(c)) {
         caps::raise(None, CapSet::Ambient, cap).map_err(|e| CapError::Set { set: "ambient", why: e.to_string() })?;
     }
     Ok(())

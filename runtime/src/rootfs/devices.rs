@@ -5,7 +5,7 @@ use crate::sys::{Context, SysError};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,36 @@ pub fn default_devices() -> Vec<DeviceNode> {
             gid: 0,
         })
         .collect()
+}
+
+/// The device cgroup rules every container gets after its own (runc's `AllowedDevices` plus one
+/// per linux.devices entry): a spec that denies all devices (`{"allow": false, "access": "rwm"}`,
+/// containerd's and runc's default) must still let the init mknod /dev/null and the process use it.
+pub fn default_cgroup_rules(spec_devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut rules = vec![
+        // mknod of any node; using one still needs its own rule.
+        rule(LinuxDeviceType::C, None, None, "m"),
+        rule(LinuxDeviceType::B, None, None, "m"),
+        rule(LinuxDeviceType::C, Some(136), None, "rwm"),   // /dev/pts/*
+        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"),  // /dev/ptmx
+        rule(LinuxDeviceType::C, Some(10), Some(200), "rwm"), // /dev/net/tun
+    ];
+    for node in default_devices() {
+        rules.push(rule(LinuxDeviceType::C, Some(node.major as i64), Some(node.minor as i64), "rwm"));
+    }
+    for dev in spec_devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
+        rules.push(rule(dev.typ(), Some(dev.major()), Some(dev.minor()), "rwm"));
+    }
+    rules
 }
 
 pub fn from_spec(dev: &LinuxDevice) -> DeviceNode {
