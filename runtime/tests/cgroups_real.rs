@@ -296,6 +296,7 @@ fn v1_oom_eventfd_counts_an_oom_kill() {
     // The peak reached the limit. (failcnt stays 0 on recent kernels: not asserted.)
     let memory = fx.cg.stats().unwrap().memory;
     assert_eq!(memory.usage.max, limit as u64, "{:?}", memory.usage);
+    assert!(memory.oom_kill >= 1, "oom_kill {}", memory.oom_kill);
 }
 
 #[test]

@@ -70,6 +70,10 @@ pub struct MemoryStats {
     pub kernel_tcp: MemoryEntry,
     /// The whole memory.stat.
     pub raw: BTreeMap<String, u64>,
+    /// Processes the OOM killer killed in the cgroup: `oom_kill` of memory.oom_control (v1,
+    /// kernel 4.13+) or memory.events (v2). A poller reports an OOM when it grows.
+    #[serde(rename = "oom_kill")]
+    pub oom_kill: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +220,9 @@ fn raw_stat(dir: &Path) -> Result<BTreeMap<String, u64>, CgroupError> {
 
 fn v1_memory(dir: &Path) -> Result<MemoryStats, CgroupError> {
     let raw = raw_stat(dir)?;
+    let oom_control = fs::read_optional(&dir.join("memory.oom_control"), "memory.oom_control")?.unwrap_or_default();
     Ok(MemoryStats {
+        oom_kill: flat_keyed_value(&oom_control, "oom_kill").unwrap_or(0),
         cache: raw.get("cache").copied().unwrap_or(0),
         usage: v1_entry(dir, "memory")?,
         swap: v1_entry(dir, "memory.memsw")?,
@@ -245,7 +251,8 @@ fn v2_memory(dir: &Path) -> Result<MemoryStats, CgroupError> {
         },
         None => MemoryEntry::default(),
     };
-    Ok(MemoryStats { cache: raw.get("file").copied().unwrap_or(0), usage, swap, raw, ..MemoryStats::default() })
+    let oom_kill = flat_keyed_value(&events, "oom_kill").unwrap_or(0);
+    Ok(MemoryStats { cache: raw.get("file").copied().unwrap_or(0), usage, swap, raw, oom_kill, ..MemoryStats::default() })
 }
 
 /// "8:0 Read 4096" lines; the "Total N" line is dropped.
@@ -355,6 +362,7 @@ mod tests {
         let json = serde_json::to_value(Stats::default()).unwrap();
         assert!(json["cpu"]["throttling"].get("throttledPeriods").is_some());
         assert!(json["memory"].get("kernelTCP").is_some());
+        assert!(json["memory"].get("oom_kill").is_some());
         assert!(json["blkio"].get("ioServiceBytesRecursive").is_some());
     }
 }

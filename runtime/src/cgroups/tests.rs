@@ -382,6 +382,7 @@ fn stats_read_v1_and_v2_files() {
             ("memory.failcnt", "2"),
             ("memory.stat", "cache 100\nrss 200\ntotal_cache 100\n"),
             ("memory.memsw.usage_in_bytes", "5000"),
+            ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
         ],
     );
     t.dir("unified/ctr", &[("hugetlb.2MB.current", "2097152"), ("hugetlb.2MB.events", "max 1\n")]);
@@ -390,6 +391,7 @@ fn stats_read_v1_and_v2_files() {
     assert_eq!(s.memory.cache, 100);
     assert_eq!(s.memory.raw["rss"], 200);
     assert_eq!(s.memory.swap.usage, 5000);
+    assert_eq!(s.memory.oom_kill, 2);
     assert_eq!(s.hugetlb["2MB"], HugetlbStats { usage: 2 << 20, max: 0, failcnt: 1 });
 
     let (t, cg) = v2_tree();
