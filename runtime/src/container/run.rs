@@ -31,14 +31,21 @@ pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Res
     let created = create(global, id, opts, false)?;
     let state = created.saved.to_oci(Status::Running);
     hooks::run_all_warn("poststart", created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
-    let code = match &created.console_rx {
+    // Unlock while waiting: `state`, `kill`, `ps` on this container must not block until it
+    // exits. Relock to clean up; a `delete --force` meanwhile has already done it.
+    let Created { pid, pidfd, state_dir, saved, console_rx, .. } = created;
+    drop(state_dir);
+    let code = match &console_rx {
         Some(rx) => super::tty_proxy::receive_master(rx)
             .map_err(Error::from)
-            .and_then(|master| wait_proxying(created.pid, &created.pidfd, &master)),
-        None => wait_forwarding(created.pid, &created.pidfd),
+            .and_then(|master| wait_proxying(pid, &pidfd, &master)),
+        None => wait_forwarding(pid, &pidfd),
     };
-    let Created { state_dir, saved, .. } = created;
-    super::delete::destroy(state_dir, &saved)?;
+    match crate::state::StateDir::open(&global.root, id) {
+        Ok(state_dir) => super::delete::destroy(state_dir, &saved)?,
+        Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
     code
 }
 
