@@ -402,3 +402,24 @@ fn concurrent_create_and_destroy_under_one_parent_never_fail() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn destroy_waits_out_a_task_that_is_still_exiting() {
+    if !v1_host() {
+        return;
+    }
+    let mut fx = Fixture::new(Cgroup::for_container(Some(&format!("/{}", unique("busy"))), "ctr").unwrap());
+    let pid = fx.spawn_in_cgroup("exec sleep 1000");
+    // While the task lives, rmdir says EBUSY; it ends 100 ms into destroy's retries.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    });
+    let started = std::time::Instant::now();
+    fx.cg.destroy().unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(90));
+    killer.join().unwrap();
+    for h in fx.cg.hierarchies() {
+        assert!(!h.dir().exists(), "{} remains", h.dir().display());
+    }
+}
