@@ -1,0 +1,437 @@
+//! husk's commands end to end, as root on the real kernel: create/start/state/kill/delete,
+//! run (foreground and detached), list, spec, the pid file, the json log, and concurrency.
+
+mod runtime_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use husk_e2e::{assert_no_cgroup, output_text, wait_until, Bundle, Runtime, TempDir};
+use runtime_support::*;
+use serde_json::Value;
+
+#[test]
+fn create_start_kill_delete_walk_through_every_state() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let id = bundle.id();
+    let pid_file = bundle.path().join("init.pid");
+    let path = bundle.path().to_str().unwrap();
+    rt.run_ok(&[
+        "create",
+        "--bundle",
+        path,
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        id,
+    ]);
+
+    let state = rt.state(id).expect("state after create");
+    assert_eq!(state["status"], "created", "{state}");
+    assert_eq!(state["id"], id);
+    assert_eq!(state["bundle"], path);
+    assert!(state["ociVersion"].is_string(), "{state}");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0, "{state}");
+    let written = std::fs::read_to_string(&pid_file).expect("pid file");
+    assert_eq!(
+        written,
+        pid.to_string(),
+        "the pid file holds the pid, no newline"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "init is alive"
+    );
+
+    rt.run_ok(&["start", id]);
+    assert_eq!(status_of(&rt, id).as_deref(), Some("running"));
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep", "the init exec'd the process");
+
+    rt.run_ok(&["kill", id, "KILL"]);
+    wait_status(&rt, id, "stopped");
+    assert_eq!(
+        rt.state(id).unwrap()["pid"],
+        0,
+        "a stopped container has pid 0"
+    );
+
+    rt.run_ok(&["delete", id]);
+    assert!(rt.state(id).is_none(), "state after delete must fail");
+    assert!(rt.container_ids().is_empty(), "{:?}", rt.container_ids());
+    assert_no_cgroup(&bundle.cgroups_path());
+}
+
+#[test]
+fn start_twice_is_refused() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let out = rt.run(&["start", bundle.id()]);
+    assert_one_line_error(&out, "running");
+}
+
+#[test]
+fn delete_of_a_running_container_needs_force() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let pid = create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let out = rt.run(&["delete", bundle.id()]);
+    assert_one_line_error(&out, "running");
+    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("running"));
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || zombie_or_gone(pid));
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+fn zombie_or_gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn created_container_is_deleted_without_force() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["delete", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn run_returns_the_exit_code_of_the_process() {
+    let rt = Runtime::husk();
+    let bundle = sh_bundle("echo out; echo err >&2; exit 7");
+    let out = run_fg(&rt, &bundle);
+    assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
+    assert_eq!(stdout_of(&out), "out\n");
+    assert_eq!(stderr_of(&out), "err\n");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn run_of_a_process_killed_by_sigkill_exits_137() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let path = bundle.path().to_str().unwrap();
+    let mut child = rt
+        .command(&["run", "--bundle", path, bundle.id()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn husk run");
+    wait_status(&rt, bundle.id(), "running");
+    rt.run_ok(&["kill", bundle.id(), "SIGKILL"]);
+    let exited = wait_until(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited, "husk run did not return after the kill");
+    assert_eq!(status.code(), Some(137));
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn run_forwards_sigterm_to_the_container() {
+    let rt = Runtime::husk();
+    // pid 1 ignores signals it has no handler for: trap one.
+    let bundle = sh_bundle("trap 'exit 42' TERM; while true; do sleep 0.05; done");
+    let path = bundle.path().to_str().unwrap();
+    let mut child = rt
+        .command(&["run", "--bundle", path, bundle.id()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn husk run");
+    wait_status(&rt, bundle.id(), "running");
+    std::thread::sleep(Duration::from_millis(100)); // let sh install the trap
+                                                    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let exited = wait_until(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited, "husk run did not pass SIGTERM on");
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn run_detach_leaves_a_running_container() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let out = rt.run(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        bundle.id(),
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("running"));
+    let pid = init_pid(&rt, bundle.id());
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn list_shows_table_json_and_quiet() {
+    let rt = Runtime::husk();
+    assert_eq!(
+        rt.run_ok(&["list", "-q"]),
+        "",
+        "an empty root lists nothing"
+    );
+    let a = Bundle::new(&["sleep", "100"]);
+    let b = Bundle::new(&["sleep", "100"]);
+    let pid_a = create_ok(&rt, &a);
+    create_ok(&rt, &b);
+    rt.run_ok(&["start", b.id()]);
+
+    let mut ids = vec![a.id().to_string(), b.id().to_string()];
+    ids.sort();
+    let quiet: Vec<String> = rt
+        .run_ok(&["list", "-q"])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(quiet, ids);
+
+    let json: Value = serde_json::from_str(&rt.run_ok(&["list", "--format", "json"])).unwrap();
+    let entries = json.as_array().expect("list --format json is an array");
+    assert_eq!(entries.len(), 2, "{json}");
+    let entry_a = entries
+        .iter()
+        .find(|e| e["id"] == a.id())
+        .expect("a is listed");
+    assert_eq!(entry_a["status"], "created");
+    assert_eq!(entry_a["pid"], pid_a);
+    let entry_b = entries
+        .iter()
+        .find(|e| e["id"] == b.id())
+        .expect("b is listed");
+    assert_eq!(entry_b["status"], "running");
+
+    let table = rt.run_ok(&["list"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
+    let row_a = lines
+        .clone()
+        .find(|l| l.starts_with(a.id()))
+        .expect("row for a");
+    let cells: Vec<&str> = row_a.split_whitespace().collect();
+    assert_eq!(cells[1], pid_a.to_string());
+    assert_eq!(cells[2], "created");
+    assert_eq!(cells[3], a.path().to_str().unwrap());
+    assert_eq!(lines.count(), 2, "{table}");
+}
+
+#[test]
+fn spec_writes_a_config_husk_accepts_and_refuses_to_overwrite() {
+    let rt = Runtime::husk();
+    let dir = TempDir::new("spec");
+    rt.run_ok(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).expect("spec wrote config.json");
+    let mut spec: Value = serde_json::from_str(&text).expect("config.json is JSON");
+    assert!(spec["ociVersion"].is_string(), "{spec}");
+    assert_eq!(spec["root"]["path"], "rootfs");
+    assert!(spec["process"]["args"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+    assert!(!spec["mounts"].as_array().unwrap().is_empty());
+
+    let again = rt.run(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    assert_one_line_error(&again, "exists");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "a refused spec leaves the file alone"
+    );
+
+    // The written spec runs, once it no longer asks for a terminal.
+    husk_e2e::busybox_rootfs(&dir.join("rootfs")).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["true"]);
+    let id = husk_e2e::unique_id("spec");
+    let cgroup = format!("/husk-test/{id}");
+    spec["linux"]["cgroupsPath"] = cgroup.clone().into();
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let out = rt.run(&["run", "--bundle", dir.path().to_str().unwrap(), &id]);
+    husk_e2e::remove_cgroup(&cgroup);
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+#[test]
+fn log_json_gets_an_error_line_on_failure() {
+    let rt = Runtime::husk();
+    let dir = TempDir::new("log");
+    let log = dir.join("husk.log");
+    let out = rt.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "no-such-container",
+    ]);
+    assert_one_line_error(&out, "does not exist");
+    let text = std::fs::read_to_string(&log).expect("log file written");
+    let line: Value = serde_json::from_str(text.lines().last().expect("a log line"))
+        .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {text}"));
+    assert_eq!(line["level"], "error", "{line}");
+    let msg = line["msg"].as_str().expect("msg is a string");
+    assert!(
+        msg.contains("no-such-container") && msg.contains("does not exist"),
+        "{msg}"
+    );
+    assert!(line["time"].is_string(), "{line}");
+}
+
+/// A bundle dir with only a config.json whose rootfs is another bundle's (absolute path):
+/// twenty busybox copies would cost more than the containers. Drop removes its cgroup.
+struct SharedRootBundle {
+    dir: TempDir,
+    id: String,
+    cgroup: String,
+}
+
+impl SharedRootBundle {
+    fn new(base: &Bundle) -> SharedRootBundle {
+        let dir = TempDir::new("shared");
+        let id = husk_e2e::unique_id("p");
+        let cgroup = format!("/husk-test/{id}");
+        let mut config = base.config().clone();
+        config["root"]["path"] = base.rootfs().to_str().unwrap().into();
+        config["linux"]["cgroupsPath"] = cgroup.clone().into();
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        SharedRootBundle { dir, id, cgroup }
+    }
+}
+
+impl Drop for SharedRootBundle {
+    fn drop(&mut self) {
+        husk_e2e::remove_cgroup(&self.cgroup);
+    }
+}
+
+#[test]
+fn twenty_parallel_creates_of_different_ids_all_succeed() {
+    let rt = Runtime::husk();
+    let base = Bundle::new(&["sleep", "100"]);
+    let bundles: Vec<SharedRootBundle> = (0..20).map(|_| SharedRootBundle::new(&base)).collect();
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = bundles
+            .iter()
+            .map(|b| {
+                let rt = &rt;
+                s.spawn(move || {
+                    rt.run(&["create", "--bundle", b.dir.path().to_str().unwrap(), &b.id])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (b, out) in bundles.iter().zip(&outputs) {
+        assert!(out.status.success(), "create {}: {}", b.id, output_text(out));
+        assert_eq!(status_of(&rt, &b.id).as_deref(), Some("created"));
+    }
+    let listed = rt.run_ok(&["list", "-q"]);
+    assert_eq!(listed.lines().count(), 20, "{listed}");
+    std::thread::scope(|s| {
+        for b in &bundles {
+            let rt = &rt;
+            s.spawn(move || rt.run_ok(&["delete", &b.id]));
+        }
+    });
+    assert!(rt.container_ids().is_empty(), "{:?}", rt.container_ids());
+    for b in &bundles {
+        assert_no_cgroup(&b.cgroup);
+    }
+}
+
+#[test]
+fn concurrent_deletes_of_one_id_are_serialized() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let rt = &rt;
+                let id = bundle.id();
+                s.spawn(move || rt.run(&["delete", "--force", id]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // delete --force of a container that is gone succeeds (runc's rule): every one may pass,
+    // but none may fail with anything but "does not exist".
+    for out in &outputs {
+        if !out.status.success() {
+            assert_one_line_error(out, "does not exist");
+        }
+    }
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let rt = &rt;
+                let id = bundle.id();
+                s.spawn(move || rt.run(&["delete", id]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "exactly one delete wins");
+    for out in outputs.iter().filter(|o| !o.status.success()) {
+        assert_one_line_error(out, "does not exist");
+    }
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn state_and_start_wait_for_a_create_in_progress() {
+    // A `state` racing a create either sees nothing or the finished container, never a
+    // half-made one (the create holds the lock until state.json is written).
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let path = bundle.path().to_str().unwrap().to_string();
+    std::thread::scope(|s| {
+        let create = s.spawn(|| rt.run(&["create", "--bundle", &path, bundle.id()]));
+        for _ in 0..50 {
+            let out = rt.run(&["state", bundle.id()]);
+            if out.status.success() {
+                let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(state["status"], "created", "{state}");
+                break;
+            }
+            assert_one_line_error(&out, "does not exist");
+        }
+        let out = create.join().unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+    });
+}
