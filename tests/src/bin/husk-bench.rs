@@ -1,0 +1,197 @@
+//! husk-bench: times husk against runc and crun (and the husk shim against containerd's Go
+//! shim), interleaving the contenders round by round so machine noise hits all alike.
+//! Prints median / p95 / ratio tables and keeps every raw sample in a results directory.
+//! Run it through `packaging/bench.sh`, which builds the release binaries first.
+
+#[path = "husk_bench/ctrd.rs"]
+mod ctrd;
+#[path = "husk_bench/density.rs"]
+mod density;
+#[path = "husk_bench/measure.rs"]
+mod measure;
+#[path = "husk_bench/report.rs"]
+mod report;
+#[path = "husk_bench/runtime.rs"]
+mod runtime;
+#[path = "husk_bench/sizes.rs"]
+mod sizes;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use measure::Timer;
+use report::Report;
+
+const USAGE: &str = "usage: husk-bench [SECTION...] [--runs N] [--ctr-runs N] [--warmup N] [--n N]
+                  [--parallel N] [--shim-samples N] [--out DIR]
+sections: runtime (run + create/start/delete/exec), run, lifecycle, containerd (ctr run --rm +
+          ctr task exec), shim-memory, density, sizes, all (default)
+  --runs N          samples per contender for runtime sections (default 20)
+  --ctr-runs N      samples per contender through containerd (default: --runs)
+  --warmup N        unrecorded rounds first (default 2)
+  --n N             containers for density (default 100)
+  --parallel N      concurrent `ctr run -d` in density (default 4)
+  --shim-samples N  sleeping containers per shim for shim-memory (default 3)
+  --out DIR         results directory (default <target>/bench-results/<unix time>)";
+
+/// The command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sections: Vec<String>,
+    pub runs: usize,
+    pub ctr_runs: usize,
+    pub warmup: usize,
+    pub n: usize,
+    pub parallel: usize,
+    pub shim_samples: usize,
+    pub out: PathBuf,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let target = husk_e2e::target_dir();
+    let default_out = target
+        .parent()
+        .unwrap_or(&target)
+        .join("bench-results")
+        .join(now.to_string());
+    let mut o = Options {
+        sections: Vec::new(),
+        runs: 20,
+        ctr_runs: 0,
+        warmup: 2,
+        n: 100,
+        parallel: 4,
+        shim_samples: 3,
+        out: default_out,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--runs" => o.runs = number(arg)?.max(1),
+            "--ctr-runs" => o.ctr_runs = number(arg)?.max(1),
+            "--warmup" => o.warmup = number(arg)?,
+            "--n" => o.n = number(arg)?.max(1),
+            "--parallel" => o.parallel = number(arg)?.max(1),
+            "--shim-samples" => o.shim_samples = number(arg)?.max(1),
+            "--out" => {
+                o.out = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--out needs a directory")?
+            }
+            "-h" | "--help" => return Err(String::new()),
+            s if !s.starts_with('-') => o.sections.push(s.to_string()),
+            s => return Err(format!("unknown flag {s}")),
+        }
+    }
+    if o.ctr_runs == 0 {
+        o.ctr_runs = o.runs;
+    }
+    if o.sections.is_empty() {
+        o.sections.push("all".into());
+    }
+    Ok(o)
+}
+
+/// The machine, so a table is never read without it.
+fn machine(report: &mut Report, opts: &Options) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report.say("# husk-bench");
+    report.say(&format!(
+        "machine: {cpus} CPUs ({cpu}), kernel {}, load {}",
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    report.say(&format!(
+        "command: husk-bench {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    ));
+    report.say(&format!(
+        "runs: {} per contender (containerd: {}), {} warm-up rounds, contenders interleaved and rotated each round",
+        opts.runs, opts.ctr_runs, opts.warmup
+    ));
+    report.say(&format!("binaries: {}", husk_e2e::target_dir().display()));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("husk-bench: {msg}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("husk-bench: must run as root (containers, cgroups, containerd)");
+        std::process::exit(2);
+    }
+    measure::become_subreaper();
+    let mut report = Report::new(opts.out.clone());
+    let timer = Timer::new(report.dir().join("stderr.txt"), Duration::from_secs(60));
+    machine(&mut report, &opts);
+    let wants = |s: &str| opts.sections.iter().any(|x| x == s || x == "all");
+    let wants_runtime = |s: &str| wants(s) || opts.sections.iter().any(|x| x == "runtime");
+    for s in &opts.sections {
+        let known = [
+            "all",
+            "runtime",
+            "run",
+            "lifecycle",
+            "containerd",
+            "shim-memory",
+            "density",
+            "sizes",
+        ];
+        if !known.contains(&s.as_str()) {
+            eprintln!("husk-bench: unknown section {s}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+    if wants_runtime("run") {
+        runtime::bench_run(&opts, &mut report, &timer);
+    }
+    if wants_runtime("lifecycle") {
+        runtime::bench_lifecycle(&opts, &mut report, &timer);
+    }
+    if wants("containerd") {
+        ctrd::bench_ctr(&opts, &mut report, &timer);
+    }
+    if wants("shim-memory") {
+        ctrd::bench_shim_memory(&opts, &mut report, &timer);
+    }
+    if wants("density") {
+        density::bench_density(&opts, &mut report);
+    }
+    if wants("sizes") {
+        sizes::bench_sizes(&mut report);
+    }
+    report.finish();
+}
