@@ -39,37 +39,21 @@ fn warn_ignored(res: &LinuxResources) {
     }
 }
 
+/// The writes for one cgroup directory, checked and ready.
+struct Batch {
+    dir: PathBuf,
+    resource: &'static str,
+    writes: Vec<Write>,
+}
+
+/// Validates everything and plans every write before the first one: a bad value or a missing
+/// controller leaves the cgroup as it was.
 pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     warn_ignored(res);
     let unified_controllers = cg.unified_controllers()?;
-    for c in Controller::APPLY_ORDER {
-        if !requests(res, c) {
-            continue;
-        }
-        let resource = spec_field(c);
-        if let Some(h) = cg.v1_hierarchy(c.v1_name()) {
-            let dir = h.dir();
-            let writes = resources_v1::writes(c, res, &v1_context(&dir, c)?)?;
-            write_all(&dir, resource, &writes)?;
-            continue;
-        }
-        // A controller v2 does not have (devices, net_cls) goes to the v2 dialect on a v2 host,
-        // which says why it cannot be done there (or skips devices, see resources_v2).
-        // On a hybrid host the v1 mount is simply missing: say so rather than "not on v2".
-        let in_unified = match c.v2_name() {
-            Some(n) => unified_controllers.iter().any(|u| u == n),
-            None => cg.layout() == super::Layout::V2,
-        };
-        match cg.unified_hierarchy() {
-            Some(u) if in_unified => {
-                let writes = resources_v2::writes(c, res)?;
-                if c == Controller::Memory {
-                    check_memory_before_update(&u.dir(), res)?;
-                }
-                write_all(&u.dir(), resource, &writes)?
-            }
-            _ => return Err(CgroupError::MissingController { resource, controller: c.v1_name() }),
-        }
+    let mut plan = Vec::new();
+    for c in Controller::APPLY_ORDER.into_iter().filter(|c| requests(res, *c)) {
+        plan.push(plan_controller(cg, res, c, &unified_controllers)?);
     }
     if let Some(map) = res.unified().as_ref().filter(|m| !m.is_empty()) {
         let Some(u) = cg.unified_hierarchy() else {
@@ -79,14 +63,60 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
                 reason: "linux.resources.unified needs a cgroup v2 hierarchy",
             });
         };
+        let mut writes = Vec::new();
         for (controller, write) in resources_v2::unified(map)? {
             if controller != "cgroup" && !unified_controllers.contains(&controller) {
                 return Err(CgroupError::UnifiedControllerMissing { key: write.file, controller });
             }
-            write_all(&u.dir(), "unified", std::slice::from_ref(&write))?;
+            writes.push(write);
+        }
+        plan.push(Batch { dir: u.dir(), resource: "unified", writes });
+    }
+    plan.iter().try_for_each(check_files)?;
+    plan.iter().try_for_each(|b| write_all(&b.dir, b.resource, &b.writes))
+}
+
+/// Every file a batch needs exists (or its fallback does), so that an unsupported setting fails
+/// before anything is written rather than halfway.
+fn check_files(b: &Batch) -> Result<(), CgroupError> {
+    if !b.dir.is_dir() {
+        return Ok(()); // the writes will fail with the real error
+    }
+    for w in b.writes.iter().filter(|w| !w.optional) {
+        let present = b.dir.join(&w.file).exists() || w.fallback.as_ref().is_some_and(|(f, _)| b.dir.join(f).exists());
+        if !present {
+            return Err(CgroupError::MissingFile { resource: b.resource, path: b.dir.join(&w.file), hint: missing_file_hint(&w.file) });
         }
     }
     Ok(())
+}
+
+/// Where and what to write for one controller: its v1 hierarchy if it has one, else the
+/// unified hierarchy if the controller is enabled there, else an error.
+fn plan_controller(cg: &Cgroup, res: &LinuxResources, c: Controller, unified_controllers: &[String]) -> Result<Batch, CgroupError> {
+    let resource = spec_field(c);
+    if let Some(h) = cg.v1_hierarchy(c.v1_name()) {
+        let dir = h.dir();
+        let writes = resources_v1::writes(c, res, &v1_context(&dir, c)?)?;
+        return Ok(Batch { dir, resource, writes });
+    }
+    // A controller v2 does not have (devices, net_cls) goes to the v2 dialect on a v2 host,
+    // which says why it cannot be done there (or skips devices, see resources_v2).
+    // On a hybrid host the v1 mount is simply missing: say so rather than "not on v2".
+    let in_unified = match c.v2_name() {
+        Some(n) => unified_controllers.iter().any(|u| u == n),
+        None => cg.layout() == super::Layout::V2,
+    };
+    match cg.unified_hierarchy() {
+        Some(u) if in_unified => {
+            let writes = resources_v2::writes(c, res)?;
+            if c == Controller::Memory {
+                check_memory_before_update(&u.dir(), res)?;
+            }
+            Ok(Batch { dir: u.dir(), resource, writes })
+        }
+        _ => Err(CgroupError::MissingController { resource, controller: c.v1_name() }),
+    }
 }
 
 /// `memory.checkBeforeUpdate` (v2, as runc): refuse a memory.max below the current usage rather

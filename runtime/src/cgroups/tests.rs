@@ -175,6 +175,15 @@ fn v1_missing_controllers_and_files_are_errors() {
     // No cfs files at all in this cpu cgroup.
     let quota = LinuxResourcesBuilder::default().cpu(LinuxCpuBuilder::default().quota(5000i64).build().unwrap()).build().unwrap();
     assert!(matches!(cg.apply(&quota), Err(CgroupError::MissingFile { .. })));
+    // A bad value anywhere leaves everything untouched, even controllers listed before it.
+    let mixed = LinuxResourcesBuilder::default()
+        .memory(LinuxMemoryBuilder::default().limit(4096i64).build().unwrap())
+        .cpu(LinuxCpuBuilder::default().shares(2u64).quota(10i64).build().unwrap())
+        .build()
+        .unwrap();
+    assert!(matches!(cg.apply(&mixed), Err(CgroupError::InvalidValue { .. })));
+    assert_eq!(t.read("memory/ctr/memory.limit_in_bytes"), "1");
+    assert_eq!(t.read("cpu/ctr/cpu.shares"), "");
     let zero_period = LinuxResourcesBuilder::default()
         .cpu(LinuxCpuBuilder::default().quota(5000i64).period(0u64).build().unwrap())
         .build()
@@ -247,6 +256,11 @@ fn v2_refuses_what_it_cannot_do() {
     let net = LinuxResourcesBuilder::default().network(LinuxNetworkBuilder::default().class_id(7u32).build().unwrap()).build().unwrap();
     assert!(matches!(cg.apply(&net), Err(CgroupError::Unsupported { .. })));
     assert!(matches!(cg.apply(&hugepages("1GB", 1 << 30)), Err(CgroupError::MissingFile { .. })));
+    // The unsupported page size is found before the pids limit is written.
+    let mut both = hugepages("1GB", 1 << 30);
+    both.set_pids(Some(LinuxPidsBuilder::default().limit(9).build().unwrap()));
+    assert!(matches!(cg.apply(&both), Err(CgroupError::MissingFile { .. })));
+    assert_eq!(t.read("ctr/pids.max"), "");
     let bad_key = LinuxResourcesBuilder::default().unified(kv("../../x.y", "1")).build().unwrap();
     assert!(matches!(cg.apply(&bad_key), Err(CgroupError::InvalidValue { .. })));
     // A controller that did not make it into the leaf is missing, not silently skipped.
