@@ -1,0 +1,173 @@
+//! Namespaces of husk's containers, compared with the host's through /proc/<pid>/ns links:
+//! new ones differ, listed paths are joined, unlisted ones are shared.
+
+mod runtime_support;
+
+use std::process::Command;
+
+use husk_e2e::{unique_id, Bundle, Runtime};
+use runtime_support::*;
+use serde_json::{json, Value};
+
+const KINDS: [(&str, &str); 6] = [
+    ("pid", "pid"),
+    ("mount", "mnt"),
+    ("uts", "uts"),
+    ("ipc", "ipc"),
+    ("network", "net"),
+    ("cgroup", "cgroup"),
+];
+
+fn set_namespaces(config: &mut Value, list: Value) {
+    config["linux"]["namespaces"] = list;
+}
+
+#[test]
+fn every_new_namespace_differs_from_the_host() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    let all: Vec<Value> = KINDS.iter().map(|(t, _)| json!({ "type": t })).collect();
+    set_namespaces(bundle.config_mut(), Value::Array(all));
+    bundle.save();
+    let pid = create_ok(&rt, &bundle).to_string();
+    for (_, link) in KINDS {
+        let host = ns_link("self", link);
+        let container = ns_link(&pid, link);
+        assert_ne!(host, container, "{link} namespace must be new");
+    }
+}
+
+#[test]
+fn namespaces_not_listed_are_the_hosts() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    // Only pid and mount new: no hostname (it needs a uts namespace).
+    set_namespaces(
+        bundle.config_mut(),
+        json!([{ "type": "pid" }, { "type": "mount" }]),
+    );
+    bundle.config_mut()["hostname"] = "".into();
+    bundle.save();
+    let pid = create_ok(&rt, &bundle).to_string();
+    for link in ["uts", "ipc", "net", "cgroup"] {
+        assert_eq!(
+            ns_link("self", link),
+            ns_link(&pid, link),
+            "{link} is shared"
+        );
+    }
+    for link in ["pid", "mnt"] {
+        assert_ne!(ns_link("self", link), ns_link(&pid, link), "{link} is new");
+    }
+}
+
+/// `ip netns add <name>`; `ip netns del` on drop.
+struct NetNs(String);
+
+impl NetNs {
+    fn add() -> NetNs {
+        let name = unique_id("husk-ns");
+        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
+        assert!(out.status.success(), "ip netns add: {out:?}");
+        NetNs(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn joining_a_netns_made_by_ip_netns_shares_it() {
+    let netns = NetNs::add();
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["namespaces"][1] = json!({ "type": "network", "path": netns.path() });
+    bundle.save();
+    let pid = create_ok(&rt, &bundle);
+    assert_eq!(
+        inode(format!("/proc/{pid}/ns/net")),
+        inode(netns.path()),
+        "the container is in the named netns"
+    );
+}
+
+#[test]
+fn joining_another_containers_namespaces_shares_them() {
+    let rt = Runtime::husk();
+    let first = Bundle::new(&["sleep", "100"]);
+    let first_pid = create_ok(&rt, &first);
+    rt.run_ok(&["start", first.id()]);
+
+    let mut second = sh_bundle("echo $$; sleep 100");
+    let ns = |kind: &str| format!("/proc/{first_pid}/ns/{kind}");
+    second.config_mut()["linux"]["namespaces"] = json!([
+        { "type": "pid", "path": ns("pid") },
+        { "type": "network", "path": ns("net") },
+        { "type": "ipc", "path": ns("ipc") },
+        { "type": "uts", "path": ns("uts") },
+        { "type": "mount" }
+    ]);
+    // The uts namespace is the first container's: its hostname stays.
+    second.config_mut()["hostname"] = "".into();
+    second.save();
+    let second_pid = create_ok(&rt, &second);
+    for link in ["pid", "net", "ipc", "uts"] {
+        assert_eq!(
+            ns_link(&first_pid.to_string(), link),
+            ns_link(&second_pid.to_string(), link),
+            "{link} is joined"
+        );
+    }
+    assert_ne!(
+        ns_link(&first_pid.to_string(), "mnt"),
+        ns_link(&second_pid.to_string(), "mnt")
+    );
+    // In the first container's pid namespace the second is not pid 1.
+    let status = std::fs::read_to_string(format!("/proc/{second_pid}/status")).unwrap();
+    let nspid = status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .expect("NSpid line");
+    let inner: Vec<&str> = nspid.split_whitespace().skip(1).collect();
+    assert_eq!(inner.len(), 2, "two pid namespaces: {nspid}");
+    assert_ne!(inner[1], "1", "the joiner is not the init: {nspid}");
+}
+
+#[test]
+fn hostname_and_domainname_are_set_in_the_new_uts_namespace() {
+    let out = run_script(
+        "hostname; cat /proc/sys/kernel/domainname",
+        |config| {
+            config["hostname"] = "box1".into();
+            config["domainname"] = "example.test".into();
+        },
+    );
+    assert_eq!(out, "box1\nexample.test\n");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(host.trim(), "box1", "the host's hostname is untouched");
+}
+
+#[test]
+fn the_process_is_pid_1_of_its_pid_namespace() {
+    let out = run_script("echo $$; ps -o pid,comm | tail -n +2", |_| {});
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("1"));
+    // Only the container's own processes are visible (sh as 1, and ps).
+    let pids: Vec<&str> = lines.filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(pids.contains(&"1"), "{out}");
+    assert!(pids.len() <= 3, "host processes are not visible: {out}");
+}
+
+#[test]
+fn a_new_netns_has_only_loopback() {
+    let out = run_script("cat /proc/net/dev | tail -n +3 | cut -d: -f1", |_| {});
+    let ifaces: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(ifaces, ["lo"], "{out}");
+}
