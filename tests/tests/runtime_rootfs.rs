@@ -1,0 +1,294 @@
+//! The container's filesystem as husk builds it: read-only root, config mounts (tmpfs, bind,
+//! rbind, propagation), masked and read-only paths, /dev, and symlinks in a hostile image.
+
+mod runtime_support;
+
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use husk_e2e::{output_text, Runtime, TempDir};
+use runtime_support::*;
+use serde_json::{json, Value};
+
+fn add_mount(config: &mut Value, mount: Value) {
+    config["mounts"]
+        .as_array_mut()
+        .expect("mounts is an array")
+        .push(mount);
+}
+
+#[test]
+fn readonly_root_refuses_writes() {
+    let out = run_script(
+        "touch /x 2>&1; echo rc=$?; touch /tmp/y 2>&1; echo rc=$?",
+        |_| {},
+    );
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!out.contains("rc=0"), "{out}");
+}
+
+#[test]
+fn writable_root_accepts_writes() {
+    let out = run_script("touch /x && echo wrote", |c| {
+        c["root"]["readonly"] = false.into();
+    });
+    assert_eq!(out, "wrote\n");
+}
+
+#[test]
+fn tmpfs_mount_has_the_size_and_mode_asked() {
+    let out = run_script(
+        "grep ' /data ' /proc/mounts; stat -c %a /data; touch /data/f && echo writable",
+        |c| {
+            add_mount(
+                c,
+                json!({ "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["nosuid", "nodev", "size=1m", "mode=700"] }),
+            )
+        },
+    );
+    let line = out.lines().next().unwrap_or_default();
+    assert!(line.starts_with("tmpfs /data tmpfs"), "{out}");
+    assert!(line.contains("size=1024k"), "{out}");
+    assert!(line.contains("mode=700"), "{out}");
+    assert!(line.contains("nosuid") && line.contains("nodev"), "{out}");
+    assert_eq!(out.lines().nth(1), Some("700"), "{out}");
+    assert!(out.ends_with("writable\n"), "{out}");
+}
+
+#[test]
+fn readonly_bind_of_a_host_dir_is_readable_not_writable() {
+    let host = TempDir::new("bindsrc");
+    std::fs::write(host.join("hello"), "from the host\n").unwrap();
+    let src = host.path().to_str().unwrap().to_string();
+    let out = run_script(
+        "cat /mnt/host/hello; touch /mnt/host/new 2>&1; echo rc=$?",
+        |c| {
+            add_mount(
+                c,
+                json!({ "destination": "/mnt/host", "type": "bind", "source": src,
+                        "options": ["bind", "ro"] }),
+            )
+        },
+    );
+    assert!(out.starts_with("from the host\n"), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(
+        !host.join("new").exists(),
+        "the container wrote to the host"
+    );
+}
+
+#[test]
+fn rw_bind_writes_reach_the_host() {
+    let host = TempDir::new("bindrw");
+    let src = host.path().to_str().unwrap().to_string();
+    run_script("echo hi > /mnt/out/file", |c| {
+        add_mount(
+            c,
+            json!({ "destination": "/mnt/out", "type": "none", "source": src,
+                    "options": ["rbind", "rw"] }),
+        )
+    });
+    assert_eq!(std::fs::read_to_string(host.join("file")).unwrap(), "hi\n");
+}
+
+/// A host dir with a tmpfs mounted on its `sub/` holding `inner`; TempDir's drop unmounts it.
+fn dir_with_submount() -> TempDir {
+    let host = TempDir::new("rbindsrc");
+    std::fs::create_dir(host.join("sub")).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(host.join("sub"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs on the host");
+    std::fs::write(host.join("sub/inner"), "submount\n").unwrap();
+    host
+}
+
+#[test]
+fn rbind_carries_submounts_and_bind_does_not() {
+    let host = dir_with_submount();
+    let src = host.path().to_str().unwrap().to_string();
+    let out = run_script("cat /r/sub/inner; ls /b/sub | wc -l", |c| {
+        add_mount(
+            c,
+            json!({ "destination": "/r", "type": "bind", "source": src, "options": ["rbind"] }),
+        );
+        add_mount(
+            c,
+            json!({ "destination": "/b", "type": "bind", "source": src, "options": ["bind"] }),
+        );
+    });
+    assert_eq!(out, "submount\n0\n");
+}
+
+/// The optional fields (shared:N, master:N) of the mount at `point` in mountinfo text.
+fn propagation_of(mountinfo: &str, point: &str) -> String {
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(point))
+        .unwrap_or_else(|| panic!("{point} not in mountinfo:\n{mountinfo}"));
+    let before_sep = line.split(" - ").next().unwrap();
+    before_sep.split(' ').skip(6).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn mount_propagation_options_are_applied() {
+    let a = TempDir::new("propa");
+    let b = TempDir::new("propb");
+    let (sa, sb) = (a.path().to_str().unwrap(), b.path().to_str().unwrap());
+    let out = run_script("cat /proc/self/mountinfo", |c| {
+        add_mount(
+            c,
+            json!({ "destination": "/shared", "type": "bind", "source": sa, "options": ["rbind", "rshared"] }),
+        );
+        add_mount(
+            c,
+            json!({ "destination": "/private", "type": "bind", "source": sb, "options": ["rbind", "rprivate"] }),
+        );
+    });
+    assert!(propagation_of(&out, "/shared").contains("shared:"), "{out}");
+    assert_eq!(propagation_of(&out, "/private"), "", "{out}");
+}
+
+#[test]
+fn masked_paths_read_empty() {
+    // This kernel has no /proc/kcore (a masked path that does not exist is skipped, which
+    // the default spec relies on): /proc/timer_list has content on the host.
+    let host = std::fs::read("/proc/timer_list").unwrap();
+    assert!(!host.is_empty(), "/proc/timer_list is empty on the host");
+    let out = run_script(
+        "wc -c < /proc/timer_list; ls /proc/acpi | wc -l; grep -c ' /proc/acpi ' /proc/self/mountinfo",
+        |_| {},
+    );
+    assert_eq!(out, "0\n0\n1\n");
+}
+
+#[test]
+fn readonly_paths_refuse_writes() {
+    let out = run_script(
+        "(echo 1 > /proc/sys/kernel/ns_last_pid) 2>&1; echo rc=$?; (echo 1 > /proc/sysrq-trigger) 2>&1; echo rc=$?; grep ' /proc/sys ' /proc/self/mountinfo",
+        |_| {},
+    );
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!out.contains("rc=0"), "{out}");
+    let mount = out.lines().last().unwrap_or_default();
+    assert!(mount.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")), "{out}");
+}
+
+#[test]
+fn default_devices_exist_with_numbers_and_mode() {
+    let out = run_script(
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t,%T %a' /dev/$d; done",
+        |_| {},
+    );
+    let want = "/dev/null character special file 1,3 666\n\
+                /dev/zero character special file 1,5 666\n\
+                /dev/full character special file 1,7 666\n\
+                /dev/random character special file 1,8 666\n\
+                /dev/urandom character special file 1,9 666\n\
+                /dev/tty character special file 5,0 666\n";
+    assert_eq!(out, want);
+}
+
+#[test]
+fn dev_null_is_usable_under_a_deny_all_device_cgroup() {
+    // The default spec denies every device in the cgroup: husk must still allow the defaults.
+    let out = run_script("echo x > /dev/null && head -c 4 /dev/zero | wc -c", |_| {});
+    assert_eq!(out, "4\n");
+}
+
+#[test]
+fn dev_symlinks_point_where_runc_points_them() {
+    let out = run_script(
+        "for l in fd stdin stdout stderr ptmx; do echo $l $(readlink /dev/$l); done",
+        |_| {},
+    );
+    assert_eq!(
+        out,
+        "fd /proc/self/fd\nstdin /proc/self/fd/0\nstdout /proc/self/fd/1\nstderr /proc/self/fd/2\nptmx pts/ptmx\n"
+    );
+}
+
+#[test]
+fn devpts_shm_and_mqueue_are_mounted() {
+    let out = run_script("cut -d' ' -f2,3 /proc/mounts", |_| {});
+    for want in [
+        "/proc proc",
+        "/dev tmpfs",
+        "/dev/pts devpts",
+        "/dev/shm tmpfs",
+        "/dev/mqueue mqueue",
+        "/sys sysfs",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} missing:\n{out}");
+    }
+}
+
+/// A symlink in the image pointing at a host directory: the mount below it must land in the
+/// rootfs, never on the host path.
+fn assert_hostile_symlink_stays_inside(link_target: impl Fn(&str) -> String) {
+    let host = TempDir::new("hostile");
+    let host_path = host.path().to_str().unwrap().to_string();
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle(&format!(
+        "ls -d {host_path}/x && grep -c ' {host_path}/x ' /proc/self/mountinfo"
+    ));
+    symlink(link_target(&host_path), bundle.rootfs().join("evil")).unwrap();
+    // The symlink is followed *inside* the rootfs, where its target must exist.
+    bundle.config_mut()["root"]["readonly"] = false.into();
+    add_mount(
+        bundle.config_mut(),
+        json!({ "destination": "/evil/x", "type": "tmpfs", "source": "tmpfs" }),
+    );
+    bundle.save();
+    let out = run_fg(&rt, &bundle);
+    assert!(
+        !host.join("x").exists(),
+        "husk created {host_path}/x on the host: {}",
+        output_text(&out)
+    );
+    assert!(
+        husk_e2e::mounts_under(host.path()).is_empty(),
+        "husk mounted on the host path"
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(stdout_of(&out), format!("{host_path}/x\n1\n"));
+    assert!(
+        bundle
+            .rootfs()
+            .join(host_path.trim_start_matches('/'))
+            .join("x")
+            .is_dir(),
+        "the mount point was made inside the rootfs"
+    );
+}
+
+#[test]
+fn hostile_absolute_symlink_resolves_inside_the_rootfs() {
+    assert_hostile_symlink_stays_inside(|host| host.to_string());
+}
+
+#[test]
+fn hostile_relative_symlink_resolves_inside_the_rootfs() {
+    assert_hostile_symlink_stays_inside(|host| format!("../../../../../../..{host}"));
+}
+
+#[test]
+fn bind_source_symlink_in_the_bundle_is_the_hosts_choice() {
+    // The source of a bind is a host path (the operator's), unlike the destination.
+    let host = TempDir::new("bindlink");
+    std::fs::create_dir(host.join("real")).unwrap();
+    std::fs::write(host.join("real/f"), "ok\n").unwrap();
+    symlink(host.join("real"), host.join("link")).unwrap();
+    let src = host.join("link").to_str().unwrap().to_string();
+    let out = run_script("cat /m/f", |c| {
+        add_mount(
+            c,
+            json!({ "destination": "/m", "type": "bind", "source": src, "options": ["rbind", "ro"] }),
+        )
+    });
+    assert_eq!(out, "ok\n");
+}
