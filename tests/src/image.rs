@@ -1,4 +1,5 @@
-//! An OCI image-layout archive of the busybox rootfs, for `ctr images import`.
+//! OCI image-layout archives for `ctr images import`: the busybox rootfs, or any few files
+//! ([`image_archive`], e.g. the static pause binary a CRI sandbox runs).
 //!
 //! Built in memory and deterministic: the same busybox gives byte-identical blobs, so the
 //! digests are stable between runs. The layer is an uncompressed tar (a valid OCI layer
@@ -40,10 +41,56 @@ pub fn busybox_image_bytes(reference: &str) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A regular file in an image made by [`image_archive`]; its parent directories are made
+/// by the unpacker.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageFile<'a> {
+    /// Relative to the image root, e.g. "pause".
+    pub path: &'a str,
+    pub mode: u32,
+    pub data: &'a [u8],
+}
+
+/// Write a one-layer image archive holding only `files` to `path`, named `reference` (as
+/// [`busybox_image_archive`] names it) and running `entrypoint`.
+pub fn image_archive(
+    path: &Path,
+    reference: &str,
+    files: &[ImageFile<'_>],
+    entrypoint: &[&str],
+) -> io::Result<()> {
+    let mut layer = tar::Builder::new(Vec::new());
+    for f in files {
+        append_file(&mut layer, f.path, f.data, f.mode)?;
+    }
+    let layer = layer.into_inner()?;
+    let config = json!({
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Entrypoint": entrypoint,
+    });
+    std::fs::write(
+        path,
+        archive_of_layer(reference, layer, config, "husk-e2e image_archive")?,
+    )
+}
+
 fn build_archive(reference: &str) -> io::Result<Vec<u8>> {
-    let layer = layer_tar()?;
+    let config = json!({
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Cmd": ["sh"],
+    });
+    archive_of_layer(reference, layer_tar()?, config, "husk-e2e busybox_rootfs")
+}
+
+/// The image-layout tar of one layer and its runtime `config` (the image config's "config").
+fn archive_of_layer(
+    reference: &str,
+    layer: Vec<u8>,
+    config: Value,
+    created_by: &str,
+) -> io::Result<Vec<u8>> {
     let diff_id = digest(&layer);
-    let config = to_bytes(&image_config(&diff_id));
+    let config = to_bytes(&image_config(&diff_id, config, created_by));
     let manifest = to_bytes(&json!({
         "schemaVersion": 2,
         "mediaType": MT_MANIFEST,
@@ -80,16 +127,13 @@ fn build_archive(reference: &str) -> io::Result<Vec<u8>> {
     out.into_inner()
 }
 
-fn image_config(diff_id: &str) -> Value {
+fn image_config(diff_id: &str, config: Value, created_by: &str) -> Value {
     json!({
         "architecture": go_arch(),
         "os": "linux",
-        "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
-        },
+        "config": config,
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-        "history": [{ "created_by": "husk-e2e busybox_rootfs" }],
+        "history": [{ "created_by": created_by }],
     })
 }
 

@@ -15,6 +15,7 @@ mod ids;
 mod image;
 mod leftovers;
 mod paths;
+mod pause;
 mod rootfs;
 mod runtime;
 mod spec;
@@ -24,12 +25,13 @@ pub use bundle::Bundle;
 pub use cmd::{output_text, run_with_input, run_with_timeout};
 pub use containerd::{Containerd, ContainerdBuilder, BUSYBOX_REF, HUSK_RUNTIME};
 pub use ids::unique_id;
-pub use image::{busybox_image_archive, busybox_image_bytes};
+pub use image::{busybox_image_archive, busybox_image_bytes, image_archive, ImageFile};
 pub use leftovers::{
     assert_no_cgroup, assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning,
     cgroup_dirs, mounts_under, processes_mentioning, remove_cgroup, wait_until,
 };
 pub use paths::{husk_bin, shim_bin, target_dir};
+pub use pause::{build_pause, pause_image_archive, pause_source, PAUSE_REF};
 pub use rootfs::busybox_rootfs;
 pub use runtime::Runtime;
 pub use spec::default_spec;
