@@ -13,15 +13,14 @@ use std::sync::Arc;
 use containerd_shim::monitor::monitor_notify_by_pid;
 use containerd_shim::protos::shim::shim_ttrpc::create_task;
 use containerd_shim::protos::ttrpc::{MethodHandler, Server};
-use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
-use containerd_shim::{Config, Flags, Shim, Task};
+use containerd_shim::{Flags, Task};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGPIPE, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::service::Service;
-use crate::shim::HuskShim;
+use crate::events::start_publisher;
+use crate::service::{Service, TaskService};
 
 type Methods = HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
 
@@ -82,12 +81,11 @@ pub fn run(flags: Flags) -> Result<(), String> {
     };
     let ttrpc_address =
         std::env::var("TTRPC_ADDRESS").map_err(|_| "TTRPC_ADDRESS is not set".to_string())?;
-    let publisher = RemotePublisher::new(&ttrpc_address)
-        .map_err(|e| format!("failed to connect to {ttrpc_address}: {e}"))?;
-    let mut shim = HuskShim::new("io.containerd.husk.v2", &flags, &mut Config::default());
-    let task = shim.create_task_service(publisher);
-    let service = Arc::clone(&task.0);
-    let methods = task_methods(Arc::new(task));
+    let events = start_publisher(ttrpc_address, flags.namespace.clone());
+    // Shutdown ends the signal loop below, which runs on this (the main) thread.
+    let handle = signals.handle();
+    let service = Service::new(&flags.namespace, events, Box::new(move || handle.close()));
+    let methods = task_methods(Arc::new(TaskService(Arc::clone(&service))));
     let mut server = Server::new()
         .set_thread_count_default(2)
         .set_thread_count_min(1)
@@ -99,8 +97,7 @@ pub fn run(flags: Flags) -> Result<(), String> {
         .start()
         .map_err(|e| format!("failed to start ttrpc server: {e}"))?;
     server_started();
-    std::thread::spawn(move || handle_signals(signals, &service));
-    shim.wait();
+    handle_signals(signals, &service);
     server.shutdown();
     let _ = std::fs::remove_file(socket_path(&flags.socket));
     Ok(())

@@ -1,11 +1,27 @@
 //! Events to containerd, published in the order they are queued by one thread: every handler
 //! queues under the container lock, so TaskStart always precedes the TaskExit of that process.
+//!
+//! The thread speaks ttrpc itself: one `Events.Forward` request per event on a plain unix
+//! socket (10-byte frame header, then the protobuf `Request`; the reply is a `Response`).
+//! The crate's ttrpc client would add two threads per shim for a call made a few times per
+//! container, and it never reconnects after containerd restarts; this one reconnects.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::Duration;
 
-use containerd_shim::protos::protobuf::MessageDyn;
-use containerd_shim::protos::ttrpc::context::Context;
-use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField};
+use containerd_shim::protos::shim::event::Envelope;
+use containerd_shim::protos::shim::events::ForwardRequest;
+use containerd_shim::protos::ttrpc::proto::{Request, Response};
+use containerd_shim::util::{convert_to_any, timestamp};
+
+const EVENTS_SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
+const TYPE_REQUEST: u8 = 1;
+const TYPE_RESPONSE: u8 = 2;
+/// Retry for about 20 s: long enough for containerd to restart.
+const ATTEMPTS: u32 = 12;
 
 pub struct Event {
     pub topic: &'static str,
@@ -27,49 +43,136 @@ impl EventSender {
     }
 }
 
-pub fn start_publisher(publisher: RemotePublisher, namespace: String) -> EventSender {
+pub fn start_publisher(address: String, namespace: String) -> EventSender {
     let (tx, rx) = channel();
-    let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-    std::thread::spawn(move || publish_loop(Some(publisher), &address, namespace, rx));
+    std::thread::spawn(move || publish_loop(&address, &namespace, rx));
     EventSender { tx }
 }
 
-/// containerd may be restarting: its ttrpc connection is then gone, so reconnect and retry
-/// for a while (about 20 s) before an event is given up.
-fn publish_loop(
-    mut publisher: Option<RemotePublisher>,
-    address: &str,
-    namespace: String,
-    rx: Receiver<Event>,
-) {
-    for event in rx {
-        let mut delay = std::time::Duration::from_millis(10);
-        for attempt in 0..12 {
-            if publisher.is_none() {
-                publisher = RemotePublisher::new(address).ok();
+/// One ttrpc connection to containerd, opened on demand.
+struct Connection {
+    stream: UnixStream,
+    next_stream_id: u32,
+}
+
+fn frame(stream_id: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(10 + payload.len());
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&stream_id.to_be_bytes());
+    buf.extend_from_slice(&[kind, 0]);
+    buf.extend_from_slice(payload);
+    buf
+}
+
+impl Connection {
+    fn open(address: &str) -> std::io::Result<Connection> {
+        let stream = UnixStream::connect(address.strip_prefix("unix://").unwrap_or(address))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Connection {
+            stream,
+            next_stream_id: 1,
+        })
+    }
+
+    fn call(&mut self, method: &str, payload: Vec<u8>) -> Result<(), String> {
+        let request = Request {
+            service: EVENTS_SERVICE.into(),
+            method: method.into(),
+            payload,
+            ..Default::default()
+        };
+        let body = request.write_to_bytes().map_err(|e| e.to_string())?;
+        // Client streams are odd.
+        let id = self.next_stream_id;
+        self.next_stream_id += 2;
+        self.stream
+            .write_all(&frame(id, TYPE_REQUEST, &body))
+            .map_err(|e| e.to_string())?;
+        loop {
+            let mut header = [0u8; 10];
+            self.stream
+                .read_exact(&mut header)
+                .map_err(|e| e.to_string())?;
+            let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let stream_id = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+            let mut body = vec![0u8; len];
+            self.stream
+                .read_exact(&mut body)
+                .map_err(|e| e.to_string())?;
+            if stream_id != id || header[8] != TYPE_RESPONSE {
+                continue;
             }
-            let result = match &publisher {
-                Some(p) => p
-                    .publish(
-                        Context::default(),
-                        event.topic,
-                        &namespace,
-                        event.message.clone_box(),
-                    )
-                    .map_err(|e| e.to_string()),
-                None => Err(format!("cannot connect to {address}")),
+            let response = Response::parse_from_bytes(&body).map_err(|e| e.to_string())?;
+            return match response.status.as_ref() {
+                Some(status) if status.code.value() != 0 => Err(status.message.clone()),
+                _ => Ok(()),
+            };
+        }
+    }
+}
+
+fn forward_payload(topic: &str, namespace: &str, event: &Event) -> Result<Vec<u8>, String> {
+    let envelope = Envelope {
+        timestamp: MessageField::some(timestamp().map_err(|e| e.to_string())?),
+        namespace: namespace.into(),
+        topic: topic.into(),
+        event: MessageField::some(
+            convert_to_any(event.message.clone_box()).map_err(|e| e.to_string())?,
+        ),
+        ..Default::default()
+    };
+    let req = ForwardRequest {
+        envelope: MessageField::some(envelope),
+        ..Default::default()
+    };
+    req.write_to_bytes().map_err(|e| e.to_string())
+}
+
+fn publish_loop(address: &str, namespace: &str, rx: Receiver<Event>) {
+    let mut conn: Option<Connection> = None;
+    for event in rx {
+        let payload = match forward_payload(event.topic, namespace, &event) {
+            Ok(p) => p,
+            Err(err) => {
+                log::error!("failed to encode {}: {err}", event.topic);
+                continue;
+            }
+        };
+        let mut delay = Duration::from_millis(10);
+        for attempt in 0..ATTEMPTS {
+            let result = match conn.as_mut() {
+                Some(c) => c.call("Forward", payload.clone()),
+                None => Connection::open(address)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut c| {
+                        let r = c.call("Forward", payload.clone());
+                        conn = Some(c);
+                        r
+                    }),
             };
             match result {
                 Ok(()) => break,
-                Err(err) if attempt == 11 => {
+                Err(err) if attempt + 1 == ATTEMPTS => {
                     log::error!("failed to publish {}: {err}", event.topic)
                 }
                 Err(_) => {
-                    publisher = None;
+                    conn = None;
                     std::thread::sleep(delay);
-                    delay = (delay * 2).min(std::time::Duration::from_secs(4));
+                    delay = (delay * 2).min(Duration::from_secs(4));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_big_endian_length_stream_and_type() {
+        let f = frame(3, TYPE_REQUEST, b"abc");
+        assert_eq!(&f[..10], &[0, 0, 0, 3, 0, 0, 0, 3, 1, 0]);
+        assert_eq!(&f[10..], b"abc");
     }
 }

@@ -17,6 +17,7 @@ mod runtime;
 mod service;
 mod shim;
 mod stats;
+mod stdin;
 mod stdio;
 
 const RUNTIME_ID: &str = "io.containerd.husk.v2";

@@ -15,7 +15,7 @@ use containerd_shim::protos::shim::shim::*;
 use containerd_shim::protos::topics::*;
 use containerd_shim::protos::ttrpc::{self, TtrpcContext};
 use containerd_shim::protos::types::empty::Empty;
-use containerd_shim::{ExitSignal, Task};
+use containerd_shim::Task;
 
 use crate::container::Container;
 use crate::error::{Error, Result};
@@ -33,7 +33,8 @@ pub struct Service {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     router: Arc<ExitRouter>,
     events: EventSender,
-    exit: Arc<ExitSignal>,
+    /// Ends the daemon (Shutdown with no container left).
+    shutdown: Box<dyn Fn() + Send + Sync>,
 }
 
 fn now() -> Timestamp {
@@ -41,13 +42,17 @@ fn now() -> Timestamp {
 }
 
 impl Service {
-    pub fn new(namespace: &str, events: EventSender, exit: Arc<ExitSignal>) -> Arc<Service> {
+    pub fn new(
+        namespace: &str,
+        events: EventSender,
+        shutdown: Box<dyn Fn() + Send + Sync>,
+    ) -> Arc<Service> {
         Arc::new(Service {
             namespace: namespace.to_string(),
             containers: Mutex::new(HashMap::new()),
             router: Arc::new(ExitRouter::default()),
             events,
-            exit,
+            shutdown,
         })
     }
 
@@ -392,7 +397,7 @@ impl Service {
 
     fn do_shutdown(&self) {
         if self.table().is_empty() {
-            self.exit.signal();
+            (self.shutdown)();
         }
     }
 }

@@ -106,12 +106,15 @@ impl Shim for HuskShim {
         self.exit.wait();
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
-        let events = start_publisher(publisher, self.namespace.clone());
+    /// Used only by the crate's own daemon, which `daemon::run` replaces.
+    fn create_task_service(&self, _publisher: RemotePublisher) -> Self::T {
+        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+        let events = start_publisher(address, self.namespace.clone());
+        let exit = Arc::clone(&self.exit);
         TaskService(Service::new(
             &self.namespace,
             events,
-            Arc::clone(&self.exit),
+            Box::new(move || exit.signal()),
         ))
     }
 }

@@ -5,19 +5,20 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{fchown, pipe2, Gid, Uid};
 
 use crate::console::ConsoleSocket;
 use crate::error::{Error, Result};
 use crate::logbinary;
 use crate::runtime::ChildStdio;
+use crate::stdin::StdinCopier;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StdioPaths {
@@ -78,8 +79,7 @@ impl Latch {
 
 /// The shim's side of a running process's stdio.
 pub struct ProcessIo {
-    stdin: Arc<Mutex<Option<File>>>,
-    stdin_fifo: Option<PathBuf>,
+    stdin: Option<StdinCopier>,
     pub console: Option<File>,
     pub output: Arc<Latch>,
 }
@@ -159,38 +159,37 @@ impl PreparedIo {
         let output = Arc::new(Latch::default());
         let stdin_fifo = (!self.paths.stdin.is_empty()).then(|| PathBuf::from(&self.paths.stdin));
         let mut io = ProcessIo {
-            stdin: Arc::new(Mutex::new(None)),
-            stdin_fifo,
+            stdin: None,
             console: None,
             output,
         };
+        let mut stdin_writer = self.stdin_writer;
         if let Some(socket) = &self.console_socket {
             let master = socket.receive_master()?;
-            let reader = master
-                .try_clone()
-                .map_err(Error::io("dup pty master", "ptmx"))?;
+            let dup = || {
+                master
+                    .try_clone()
+                    .map_err(Error::io("dup pty master", "ptmx"))
+            };
             if let Some(dest) = open_output(&Destination::parse(&self.paths.stdout))? {
-                spawn_output(reader, dest, &io.output);
+                spawn_copier(vec![(dup()?, dest)], &io.output);
             }
-            if io.stdin_fifo.is_some() {
-                *io.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(
-                    master
-                        .try_clone()
-                        .map_err(Error::io("dup pty master", "ptmx"))?,
-                );
+            if stdin_fifo.is_some() {
+                stdin_writer = Some(dup()?);
             }
             io.console = Some(master);
         }
+        let mut pairs = Vec::new();
         for (reader, dest) in self.outputs {
             if let Some(sink) = open_output(&dest)? {
-                spawn_output(reader, sink, &io.output);
+                pairs.push((reader, sink));
             }
         }
-        if let Some(w) = self.stdin_writer {
-            *io.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+        if !pairs.is_empty() {
+            spawn_copier(pairs, &io.output);
         }
-        if let Some(fifo) = &io.stdin_fifo {
-            spawn_stdin(fifo.clone(), Arc::clone(&io.stdin));
+        if let (Some(fifo), Some(writer)) = (stdin_fifo, stdin_writer) {
+            io.stdin = Some(StdinCopier::start(fifo, writer)?);
         }
         Ok(io)
     }
@@ -220,75 +219,65 @@ fn open_output(dest: &Destination) -> Result<Option<File>> {
     Ok(Some(file))
 }
 
-fn spawn_output(mut from: File, mut to: File, latch: &Arc<Latch>) {
+/// One thread copies all of a process's output streams (stdout and stderr, or the pty),
+/// blocking in poll(2) until one of them has data; it ends when every stream is at EOF.
+fn spawn_copier(pairs: Vec<(File, File)>, latch: &Arc<Latch>) {
     latch.add();
     let latch = Arc::clone(latch);
     std::thread::spawn(move || {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // EIO: the last pty slave closed.
-                Err(_) => break,
-            }
-        }
-        drop(to);
+        copy_streams(pairs);
         latch.count_down();
     });
 }
 
-/// Copies the stdin fifo into the process until the client closes it or CloseIO takes the
-/// writer away. The blocking open waits for containerd's client to open its end.
-fn spawn_stdin(fifo: PathBuf, writer: Arc<Mutex<Option<File>>>) {
-    std::thread::spawn(move || {
-        let Ok(mut from) = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&fifo)
-        else {
-            return;
-        };
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(w) = guard.as_mut() else { return };
-            if w.write_all(&buf[..n]).is_err() {
-                break;
+fn copy_streams(mut pairs: Vec<(File, File)>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    while !pairs.is_empty() {
+        let mut fds: Vec<PollFd> = pairs
+            .iter()
+            .map(|(from, _)| PollFd::new(from.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut finished = Vec::new();
+        for (i, (from, to)) in pairs.iter_mut().enumerate().filter(|(i, _)| ready[*i]) {
+            match from.read(&mut buf) {
+                Ok(0) => finished.push(i),
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        finished.push(i);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EIO: the last pty slave closed.
+                Err(_) => finished.push(i),
             }
         }
-        close_stdin_writer(&writer);
-    });
-}
-
-fn close_stdin_writer(writer: &Mutex<Option<File>>) {
-    writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for i in finished.into_iter().rev() {
+            pairs.remove(i);
+        }
+    }
 }
 
 impl ProcessIo {
-    /// CloseIO: the process reads EOF on stdin (for a pipe; a tty keeps its master).
+    /// CloseIO: the process reads EOF on stdin once buffered input is copied.
     pub fn close_stdin(&self) {
-        close_stdin_writer(&self.stdin);
+        if let Some(stdin) = &self.stdin {
+            stdin.close();
+        }
     }
 
-    /// Releases a stdin copier still blocked opening its fifo (a client that never came).
+    /// Ends the stdin copier, even one still waiting for a client.
     pub fn release(&self) {
         self.close_stdin();
-        if let Some(fifo) = &self.stdin_fifo {
-            let _ = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(fifo);
-        }
     }
 }
 
