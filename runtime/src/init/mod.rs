@@ -144,11 +144,13 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, I
         } else {
             rootfs::pivot::pivot(&plan.rootfs)?;
         }
+        // Before finish: readonlyPaths usually holds /proc/sys (runc's order too).
+        write_sysctls(spec)?;
         rootfs::finish(spec)?;
     } else {
         nix::unistd::chroot(&plan.rootfs).ctx("chroot into", plan.rootfs.display())?;
+        write_sysctls(spec)?;
     }
-    write_sysctls(spec)?;
     prepare_process(plan)
 }
 

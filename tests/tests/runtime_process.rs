@@ -1,0 +1,236 @@
+//! The container's process as config.json describes it: cwd, env, user and groups, umask,
+//! rlimits, capabilities, no_new_privs, sysctls, oom_score_adj. Failures must be clear.
+
+mod runtime_support;
+
+use husk_e2e::Runtime;
+use runtime_support::*;
+use serde_json::json;
+
+/// The value of `Key:` in /proc/self/status text.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{key} not in:\n{status}"))
+}
+
+#[test]
+fn cwd_is_the_configured_directory() {
+    let out = run_script("pwd", |c| c["process"]["cwd"] = "/tmp".into());
+    assert_eq!(out, "/tmp\n");
+}
+
+#[test]
+fn env_is_exactly_the_configured_list() {
+    let out = run_script("env | sort", |c| {
+        c["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz", "EMPTY="]);
+    });
+    // busybox sh adds PWD and SHLVL of its own.
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL="))
+        .collect();
+    assert_eq!(lines, ["EMPTY=", "FOO=bar baz", "PATH=/bin"], "{out}");
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids_are_set() {
+    let out = run_script("cat /proc/self/status", |c| {
+        c["process"]["user"] = json!({ "uid": 1000, "gid": 1001, "additionalGids": [10, 20] });
+    });
+    assert_eq!(status_field(&out, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&out, "Gid"), "1001\t1001\t1001\t1001");
+    assert_eq!(status_field(&out, "Groups"), "10 20");
+}
+
+#[test]
+fn a_non_root_user_has_no_effective_capabilities_unless_asked() {
+    let out = run_script("cat /proc/self/status", |c| {
+        c["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+        c["process"]["capabilities"] = json!({ "bounding": ["CAP_KILL"] });
+    });
+    assert_eq!(status_field(&out, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&out, "CapBnd"), "0000000000000020");
+}
+
+#[test]
+fn umask_is_applied() {
+    let out = run_script("umask; touch /tmp/f; stat -c %a /tmp/f", |c| {
+        c["process"]["user"]["umask"] = 0o077.into();
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs" }),
+        );
+    });
+    assert_eq!(out, "0077\n600\n");
+}
+
+#[test]
+fn lowered_rlimits_are_applied() {
+    let out = run_script("ulimit -Sn; ulimit -Hn; grep 'Max processes' /proc/self/limits", |c| {
+        c["process"]["rlimits"] = json!([
+            { "type": "RLIMIT_NOFILE", "soft": 256, "hard": 512 },
+            { "type": "RLIMIT_NPROC", "soft": 100, "hard": 200 }
+        ]);
+    });
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("256"));
+    assert_eq!(lines.next(), Some("512"));
+    let nproc: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&nproc[2..4], ["100", "200"], "{out}");
+}
+
+#[test]
+fn raising_a_hard_rlimit_fails_clearly_and_leaves_nothing() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let above = lim.rlim_max + 1000;
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle("true");
+    bundle.config_mut()["process"]["rlimits"] =
+        json!([{ "type": "RLIMIT_NOFILE", "soft": 1024, "hard": above }]);
+    bundle.save();
+    let out = run_fg(&rt, &bundle);
+    assert_one_line_error(&out, "CAP_SYS_RESOURCE");
+    assert_one_line_error(&out, "EPERM");
+    assert_one_line_error(&out, "RLIMIT_NOFILE");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn capabilities_match_the_config() {
+    // CAP_CHOWN = 0, CAP_KILL = 5, CAP_NET_BIND_SERVICE = 10. For uid 0 the kernel makes the
+    // effective set the permitted one at execve (and no_new_privs caps permitted at the old).
+    let out = run_script("cat /proc/self/status", |c| {
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            "effective": ["CAP_CHOWN", "CAP_KILL"],
+            "inheritable": ["CAP_KILL"],
+            "ambient": ["CAP_KILL"]
+        });
+    });
+    assert_eq!(status_field(&out, "CapBnd"), format!("{:016x}", 1 | 1 << 5 | 1 << 10));
+    assert_eq!(status_field(&out, "CapPrm"), format!("{:016x}", 1 | 1 << 5));
+    assert_eq!(status_field(&out, "CapEff"), format!("{:016x}", 1 | 1 << 5));
+    assert_eq!(status_field(&out, "CapInh"), format!("{:016x}", 1 << 5));
+    assert_eq!(status_field(&out, "CapAmb"), format!("{:016x}", 1 << 5));
+}
+
+#[test]
+fn a_non_root_user_keeps_exactly_its_ambient_capabilities() {
+    // Without file capabilities a non-root process keeps across execve only what is ambient.
+    let out = run_script("cat /proc/self/status", |c| {
+        c["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+        let set = json!(["CAP_NET_BIND_SERVICE"]);
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "permitted": set, "effective": set, "inheritable": set, "ambient": set
+        });
+    });
+    let nbs = format!("{:016x}", 1 << 10);
+    assert_eq!(status_field(&out, "CapEff"), nbs);
+    assert_eq!(status_field(&out, "CapPrm"), nbs);
+    assert_eq!(status_field(&out, "CapAmb"), nbs);
+    assert_eq!(status_field(&out, "CapBnd"), format!("{:016x}", 1 << 5 | 1 << 10));
+}
+
+#[test]
+fn runc_default_capabilities_work_without_inheritable() {
+    // runc's own `runc spec` lists ambient caps but no inheritable ones; runc skips them.
+    let out = run_script("cat /proc/self/status", |_| {});
+    let caps = 1u64 << 29 | 1 << 5 | 1 << 10; // AUDIT_WRITE, KILL, NET_BIND_SERVICE
+    assert_eq!(status_field(&out, "CapBnd"), format!("{caps:016x}"));
+    assert_eq!(status_field(&out, "CapEff"), format!("{caps:016x}"));
+    assert_eq!(status_field(&out, "CapAmb"), "0000000000000000");
+}
+
+#[test]
+fn a_dropped_capability_is_enforced() {
+    // root in the container, but without CAP_CHOWN (not in the default set).
+    let out = run_script("touch /tmp/f; chown 1000 /tmp/f 2>&1; echo rc=$?", |c| {
+        c["root"]["readonly"] = false.into();
+    });
+    assert!(out.contains("Operation not permitted") && out.contains("rc=1"), "{out}");
+}
+
+#[test]
+fn no_new_privileges_is_set_when_asked_and_only_then() {
+    let on = run_script("grep NoNewPrivs /proc/self/status", |_| {});
+    assert_eq!(on, "NoNewPrivs:\t1\n");
+    let off = run_script("grep NoNewPrivs /proc/self/status", |c| {
+        c["process"]["noNewPrivileges"] = false.into();
+    });
+    assert_eq!(off, "NoNewPrivs:\t0\n");
+}
+
+#[test]
+fn sysctl_is_written_in_the_new_netns_only() {
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let want = if host.trim() == "1" { "0" } else { "1" };
+    let out = run_script("cat /proc/sys/net/ipv4/ip_forward", |c| {
+        c["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": want });
+    });
+    assert_eq!(out.trim(), want);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host,
+        "the host's value is untouched"
+    );
+}
+
+#[test]
+fn a_host_sysctl_is_refused_before_anything_is_made() {
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle("true");
+    bundle.config_mut()["linux"]["sysctl"] = json!({ "vm.swappiness": "10" });
+    bundle.save();
+    let out = run_fg(&rt, &bundle);
+    assert_one_line_error(&out, "vm.swappiness");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn positive_oom_score_adj_is_applied() {
+    let out = run_script("cat /proc/self/oom_score_adj", |c| {
+        c["process"]["oomScoreAdj"] = 500.into();
+    });
+    assert_eq!(out, "500\n");
+}
+
+#[test]
+fn negative_oom_score_adj_fails_clearly_and_leaves_nothing() {
+    // CAP_SYS_RESOURCE is missing from this host's bounding set.
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle("true");
+    bundle.config_mut()["process"]["oomScoreAdj"] = (-500).into();
+    bundle.save();
+    let out = run_fg(&rt, &bundle);
+    assert_one_line_error(&out, "oom_score_adj");
+    assert_one_line_error(&out, "CAP_SYS_RESOURCE");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn a_missing_program_fails_create_not_start() {
+    let rt = Runtime::husk();
+    let bundle = husk_e2e::Bundle::new(&["/no/such/program"]);
+    let path = bundle.path().to_str().unwrap();
+    let out = rt.run(&["create", "--bundle", path, bundle.id()]);
+    assert_one_line_error(&out, "/no/such/program");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn only_stdio_fds_reach_the_process() {
+    let out = run_script("ls /proc/self/fd | sort -n | tr '\\n' ' '", |_| {});
+    // 0 1 2, and the fd ls itself holds open on the directory.
+    let fds: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(&fds[..3], ["0", "1", "2"], "{out}");
+    assert!(fds.len() <= 4, "stray fds leak into the container: {out}");
+}
