@@ -1,0 +1,179 @@
+//! Cgroups of husk's containers on this hybrid host (v1 controllers at
+//! /sys/fs/cgroup/<controller>, cgroup2 with hugetlb only at /sys/fs/cgroup/unified):
+//! resource limits seen from the host and from inside, removal on delete, the freezer, ps.
+
+mod runtime_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use husk_e2e::{assert_no_cgroup, cgroup_dirs, wait_until, Bundle, Runtime};
+use runtime_support::*;
+use serde_json::{json, Value};
+
+fn v1_file(cgroups_path: &str, controller: &str, file: &str) -> PathBuf {
+    PathBuf::from("/sys/fs/cgroup")
+        .join(controller)
+        .join(cgroups_path.trim_start_matches('/'))
+        .join(file)
+}
+
+fn read_trim(path: &PathBuf) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+fn limited_bundle(args: &[&str]) -> Bundle {
+    let mut bundle = Bundle::new(args);
+    bundle.config_mut()["linux"]["resources"] = json!({
+        "devices": [{ "allow": false, "access": "rwm" }],
+        "memory": { "limit": 67108864 },
+        "cpu": { "shares": 512, "quota": 50000, "period": 100000 },
+        "pids": { "limit": 20 }
+    });
+    bundle.save();
+    bundle
+}
+
+#[test]
+fn limits_are_written_in_the_hosts_v1_hierarchies() {
+    let rt = Runtime::husk();
+    let bundle = limited_bundle(&["sleep", "100"]);
+    let pid = create_ok(&rt, &bundle);
+    let cg = bundle.cgroups_path();
+    assert_eq!(read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")), "67108864");
+    assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.shares")), "512");
+    assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.cfs_quota_us")), "50000");
+    assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.cfs_period_us")), "100000");
+    assert_eq!(read_trim(&v1_file(&cg, "pids", "pids.max")), "20");
+    // The init is in the container's cgroup of every hierarchy.
+    for controller in ["memory", "cpu", "pids", "freezer", "devices", "blkio", "cpuset"] {
+        let procs = read_trim(&v1_file(&cg, controller, "cgroup.procs"));
+        assert_eq!(procs, pid.to_string(), "{controller}/cgroup.procs");
+    }
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        own.lines().any(|l| l.ends_with(&format!(":memory:{cg}"))),
+        "{own}"
+    );
+}
+
+#[test]
+fn limits_are_visible_inside_the_container() {
+    let rt = Runtime::husk();
+    let bundle = limited_bundle(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares",
+    ]);
+    assert_eq!(run_ok(&rt, &bundle), "67108864\n20\n512\n");
+}
+
+#[test]
+fn the_pids_limit_stops_forks() {
+    let rt = Runtime::husk();
+    let mut bundle = limited_bundle(&[
+        "sh",
+        "-c",
+        "for i in $(seq 30); do sleep 10 & done; echo all forked",
+    ]);
+    bundle.config_mut()["linux"]["resources"]["pids"]["limit"] = 5.into();
+    bundle.save();
+    let out = run_fg(&rt, &bundle);
+    assert!(!stdout_of(&out).contains("all forked"), "{}", husk_e2e::output_text(&out));
+    assert!(stderr_of(&out).contains("can't fork"), "{}", husk_e2e::output_text(&out));
+}
+
+#[test]
+fn delete_removes_the_cgroup_from_every_hierarchy() {
+    let rt = Runtime::husk();
+    let bundle = limited_bundle(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let dirs = cgroup_dirs(&bundle.cgroups_path());
+    // cpu, cpuacct, cpuset, memory, devices, freezer, blkio, pids, name=systemd, unified...
+    assert!(dirs.len() >= 9, "{dirs:?}");
+    rt.run_ok(&["kill", bundle.id(), "KILL"]);
+    wait_status(&rt, bundle.id(), "stopped");
+    rt.run_ok(&["delete", bundle.id()]);
+    assert_no_cgroup(&bundle.cgroups_path());
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let pid = create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let freezer = v1_file(&bundle.cgroups_path(), "freezer", "freezer.state");
+
+    rt.run_ok(&["pause", bundle.id()]);
+    assert_eq!(read_trim(&freezer), "FROZEN");
+    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("paused"));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(stat.contains(") D ") || stat.contains(") S "), "{stat}");
+    let again = rt.run(&["pause", bundle.id()]);
+    assert_one_line_error(&again, "paused");
+
+    rt.run_ok(&["resume", bundle.id()]);
+    assert_eq!(read_trim(&freezer), "THAWED");
+    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("running"));
+    let again = rt.run(&["resume", bundle.id()]);
+    assert_one_line_error(&again, "running");
+}
+
+#[test]
+fn delete_force_of_a_paused_container_leaves_nothing() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    rt.run_ok(&["pause", bundle.id()]);
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn ps_lists_every_process_of_the_container() {
+    let rt = Runtime::husk();
+    let bundle = sh_bundle("sleep 100 & sleep 100 & wait");
+    let pid = create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
+    let three = wait_until(Duration::from_secs(5), || {
+        read_trim(&procs).lines().count() == 3
+    });
+    assert!(three, "cgroup.procs: {}", read_trim(&procs));
+    let json: Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
+    let mut listed: Vec<i64> = json
+        .as_array()
+        .expect("ps --format json is an array")
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    listed.sort();
+    let mut want: Vec<i64> = read_trim(&procs).lines().map(|l| l.parse().unwrap()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    assert!(listed.contains(&(pid as i64)));
+
+    let table = rt.run_ok(&["ps", bundle.id()]);
+    assert!(table.lines().next().unwrap_or_default().contains("PID"), "{table}");
+    assert_eq!(table.lines().count(), 4, "header and three processes:\n{table}");
+}
+
+#[test]
+fn kill_all_reaches_every_process_in_the_cgroup() {
+    let rt = Runtime::husk();
+    let bundle = sh_bundle("sleep 100 & sleep 100 & wait");
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
+    assert!(wait_until(Duration::from_secs(5), || read_trim(&procs).lines().count() == 3));
+    rt.run_ok(&["kill", "--all", bundle.id(), "KILL"]);
+    let empty = wait_until(Duration::from_secs(5), || read_trim(&procs).is_empty());
+    assert!(empty, "left in the cgroup: {}", read_trim(&procs));
+    wait_status(&rt, bundle.id(), "stopped");
+}
