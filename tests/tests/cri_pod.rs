@@ -1,13 +1,17 @@
 //! A pod through containerd's CRI plugin with runtime handler `husk`, the way the kubelet
 //! drives it: RunPodSandbox (the pause image), CreateContainer + StartContainer (busybox),
 //! ContainerStatus until it exits, its CRI log file, then StopPodSandbox + RemovePodSandbox.
-//! The pod uses the host network, so no CNI plugin is needed.
+//! One pod uses the host network (no CNI); the other the pod network from Debian's
+//! containernetworking-plugins (bridge + host-local), on a bridge removed afterwards.
+//! The CRI client is curl plus hand-encoded protobuf (husk_e2e::CriClient).
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use husk_e2e::{
-    bytes_field, pause_image_archive, processes_mentioning, unique_id, varint_field, wait_until,
-    Containerd, CriClient, Proto, TempDir, BUSYBOX_REF, PAUSE_REF,
+    bytes_field, decode, pause_image_archive, processes_mentioning, unique_id, varint_field,
+    wait_until, Containerd, CriClient, Field, Proto, TempDir, BUSYBOX_REF, PAUSE_REF,
 };
 
 /// The namespace the CRI plugin keeps everything in.
@@ -39,28 +43,32 @@ fn start_cri_containerd() -> (Containerd, CriClient) {
     (ctrd, cri)
 }
 
-/// PodSandboxConfig: metadata, log_directory, linux.security_context with the host network.
-/// No hostname: like the kubelet for a host-network pod (it shares the host's UTS namespace,
-/// and husk, like runc, refuses a hostname without a private one).
-fn sandbox_config(name: &str, log_dir: &str) -> Proto {
+/// PodSandboxConfig: metadata, log_directory, and with `host_network` the host's network
+/// namespace and no hostname (like the kubelet for a host-network pod: it shares the host's
+/// UTS namespace, and husk, like runc, refuses a hostname without a private one); else a
+/// hostname equal to `name` and the pod network from CNI.
+fn sandbox_config(name: &str, log_dir: &str, host_network: bool) -> Proto {
     let metadata = Proto::new()
         .string(1, name)
         .string(2, &unique_id("uid"))
         .string(3, "default");
+    let config = Proto::new().message(1, metadata);
+    if !host_network {
+        return config.string(2, name).string(3, log_dir);
+    }
     let namespaces = Proto::new().varint(1, NAMESPACE_MODE_NODE);
     let security = Proto::new().message(1, namespaces);
-    Proto::new()
-        .message(1, metadata)
+    config
         .string(3, log_dir)
         .message(8, Proto::new().message(2, security))
 }
 
-#[test]
-fn busybox_pod_runs_under_husk_through_cri() {
-    let (ctrd, cri) = start_cri_containerd();
+/// Run a pod with one busybox container running `script` through CRI, wait for it to exit 0,
+/// check that the pod had one shim, stop and remove the pod; returns the container's log.
+fn run_pod(ctrd: &Containerd, cri: &CriClient, host_network: bool, script: &str) -> String {
     let logs = TempDir::new("pod-logs");
     let log_dir = logs.path().to_string_lossy().into_owned();
-    let sandbox = sandbox_config("husk-pod", &log_dir);
+    let sandbox = sandbox_config("husk-pod", &log_dir, host_network);
 
     let resp = cri.runtime(
         "RunPodSandbox",
@@ -74,7 +82,7 @@ fn busybox_pod_runs_under_husk_through_cri() {
         .message(2, Proto::new().string(1, BUSYBOX_REF))
         .string(3, "sh")
         .string(3, "-c")
-        .string(3, "echo hello from husk; cat /proc/1/cmdline")
+        .string(3, script)
         .string(11, "hello.log");
     let resp = cri.runtime(
         "CreateContainer",
@@ -96,11 +104,8 @@ fn busybox_pod_runs_under_husk_through_cri() {
         "container did not exit:\n{}",
         ctrd.log_tail(60)
     );
-    assert_eq!(varint_field(&status(), 7), 0, "exit code");
-
-    // CRI log lines: "<time> stdout F <text>".
     let log = std::fs::read_to_string(logs.join("hello.log")).expect("container log");
-    assert!(log.contains(" stdout F hello from husk"), "log: {log}");
+    assert_eq!(varint_field(&status(), 7), 0, "exit code; log: {log}");
 
     // One shim for the pod: the container joined the sandbox's shim
     // (io.kubernetes.cri.sandbox-id grouping).
@@ -124,4 +129,84 @@ fn busybox_pod_runs_under_husk_through_cri() {
     });
     assert!(gone, "shim left after RemovePodSandbox");
     assert!(processes_mentioning(&pod).is_empty(), "pod processes left");
+    log
+}
+
+#[test]
+fn busybox_pod_runs_under_husk_through_cri() {
+    let (ctrd, cri) = start_cri_containerd();
+    let log = run_pod(&ctrd, &cri, true, "echo hello from husk");
+    // CRI log lines: "<time> stdout F <text>".
+    assert!(log.contains(" stdout F hello from husk"), "log: {log}");
+}
+
+/// The bridge the CNI config below makes on the host; removed on drop.
+const BRIDGE: &str = "husk-cni0";
+const SUBNET: &str = "10.231.7";
+
+struct BridgeGuard;
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", BRIDGE]).status();
+    }
+}
+
+/// Debian's containernetworking-plugins (bridge + host-local) for the pod network, binaries
+/// linked into the private containerd's CNI bin dir, IPAM state in its temp dir.
+fn write_cni_config(ctrd: &Containerd) {
+    let cni = ctrd.dir().join("cni");
+    let bin = cni.join("bin");
+    std::fs::create_dir_all(&bin).expect("cni bin dir");
+    for plugin in ["bridge", "host-local", "loopback"] {
+        let src = Path::new(CNI_PLUGINS).join(plugin);
+        assert!(
+            src.is_file(),
+            "{} missing: apt-get install containernetworking-plugins",
+            src.display()
+        );
+        std::os::unix::fs::symlink(&src, bin.join(plugin)).expect("plugin linked");
+    }
+    let conf = format!(
+        r#"{{"cniVersion": "0.4.0", "name": "husk-test", "plugins": [{{
+  "type": "bridge", "bridge": "{BRIDGE}", "isGateway": true, "ipMasq": false,
+  "ipam": {{"type": "host-local", "dataDir": "{}",
+            "ranges": [[{{"subnet": "{SUBNET}.0/24"}}]]}}
+}}]}}"#,
+        cni.join("ipam").display()
+    );
+    let net_d = cni.join("net.d");
+    std::fs::create_dir_all(&net_d).expect("cni conf dir");
+    std::fs::write(net_d.join("10-husk.conflist"), conf).expect("cni conf written");
+}
+
+const CNI_PLUGINS: &str = "/usr/lib/cni";
+
+/// RuntimeStatus: every RuntimeCondition (field 1) has status (field 2) true; CRI reports
+/// RuntimeReady and NetworkReady.
+fn all_conditions_true(status: &[u8]) -> bool {
+    let conditions: Vec<_> = decode(status)
+        .into_iter()
+        .filter_map(|(f, v)| match v {
+            Field::Bytes(b) if f == 1 => Some(b),
+            _ => None,
+        })
+        .collect();
+    !conditions.is_empty() && conditions.iter().all(|c| varint_field(c, 2) == 1)
+}
+
+#[test]
+fn pod_network_pod_gets_a_cni_address_and_its_hostname() {
+    let _bridge = BridgeGuard;
+    let (ctrd, cri) = start_cri_containerd();
+    write_cni_config(&ctrd);
+    // CRI reloads the CNI config when the directory changes; wait until it reports ready.
+    let ready = wait_until(Duration::from_secs(10), || {
+        cri.call("RuntimeService", "Status", Proto::new())
+            .is_ok_and(|resp| all_conditions_true(&bytes_field(&resp, 1)))
+    });
+    assert!(ready, "CRI network not ready:\n{}", ctrd.log_tail(40));
+    let log = run_pod(&ctrd, &cri, false, "hostname; ip -4 addr show eth0");
+    assert!(log.contains(" stdout F husk-pod"), "log: {log}");
+    assert!(log.contains(&format!("inet {SUBNET}.")), "log: {log}");
 }
