@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use husk_e2e::{
     bytes_field, decode, pause_image_archive, processes_mentioning, unique_id, varint_field,
-    wait_until, Containerd, CriClient, Field, Proto, TempDir, BUSYBOX_REF, PAUSE_REF,
+    wait_until, Containerd, CriClient, Field, Proto, TempDir, BUSYBOX_REF, HUSK_RUNTIME, PAUSE_REF,
 };
 
 /// The namespace the CRI plugin keeps everything in.
@@ -22,9 +22,15 @@ const NAMESPACE_MODE_NODE: u64 = 2;
 const CONTAINER_EXITED: u64 = 2;
 
 fn start_cri_containerd() -> (Containerd, CriClient) {
+    start_cri_containerd_with("")
+}
+
+/// [`start_cri_containerd`] with `extra` TOML appended to containerd's config.
+fn start_cri_containerd_with(extra: &str) -> (Containerd, CriClient) {
     let mut ctrd = Containerd::builder()
         .cri(true)
         .cri_option(&format!("sandbox_image = \"{PAUSE_REF}\""))
+        .extra_config(extra)
         .start();
     let archive = ctrd.dir().join("pause.oci.tar");
     pause_image_archive(&archive, PAUSE_REF).expect("pause image built");
@@ -66,13 +72,26 @@ fn sandbox_config(name: &str, log_dir: &str, host_network: bool) -> Proto {
 /// Run a pod with one busybox container running `script` through CRI, wait for it to exit 0,
 /// check that the pod had one shim, stop and remove the pod; returns the container's log.
 fn run_pod(ctrd: &Containerd, cri: &CriClient, host_network: bool, script: &str) -> String {
+    run_pod_with(ctrd, cri, "husk", host_network, script, &|_| {})
+}
+
+/// [`run_pod`] with runtime handler `handler`, calling `while_up(pod id)` after the
+/// container exited, while the sandbox still runs.
+fn run_pod_with(
+    ctrd: &Containerd,
+    cri: &CriClient,
+    handler: &str,
+    host_network: bool,
+    script: &str,
+    while_up: &dyn Fn(&str),
+) -> String {
     let logs = TempDir::new("pod-logs");
     let log_dir = logs.path().to_string_lossy().into_owned();
     let sandbox = sandbox_config("husk-pod", &log_dir, host_network);
 
     let resp = cri.runtime(
         "RunPodSandbox",
-        Proto::new().message(1, sandbox.clone()).string(2, "husk"),
+        Proto::new().message(1, sandbox.clone()).string(2, handler),
     );
     let pod = String::from_utf8(bytes_field(&resp, 1)).expect("utf-8 pod id");
     assert!(!pod.is_empty(), "no pod id");
@@ -120,6 +139,7 @@ fn run_pod(ctrd: &Containerd, cri: &CriClient, host_network: bool, script: &str)
         "shim is not the pod's: {shims:?}"
     );
 
+    while_up(&pod);
     cri.runtime("StopPodSandbox", Proto::new().string(1, &pod));
     cri.runtime("RemovePodSandbox", Proto::new().string(1, &pod));
     let gone = wait_until(Duration::from_secs(10), || {
@@ -209,4 +229,34 @@ fn pod_network_pod_gets_a_cni_address_and_its_hostname() {
     let log = run_pod(&ctrd, &cri, false, "hostname; ip -4 addr show eth0");
     assert!(log.contains(" stdout F husk-pod"), "log: {log}");
     assert!(log.contains(&format!("inet {SUBNET}.")), "log: {log}");
+}
+
+/// The packaging's way of passing options (packaging/containerd/husk-v2.toml): CRI hands a
+/// non-runc runtime only `ConfigPath`, and the shim must read BinaryName and Root from that
+/// file. Proven by husk's state showing up under the file's Root while the pod runs.
+#[test]
+fn cri_passes_the_options_file_to_the_shim() {
+    let dir = TempDir::new("husk-opts");
+    let root = dir.join("husk-root");
+    let options = dir.join("husk-options.toml");
+    let text = format!(
+        "# as packaging/containerd/husk-options.toml, with a private Root\nBinaryName = \"{}\"\nRoot = \"{}\"\nSystemdCgroup = false\n",
+        husk_e2e::husk_bin().display(),
+        root.display()
+    );
+    std::fs::write(&options, text).expect("options written");
+    // A second handler next to the harness's "husk": a new table, not a reopened one.
+    let extra = format!(
+        r#"[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-opts]
+  runtime_type = "{HUSK_RUNTIME}"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-opts.options]
+  ConfigPath = "{}""#,
+        options.display()
+    );
+    let (ctrd, cri) = start_cri_containerd_with(&extra);
+    let log = run_pod_with(&ctrd, &cri, "husk-opts", true, "echo opts", &|pod| {
+        let state = root.join(K8S_NS).join(pod);
+        assert!(state.is_dir(), "no husk state at {}", state.display());
+    });
+    assert!(log.contains(" stdout F opts"), "log: {log}");
 }
