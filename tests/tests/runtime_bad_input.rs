@@ -79,9 +79,10 @@ fn unknown_namespace_type_is_refused() {
 #[test]
 fn mount_destination_with_dotdot_is_refused() {
     let bundle = bundle_with(|c| {
-        c["mounts"].as_array_mut().unwrap().push(
-            json!({ "destination": "/tmp/../../etc", "type": "tmpfs", "source": "tmpfs" }),
-        )
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "destination": "/tmp/../../etc", "type": "tmpfs", "source": "tmpfs" }))
     });
     assert_create_refused(&bundle, "..");
 }
@@ -172,7 +173,12 @@ fn a_duplicate_id_is_refused_and_the_first_container_survives() {
     let bundle = Bundle::new(&["sleep", "100"]);
     let pid = create_ok(&rt, &bundle);
     let other = Bundle::new(&["sleep", "100"]);
-    let out = rt.run(&["create", "--bundle", other.path().to_str().unwrap(), bundle.id()]);
+    let out = rt.run(&[
+        "create",
+        "--bundle",
+        other.path().to_str().unwrap(),
+        bundle.id(),
+    ]);
     assert_one_line_error(&out, "already exists");
     assert_eq!(init_pid(&rt, bundle.id()), pid);
     assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("created"));
@@ -219,7 +225,11 @@ fn unknown_command_and_flag_are_refused() {
     let rt = Runtime::husk();
     let out = rt.run(&["frobnicate"]);
     assert!(!out.status.success());
-    assert!(stderr_of(&out).starts_with("husk: unknown command"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).starts_with("husk: unknown command"),
+        "{}",
+        stderr_of(&out)
+    );
     let out = rt.run(&["create", "--no-such-flag", "x"]);
     assert_one_line_error(&out, "--no-such-flag");
     assert!(rt.container_ids().is_empty());
@@ -230,7 +240,12 @@ fn terminal_without_console_socket_is_refused() {
     // Only for create: a foreground run makes its own pty.
     let rt = Runtime::husk();
     let bundle = bundle_with(|c| c["process"]["terminal"] = true.into());
-    let out = rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), bundle.id()]);
+    let out = rt.run(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        bundle.id(),
+    ]);
     assert_one_line_error(&out, "console-socket");
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }

@@ -43,13 +43,21 @@ fn limits_are_written_in_the_hosts_v1_hierarchies() {
     let bundle = limited_bundle(&["sleep", "100"]);
     let pid = create_ok(&rt, &bundle);
     let cg = bundle.cgroups_path();
-    assert_eq!(read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")), "67108864");
+    assert_eq!(
+        read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")),
+        "67108864"
+    );
     assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.shares")), "512");
     assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.cfs_quota_us")), "50000");
-    assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.cfs_period_us")), "100000");
+    assert_eq!(
+        read_trim(&v1_file(&cg, "cpu", "cpu.cfs_period_us")),
+        "100000"
+    );
     assert_eq!(read_trim(&v1_file(&cg, "pids", "pids.max")), "20");
     // The init is in the container's cgroup of every hierarchy.
-    for controller in ["memory", "cpu", "pids", "freezer", "devices", "blkio", "cpuset"] {
+    for controller in [
+        "memory", "cpu", "pids", "freezer", "devices", "blkio", "cpuset",
+    ] {
         let procs = read_trim(&v1_file(&cg, controller, "cgroup.procs"));
         assert_eq!(procs, pid.to_string(), "{controller}/cgroup.procs");
     }
@@ -82,8 +90,16 @@ fn the_pids_limit_stops_forks() {
     bundle.config_mut()["linux"]["resources"]["pids"]["limit"] = 5.into();
     bundle.save();
     let out = run_fg(&rt, &bundle);
-    assert!(!stdout_of(&out).contains("all forked"), "{}", husk_e2e::output_text(&out));
-    assert!(stderr_of(&out).contains("can't fork"), "{}", husk_e2e::output_text(&out));
+    assert!(
+        !stdout_of(&out).contains("all forked"),
+        "{}",
+        husk_e2e::output_text(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("can't fork"),
+        "{}",
+        husk_e2e::output_text(&out)
+    );
 }
 
 #[test]
@@ -146,7 +162,8 @@ fn ps_lists_every_process_of_the_container() {
         read_trim(&procs).lines().count() == 3
     });
     assert!(three, "cgroup.procs: {}", read_trim(&procs));
-    let json: Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
+    let json: Value =
+        serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
     let mut listed: Vec<i64> = json
         .as_array()
         .expect("ps --format json is an array")
@@ -154,14 +171,24 @@ fn ps_lists_every_process_of_the_container() {
         .map(|p| p.as_i64().unwrap())
         .collect();
     listed.sort();
-    let mut want: Vec<i64> = read_trim(&procs).lines().map(|l| l.parse().unwrap()).collect();
+    let mut want: Vec<i64> = read_trim(&procs)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     want.sort();
     assert_eq!(listed, want);
     assert!(listed.contains(&(pid as i64)));
 
     let table = rt.run_ok(&["ps", bundle.id()]);
-    assert!(table.lines().next().unwrap_or_default().contains("PID"), "{table}");
-    assert_eq!(table.lines().count(), 4, "header and three processes:\n{table}");
+    assert!(
+        table.lines().next().unwrap_or_default().contains("PID"),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "header and three processes:\n{table}"
+    );
 }
 
 #[test]
@@ -171,7 +198,10 @@ fn kill_all_reaches_every_process_in_the_cgroup() {
     create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
-    assert!(wait_until(Duration::from_secs(5), || read_trim(&procs).lines().count() == 3));
+    assert!(wait_until(Duration::from_secs(5), || read_trim(&procs)
+        .lines()
+        .count()
+        == 3));
     rt.run_ok(&["kill", "--all", bundle.id(), "KILL"]);
     let empty = wait_until(Duration::from_secs(5), || read_trim(&procs).is_empty());
     assert!(empty, "left in the cgroup: {}", read_trim(&procs));

@@ -351,7 +351,12 @@ fn twenty_parallel_creates_of_different_ids_all_succeed() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (b, out) in bundles.iter().zip(&outputs) {
-        assert!(out.status.success(), "create {}: {}", b.id, output_text(out));
+        assert!(
+            out.status.success(),
+            "create {}: {}",
+            b.id,
+            output_text(out)
+        );
         assert_eq!(status_of(&rt, &b.id).as_deref(), Some("created"));
     }
     let listed = rt.run_ok(&["list", "-q"]);

@@ -67,7 +67,10 @@ struct NetNs(String);
 impl NetNs {
     fn add() -> NetNs {
         let name = unique_id("husk-ns");
-        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "ip netns add: {out:?}");
         NetNs(name)
     }
@@ -88,7 +91,8 @@ fn joining_a_netns_made_by_ip_netns_shares_it() {
     let netns = NetNs::add();
     let rt = Runtime::husk();
     let mut bundle = Bundle::new(&["sleep", "100"]);
-    bundle.config_mut()["linux"]["namespaces"][1] = json!({ "type": "network", "path": netns.path() });
+    bundle.config_mut()["linux"]["namespaces"][1] =
+        json!({ "type": "network", "path": netns.path() });
     bundle.save();
     let pid = create_ok(&rt, &bundle);
     assert_eq!(
@@ -142,13 +146,10 @@ fn joining_another_containers_namespaces_shares_them() {
 
 #[test]
 fn hostname_and_domainname_are_set_in_the_new_uts_namespace() {
-    let out = run_script(
-        "hostname; cat /proc/sys/kernel/domainname",
-        |config| {
-            config["hostname"] = "box1".into();
-            config["domainname"] = "example.test".into();
-        },
-    );
+    let out = run_script("hostname; cat /proc/sys/kernel/domainname", |config| {
+        config["hostname"] = "box1".into();
+        config["domainname"] = "example.test".into();
+    });
     assert_eq!(out, "box1\nexample.test\n");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_ne!(host.trim(), "box1", "the host's hostname is untouched");

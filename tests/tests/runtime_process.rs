@@ -59,21 +59,25 @@ fn a_non_root_user_has_no_effective_capabilities_unless_asked() {
 fn umask_is_applied() {
     let out = run_script("umask; touch /tmp/f; stat -c %a /tmp/f", |c| {
         c["process"]["user"]["umask"] = 0o077.into();
-        c["mounts"].as_array_mut().unwrap().push(
-            json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs" }),
-        );
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs" }));
     });
     assert_eq!(out, "0077\n600\n");
 }
 
 #[test]
 fn lowered_rlimits_are_applied() {
-    let out = run_script("ulimit -Sn; ulimit -Hn; grep 'Max processes' /proc/self/limits", |c| {
-        c["process"]["rlimits"] = json!([
-            { "type": "RLIMIT_NOFILE", "soft": 256, "hard": 512 },
-            { "type": "RLIMIT_NPROC", "soft": 100, "hard": 200 }
-        ]);
-    });
+    let out = run_script(
+        "ulimit -Sn; ulimit -Hn; grep 'Max processes' /proc/self/limits",
+        |c| {
+            c["process"]["rlimits"] = json!([
+                { "type": "RLIMIT_NOFILE", "soft": 256, "hard": 512 },
+                { "type": "RLIMIT_NPROC", "soft": 100, "hard": 200 }
+            ]);
+        },
+    );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("256"));
     assert_eq!(lines.next(), Some("512"));
@@ -115,7 +119,10 @@ fn capabilities_match_the_config() {
             "ambient": ["CAP_KILL"]
         });
     });
-    assert_eq!(status_field(&out, "CapBnd"), format!("{:016x}", 1 | 1 << 5 | 1 << 10));
+    assert_eq!(
+        status_field(&out, "CapBnd"),
+        format!("{:016x}", 1 | 1 << 5 | 1 << 10)
+    );
     assert_eq!(status_field(&out, "CapPrm"), format!("{:016x}", 1 | 1 << 5));
     assert_eq!(status_field(&out, "CapEff"), format!("{:016x}", 1 | 1 << 5));
     assert_eq!(status_field(&out, "CapInh"), format!("{:016x}", 1 << 5));
@@ -137,7 +144,10 @@ fn a_non_root_user_keeps_exactly_its_ambient_capabilities() {
     assert_eq!(status_field(&out, "CapEff"), nbs);
     assert_eq!(status_field(&out, "CapPrm"), nbs);
     assert_eq!(status_field(&out, "CapAmb"), nbs);
-    assert_eq!(status_field(&out, "CapBnd"), format!("{:016x}", 1 << 5 | 1 << 10));
+    assert_eq!(
+        status_field(&out, "CapBnd"),
+        format!("{:016x}", 1 << 5 | 1 << 10)
+    );
 }
 
 #[test]
@@ -156,7 +166,10 @@ fn a_dropped_capability_is_enforced() {
     let out = run_script("touch /tmp/f; chown 1000 /tmp/f 2>&1; echo rc=$?", |c| {
         c["root"]["readonly"] = false.into();
     });
-    assert!(out.contains("Operation not permitted") && out.contains("rc=1"), "{out}");
+    assert!(
+        out.contains("Operation not permitted") && out.contains("rc=1"),
+        "{out}"
+    );
 }
 
 #[test]

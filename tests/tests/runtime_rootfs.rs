@@ -175,7 +175,10 @@ fn readonly_paths_refuse_writes() {
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(!out.contains("rc=0"), "{out}");
     let mount = out.lines().last().unwrap_or_default();
-    assert!(mount.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")), "{out}");
+    assert!(
+        mount.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")),
+        "{out}"
+    );
 }
 
 #[test]
