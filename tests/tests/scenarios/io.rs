@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use husk_e2e::{output_text, run_with_timeout, unique_id, BUSYBOX_REF};
 
-use super::{assert_clean, containerd_with_busybox, run_ok, Via};
+use super::{assert_clean, containerd_with_busybox, delete_and_check, run_ok, Via};
 
 /// Through an exec: `ctr tasks exec` closes the process's stdin (CloseIO) at EOF, while
 /// ctr 1.6's `run` never does, so a reader in `ctr run` would wait forever.
@@ -36,9 +36,7 @@ pub fn stdin_reaches_process(via: &Via) {
         .map(String::from)
         .collect();
     assert_eq!(words, ["70000", "done"]);
-    ctrd.ctr_ok(&["tasks", "delete", "--force", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
+    delete_and_check(&ctrd, &id, &["--force"]);
 }
 
 pub fn large_output_is_complete(via: &Via) {

@@ -3,7 +3,8 @@
 use husk_e2e::output_text;
 
 use super::{
-    assert_clean, containerd_with_busybox, kill_and_wait_stopped, run, run_ok, task_status, Via,
+    assert_clean, containerd_with_busybox, delete_and_check, kill_and_wait_stopped, run, run_ok,
+    task_status, Via,
 };
 use husk_e2e::unique_id;
 
@@ -36,9 +37,7 @@ pub fn detached_task_is_killed_and_deleted(via: &Via) {
     let ps = ctrd.ctr_ok(&["tasks", "ps", &id]);
     assert_eq!(ps.lines().count(), 2, "one process expected: {ps}");
     kill_and_wait_stopped(&ctrd, &id);
-    ctrd.ctr_ok(&["tasks", "delete", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
+    delete_and_check(&ctrd, &id, &[]);
 }
 
 pub fn exec_runs_in_running_task(via: &Via) {
@@ -73,9 +72,7 @@ pub fn exec_runs_in_running_task(via: &Via) {
         output_text(&failed)
     );
     kill_and_wait_stopped(&ctrd, &id);
-    ctrd.ctr_ok(&["tasks", "delete", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
+    delete_and_check(&ctrd, &id, &[]);
 }
 
 pub fn pause_and_resume(via: &Via) {
@@ -87,7 +84,5 @@ pub fn pause_and_resume(via: &Via) {
     ctrd.ctr_ok(&["tasks", "resume", &id]);
     assert_eq!(task_status(&ctrd, &id), "RUNNING");
     // Deleting a running task with --force kills it first.
-    ctrd.ctr_ok(&["tasks", "delete", "--force", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
+    delete_and_check(&ctrd, &id, &["--force"]);
 }

@@ -92,6 +92,16 @@ pub(crate) fn assert_clean(ctrd: &Containerd, id: &str) {
     assert_no_leftovers(id, &ctrd.state(), &format!("/{}/{id}", ctrd.namespace()));
 }
 
+/// `ctr tasks delete <flags> <id>`, `ctr containers delete <id>`, then [`assert_clean`].
+pub(crate) fn delete_and_check(ctrd: &Containerd, id: &str, flags: &[&str]) {
+    let mut args = vec!["tasks", "delete"];
+    args.extend_from_slice(flags);
+    args.push(id);
+    ctrd.ctr_ok(&args);
+    ctrd.ctr_ok(&["containers", "delete", id]);
+    assert_clean(ctrd, id);
+}
+
 /// The STATUS column of `ctr tasks ls` for `id` ("" when it is not listed).
 pub(crate) fn task_status(ctrd: &Containerd, id: &str) -> String {
     let list = ctrd.ctr_ok(&["tasks", "ls"]);

@@ -2,7 +2,7 @@
 
 use husk_e2e::{cgroup_dirs, unique_id, TempDir};
 
-use super::{assert_clean, containerd_with_busybox, run, run_ok, Via};
+use super::{assert_clean, containerd_with_busybox, delete_and_check, run, run_ok, Via};
 
 pub fn read_only_rootfs_refuses_writes(via: &Via) {
     let ctrd = containerd_with_busybox();
@@ -64,7 +64,5 @@ pub fn memory_limit_is_applied(via: &Via) {
         .find_map(|f| std::fs::read_to_string(f).ok())
         .unwrap_or_else(|| panic!("no memory cgroup for {cgroup}: {:?}", cgroup_dirs(&cgroup)));
     assert_eq!(limit.trim(), "33554432");
-    ctrd.ctr_ok(&["tasks", "delete", "--force", &id]);
-    ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_clean(&ctrd, &id);
+    delete_and_check(&ctrd, &id, &["--force"]);
 }
