@@ -207,3 +207,64 @@ fn kill_all_reaches_every_process_in_the_cgroup() {
     assert!(empty, "left in the cgroup: {}", read_trim(&procs));
     wait_status(&rt, bundle.id(), "stopped");
 }
+
+#[test]
+fn update_changes_the_limits_of_a_live_container() {
+    let rt = Runtime::husk();
+    let bundle = limited_bundle(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    rt.run_ok(&[
+        "update",
+        "--memory",
+        "33554432",
+        "--pids-limit",
+        "7",
+        "--cpu-shares",
+        "256",
+        bundle.id(),
+    ]);
+    let cg = bundle.cgroups_path();
+    assert_eq!(
+        read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")),
+        "33554432"
+    );
+    assert_eq!(read_trim(&v1_file(&cg, "pids", "pids.max")), "7");
+    assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.shares")), "256");
+    // A resources file with the usual deny-all device rule must keep the default devices usable.
+    let file = bundle.path().join("resources.json");
+    std::fs::write(
+        &file,
+        json!({ "devices": [{ "allow": false, "access": "rwm" }], "pids": { "limit": 9 } })
+            .to_string(),
+    )
+    .unwrap();
+    rt.run_ok(&["update", "--resources", file.to_str().unwrap(), bundle.id()]);
+    assert_eq!(read_trim(&v1_file(&cg, "pids", "pids.max")), "9");
+    let list = read_trim(&v1_file(&cg, "devices", "devices.list"));
+    assert!(
+        list.lines().any(|l| l == "c 1:3 rwm"),
+        "/dev/null not allowed after update:\n{list}"
+    );
+}
+
+#[test]
+fn events_stats_report_memory_and_pids() {
+    let rt = Runtime::husk();
+    let bundle = limited_bundle(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let out = rt.run_ok(&["events", "--stats", bundle.id()]);
+    let event: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(event["type"], "stats", "{event}");
+    assert_eq!(event["id"], bundle.id(), "{event}");
+    assert!(
+        event["data"]["memory"]["usage"]["usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{event}"
+    );
+    assert_eq!(event["data"]["pids"]["current"], 1, "{event}");
+    assert_eq!(event["data"]["pids"]["limit"], 20, "{event}");
+}

@@ -440,3 +440,117 @@ fn state_and_start_wait_for_a_create_in_progress() {
         assert!(out.status.success(), "{}", output_text(&out));
     });
 }
+
+#[test]
+fn a_created_container_whose_init_died_is_stopped_and_cannot_start() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["kill", bundle.id(), "9"]);
+    wait_status(&rt, bundle.id(), "stopped");
+    let out = rt.run(&["start", bundle.id()]);
+    assert_one_line_error(&out, "stopped");
+    let out = rt.run(&["kill", bundle.id(), "KILL"]);
+    assert_one_line_error(&out, "stopped");
+    rt.run_ok(&["delete", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn a_process_that_exits_by_itself_leaves_a_stopped_container() {
+    let rt = Runtime::husk();
+    let bundle = sh_bundle("exit 0");
+    let path = bundle.path().to_str().unwrap();
+    rt.run_ok(&["run", "-d", "--bundle", path, bundle.id()]);
+    wait_status(&rt, bundle.id(), "stopped");
+    rt.run_ok(&["delete", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn kill_accepts_numbers_and_realtime_names() {
+    let rt = Runtime::husk();
+    // The trap makes USR1 and RTMIN+3 deliverable to pid 1.
+    let bundle = sh_bundle("trap 'echo usr1 >> /dev/shm/log' USR1; trap 'exit 5' TERM; while true; do sleep 0.05; done");
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    std::thread::sleep(Duration::from_millis(200));
+    rt.run_ok(&["kill", bundle.id(), "10"]);
+    rt.run_ok(&["kill", bundle.id(), "SIGRTMIN+3"]);
+    rt.run_ok(&["kill", bundle.id(), "term"]);
+    wait_status(&rt, bundle.id(), "stopped");
+}
+
+#[test]
+fn preserve_fds_passes_extra_fds_to_the_process() {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::husk();
+    let bundle = sh_bundle("echo through-fd-3 >&3");
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh fds we own.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut cmd = rt.command(&[
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        bundle.id(),
+    ]);
+    let raw = write_end.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe; fd 3 in the child is the pipe's write end (no CLOEXEC).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = husk_e2e::run_with_timeout(&mut cmd, Duration::from_secs(30));
+    drop(write_end);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut got = String::new();
+    std::fs::File::from(read_end)
+        .read_to_string(&mut got)
+        .unwrap();
+    assert_eq!(got, "through-fd-3\n");
+}
+
+#[test]
+fn no_pivot_runs_the_container_too() {
+    let rt = Runtime::husk();
+    let bundle = sh_bundle("ls / | tr '\\n' ' '");
+    let out = rt.run(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        bundle.id(),
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        stdout_of(&out).starts_with("bin dev etc "),
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+#[test]
+fn features_is_json_naming_what_husk_supports() {
+    let rt = Runtime::husk();
+    let features: Value = serde_json::from_str(&rt.run_ok(&["features"])).unwrap();
+    let hooks = features["hooks"].as_array().unwrap();
+    assert!(hooks.contains(&"prestart".into()) && hooks.contains(&"poststop".into()));
+    let namespaces = features["linux"]["namespaces"].as_array().unwrap();
+    assert!(namespaces.contains(&"network".into()));
+    assert!(features["mountOptions"]
+        .as_array()
+        .unwrap()
+        .contains(&"rbind".into()));
+}

@@ -30,7 +30,12 @@ pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<(
     if status == Status::Stopped {
         return Err(Error::WrongStatus { id: id.to_string(), op: "update", status });
     }
-    saved.cgroup.apply(resources)?;
+    // As in create: a deny-all device rule must not take /dev/null & co. away from the container.
+    let mut resources = resources.clone();
+    if let Some(rules) = resources.devices_mut() {
+        rules.extend(crate::rootfs::devices::default_cgroup_rules(&[]));
+    }
+    saved.cgroup.apply(&resources)?;
     Ok(())
 }
 
