@@ -295,3 +295,59 @@ fn bind_source_symlink_in_the_bundle_is_the_hosts_choice() {
     });
     assert_eq!(out, "ok\n");
 }
+
+#[test]
+fn hostile_symlink_as_a_file_bind_target_creates_nothing_on_the_host() {
+    let host = TempDir::new("hostilefile");
+    let victim = host.join("victim");
+    let source = TempDir::new("bindfile");
+    std::fs::write(source.join("f"), "bound\n").unwrap();
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle(&format!("cat {}", victim.display()));
+    symlink(&victim, bundle.rootfs().join("evil-file")).unwrap();
+    bundle.config_mut()["root"]["readonly"] = false.into();
+    add_mount(
+        bundle.config_mut(),
+        json!({ "destination": "/evil-file", "type": "bind",
+                "source": source.join("f").to_str().unwrap(), "options": ["bind", "ro"] }),
+    );
+    bundle.save();
+    let out = run_fg(&rt, &bundle);
+    assert!(
+        !victim.exists(),
+        "husk created {} on the host",
+        victim.display()
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(stdout_of(&out), "bound\n");
+    let inside = bundle.rootfs().join(victim.strip_prefix("/").unwrap());
+    assert!(
+        inside.is_file(),
+        "the bind target was made inside the rootfs"
+    );
+}
+
+#[test]
+fn shared_rootfs_propagation_leaks_no_mount_to_the_host() {
+    let src = TempDir::new("sharedsrc");
+    let rt = Runtime::husk();
+    let mut bundle = husk_e2e::Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["rootfsPropagation"] = "rshared".into();
+    add_mount(
+        bundle.config_mut(),
+        json!({ "destination": "/data", "type": "bind", "source": src.path().to_str().unwrap(),
+                "options": ["rbind"] }),
+    );
+    bundle.save();
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    // While the container lives, the host sees none of its mounts.
+    assert!(
+        husk_e2e::mounts_under(bundle.path()).is_empty(),
+        "{:?}",
+        husk_e2e::mounts_under(bundle.path())
+    );
+    assert!(husk_e2e::mounts_under(src.path()).is_empty());
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
