@@ -554,3 +554,36 @@ fn features_is_json_naming_what_husk_supports() {
         .unwrap()
         .contains(&"rbind".into()));
 }
+
+#[test]
+fn concurrent_creates_of_one_id_have_one_winner_whose_container_survives() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let path = bundle.path().to_str().unwrap();
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let rt = &rt;
+                let id = bundle.id();
+                s.spawn(move || rt.run(&["create", "--bundle", path, id]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(outputs.iter().filter(|o| o.status.success()).count(), 1);
+    for out in outputs.iter().filter(|o| !o.status.success()) {
+        assert_one_line_error(out, "already exists");
+    }
+    // The losers took nothing of the winner's away: its cgroup and init are intact.
+    let pid = init_pid(&rt, bundle.id());
+    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("created"));
+    let procs = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/pids{}/cgroup.procs",
+        bundle.cgroups_path()
+    ))
+    .unwrap();
+    assert_eq!(procs.trim(), pid.to_string());
+    rt.run_ok(&["start", bundle.id()]);
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
