@@ -168,13 +168,13 @@ pub fn bench_ctr(opts: &Options, report: &mut Report, timer: &Timer) {
                 if r.is_err() {
                     let _ = remove(&addr, &ns, timer, &id);
                 }
-                runs[i].record(r.map(|d| d.as_secs_f64() * 1e3), warm);
+                runs[i].record(r, warm);
             }
             if execs[i].is_ok() {
                 let (cid, eid) = (format!("x{i}"), format!("e{round}"));
                 let args = ["task", "exec", "--exec-id", &eid, &cid, "true"];
                 let r = timer.time(&mut ctr(&addr, &ns, &args));
-                execs[i].record(r.map(|d| d.as_secs_f64() * 1e3), warm);
+                execs[i].record(r, warm);
             }
             reap_orphans();
         }
@@ -187,7 +187,7 @@ pub fn bench_ctr(opts: &Options, report: &mut Report, timer: &Timer) {
         ("ctr run --rm busybox true", &runs),
         ("ctr task exec true", &execs),
     ] {
-        report.timing_table("containerd", bench, series);
+        report.timing_table("containerd", bench, series, false);
         let what = format!("husk shim+husk / Go shim+runc, {bench}");
         report.target(&what, ratio(&series[0], &series[1]), 0.6, "×");
     }

@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One measurement, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub wall_ms: f64,
+    /// User + system time of the command and of the children it waited for (wait4's
+    /// rusage): on a loaded machine this is steadier than wall time, which includes
+    /// waiting for a CPU.
+    pub cpu_ms: f64,
+}
+
 /// Why a measurement could not be taken; shown as "n/a: <reason>" in the tables.
 #[derive(Debug, Clone)]
 pub enum NotAvailable {
@@ -60,8 +70,9 @@ impl Timer {
         }
     }
 
-    /// Wall time of `cmd` from spawn to exit; an error unless it exits 0.
-    pub fn time(&self, cmd: &mut Command) -> Result<Duration, NotAvailable> {
+    /// Wall time of `cmd` from spawn to exit, and the CPU time it and the children it
+    /// waited for used; an error unless it exits 0.
+    pub fn time(&self, cmd: &mut Command) -> Result<Sample, NotAvailable> {
         let what = describe(cmd);
         let stderr = File::create(&self.stderr_path).map_err(|e| NotAvailable::Spawn {
             what: format!("{what} (stderr file {})", self.stderr_path.display()),
@@ -85,16 +96,19 @@ impl Timer {
                 secs: self.timeout.as_secs(),
             });
         }
-        let status = child.wait().map_err(|e| NotAvailable::Spawn {
+        let (status, cpu) = reap_with_usage(&child).map_err(|e| NotAvailable::Spawn {
             what: what.clone(),
             errno: e.to_string(),
         })?;
-        if status.success() {
-            return Ok(elapsed);
+        if status == 0 {
+            return Ok(Sample {
+                wall_ms: elapsed.as_secs_f64() * 1e3,
+                cpu_ms: cpu.as_secs_f64() * 1e3,
+            });
         }
         Err(NotAvailable::Failed {
             what,
-            status: status.to_string(),
+            status: format!("wait status {status:#x}"),
             stderr: first_line(&self.stderr_path),
         })
     }
@@ -103,6 +117,21 @@ impl Timer {
     pub fn run(&self, cmd: &mut Command) -> Result<(), NotAvailable> {
         self.time(cmd).map(|_| ())
     }
+}
+
+/// Reap the exited child with wait4 for its rusage; (raw wait status, user + system time).
+/// std's `Child::wait` would reap it too but throws the rusage away.
+fn reap_with_usage(child: &Child) -> std::io::Result<(i32, Duration)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: status and ru are valid out-pointers for this call.
+    let r = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok((status, tv(ru.ru_utime) + tv(ru.ru_stime)))
 }
 
 /// Block until the child exits (true) or the timeout passes (false), using a pidfd.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::measure::NotAvailable;
+use crate::measure::{NotAvailable, Sample};
 
 /// One contender's samples (milliseconds) and its failures. A contender that fails
 /// [`GIVE_UP`] times before its first success is n/a and is not tried again.
@@ -16,6 +16,8 @@ use crate::measure::NotAvailable;
 pub struct Series {
     pub name: String,
     pub samples: Vec<f64>,
+    /// CPU milliseconds of the same runs, in the same order.
+    pub cpu: Vec<f64>,
     pub failures: usize,
     pub error: Option<NotAvailable>,
     /// Not tried at all (a binary is missing, a set-up step failed).
@@ -29,6 +31,7 @@ impl Series {
         Series {
             name: name.to_string(),
             samples: Vec::new(),
+            cpu: Vec::new(),
             failures: 0,
             error: None,
             skipped: false,
@@ -40,6 +43,7 @@ impl Series {
         Series {
             name: name.to_string(),
             samples: Vec::new(),
+            cpu: Vec::new(),
             failures: GIVE_UP,
             error: Some(why),
             skipped: true,
@@ -47,9 +51,12 @@ impl Series {
     }
 
     /// Record one attempt; a warm-up success is not kept, a warm-up failure counts.
-    pub fn record(&mut self, sample: Result<f64, NotAvailable>, warm_up: bool) {
+    pub fn record(&mut self, sample: Result<Sample, NotAvailable>, warm_up: bool) {
         match sample {
-            Ok(v) if !warm_up => self.samples.push(v),
+            Ok(v) if !warm_up => {
+                self.samples.push(v.wall_ms);
+                self.cpu.push(v.cpu_ms);
+            }
             Ok(_) => {}
             Err(e) => {
                 self.failures += 1;
@@ -65,6 +72,11 @@ impl Series {
 
     pub fn median(&self) -> Option<f64> {
         percentile(&self.samples, 50.0)
+    }
+
+    /// Median CPU time (user + system of the command and the children it reaped).
+    pub fn cpu_median(&self) -> Option<f64> {
+        percentile(&self.cpu, 50.0)
     }
 
     pub fn p95(&self) -> Option<f64> {
@@ -147,15 +159,21 @@ impl Report {
     }
 
     /// A timing table: median, p95 and the ratio of each median to the first row's
-    /// (husk). Every sample also goes to raw.csv; failures are counted and the last
-    /// error printed under the table.
-    pub fn timing_table(&mut self, section: &str, bench: &str, series: &[Series]) {
+    /// (husk); with `cpu`, also the median CPU time and its ratio. Every sample goes to
+    /// raw.csv; failures are counted and the last error printed under the table.
+    pub fn timing_table(&mut self, section: &str, bench: &str, series: &[Series], cpu: bool) {
         for s in series {
-            for (i, v) in s.samples.iter().enumerate() {
+            for (i, (v, c)) in s.samples.iter().zip(&s.cpu).enumerate() {
                 self.raw(section, bench, &s.name, i, *v, "ms");
+                self.raw(section, bench, &s.name, i, *c, "cpu_ms");
             }
         }
         let base = series.first().and_then(Series::median);
+        let cpu_base = series.first().and_then(Series::cpu_median);
+        let ratio = |v: f64, b: Option<f64>| {
+            b.map(|b| format!("{:.2}", v / b))
+                .unwrap_or_else(|| "-".into())
+        };
         let mut rows = Vec::new();
         let mut errors = Vec::new();
         for s in series {
@@ -164,21 +182,17 @@ impl Report {
                 0 => s.samples.len().to_string(),
                 f => format!("{} ({f} failed)", s.samples.len()),
             };
-            let cells = match (s.median(), s.p95()) {
+            let mut cells = match (s.median(), s.p95()) {
                 (Some(med), Some(p95)) => vec![
                     s.name.clone(),
                     runs,
                     format!("{med:.2}"),
                     format!("{p95:.2}"),
-                    base.map(|b| format!("{:.2}", med / b))
-                        .unwrap_or_else(|| "-".into()),
+                    ratio(med, base),
                 ],
                 _ => {
-                    let why = s
-                        .error
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_else(|| "no samples".into());
+                    let why = s.error.as_ref().map(ToString::to_string);
+                    let why = why.unwrap_or_else(|| "no samples".into());
                     vec![
                         s.name.clone(),
                         runs,
@@ -188,6 +202,12 @@ impl Report {
                     ]
                 }
             };
+            if cpu {
+                match s.cpu_median() {
+                    Some(c) => cells.extend([format!("{c:.2}"), ratio(c, cpu_base)]),
+                    None => cells.extend([String::new(), String::new()]),
+                }
+            }
             if let (Some(e), false) = (&s.error, s.samples.is_empty()) {
                 errors.push(format!(
                     "  {} failed {} time(s), last: {e}",
@@ -198,11 +218,15 @@ impl Report {
                 "section": section, "benchmark": bench, "contender": s.name,
                 "runs": s.samples.len(), "failures": s.failures,
                 "median_ms": s.median(), "p95_ms": s.p95(),
+                "cpu_median_ms": if cpu { s.cpu_median() } else { None },
                 "error": s.error.as_ref().map(ToString::to_string),
             }));
             rows.push(cells);
         }
-        let header = ["contender", "runs", "median ms", "p95 ms", "× husk"];
+        let mut header = vec!["contender", "runs", "median ms", "p95 ms", "× husk"];
+        if cpu {
+            header.extend(["CPU ms", "CPU × husk"]);
+        }
         self.table(bench, &header, &rows);
         for e in errors {
             self.say(&e);

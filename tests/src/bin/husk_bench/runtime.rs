@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use husk_e2e::{Bundle, TempDir};
 
-use crate::measure::{reap_orphans, wait_pid_gone, NotAvailable, Timer};
+use crate::measure::{reap_orphans, wait_pid_gone, NotAvailable, Sample, Timer};
 use crate::report::{ratio, Report, Series};
 use crate::Options;
 
@@ -193,7 +193,7 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
                 (i, timer.time(&mut cmd))
             };
             reap_orphans();
-            let ms = sample.1.map(|d| d.as_secs_f64() * 1e3);
+            let ms = sample.1;
             let warm = round < opts.warmup;
             match sample.0 {
                 i if i < list.len() => series[i].record(ms, warm),
@@ -202,18 +202,22 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
         }
     }
     series.extend(missing);
-    let crun_net = crun_minus_wrapper(&series, &extra);
+    let crun_net = crun_minus_wrapper(&series, &extra, Series::median);
+    let crun_cpu_net = crun_minus_wrapper(&series, &extra, Series::cpu_median);
     let runc_i = series.iter().position(|s| s.name == "runc");
     let crun_i = series.iter().position(|s| s.name == "crun");
     series.extend(extra.into_iter().map(|(s, _)| s));
-    report.timing_table("runtime", "run /bin/true", &series);
+    report.timing_table("runtime", "run /bin/true", &series, true);
     if let Some(net) = crun_net {
         report.say(&format!(
-            "crun minus wrapper (median difference): {net:.2} ms; husk / that: {}",
-            series[0]
-                .median()
-                .map(|h| format!("{:.2}", h / net))
-                .unwrap_or_else(|| "-".into())
+            "crun minus wrapper (difference of medians): {net:.2} ms"
+        ));
+    }
+    let husk_net = crun_net.and_then(|net| Some(series[0].median()? / net));
+    if let (Some(net), Some(husk)) = (crun_cpu_net, series[0].cpu_median()) {
+        report.say(&format!(
+            "CPU: crun minus wrapper {net:.2} ms; husk / that {:.2}×",
+            husk / net
         ));
     }
     let crun_ratio = crun_i.and_then(|i| ratio(&series[0], &series[i]));
@@ -224,22 +228,25 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
         0.6,
         "×",
     );
+    report.target("husk run / (crun run minus wrapper)", husk_net, 0.6, "×");
     report.target("husk run / runc run", runc_ratio, 0.3, "×");
 }
 
-fn crun_minus_wrapper(series: &[Series], extra: &[(Series, Vec<OsString>)]) -> Option<f64> {
-    let crun = series.iter().find(|s| s.name == "crun")?.median()?;
+/// crun's median minus its wrapper's, by `stat` (wall or CPU median).
+fn crun_minus_wrapper(
+    series: &[Series],
+    extra: &[(Series, Vec<OsString>)],
+    stat: fn(&Series) -> Option<f64>,
+) -> Option<f64> {
+    let crun = stat(series.iter().find(|s| s.name == "crun")?)?;
     let wrapper = extra
         .iter()
-        .find(|(s, _)| s.name.starts_with("crun-wrapper"))?
-        .0
-        .median()?;
-    Some(crun - wrapper)
+        .find(|(s, _)| s.name.starts_with("crun-wrapper"))?;
+    Some(crun - stat(&wrapper.0)?)
 }
 
 /// One create/start/delete cycle of /bin/true; the three times in ms.
-fn lifecycle(c: &Contender, timer: &Timer, id: &str) -> [Result<f64, NotAvailable>; 3] {
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+fn lifecycle(c: &Contender, timer: &Timer, id: &str) -> [Result<Sample, NotAvailable>; 3] {
     let na = |e: &NotAvailable| Err(e.clone());
     let create = timer.time(&mut c.bundle_cmd("create", c.true_bundle.path(), id));
     if let Err(e) = &create {
@@ -250,14 +257,14 @@ fn lifecycle(c: &Contender, timer: &Timer, id: &str) -> [Result<f64, NotAvailabl
     let start = timer.time(&mut c.cmd(&["start", id]));
     if let Err(e) = &start {
         c.force_delete(id);
-        return [create.map(ms), na(e), na(e)];
+        return [create, na(e), na(e)];
     }
     let gone = match pid {
         Ok(pid) => wait_pid_gone(pid, Duration::from_secs(10)),
         Err(_) => false,
     };
     let delete = if gone {
-        timer.time(&mut c.cmd(&["delete", id])).map(ms)
+        timer.time(&mut c.cmd(&["delete", id]))
     } else {
         Err(NotAvailable::Unexpected {
             what: format!("{}: /bin/true did not exit after start", c.name),
@@ -266,7 +273,7 @@ fn lifecycle(c: &Contender, timer: &Timer, id: &str) -> [Result<f64, NotAvailabl
     if delete.is_err() {
         c.force_delete(id);
     }
-    [create.map(ms), start.map(ms), delete]
+    [create, start, delete]
 }
 
 /// A running `sleep` container per contender for `exec`; None (with the reason) if it fails.
@@ -306,7 +313,7 @@ pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
             }
             if verbs[3][i].is_ok() {
                 let exec = timer.time(&mut c.cmd(&["exec", "sleeper", "/bin/true"]));
-                verbs[3][i].record(exec.map(|d| d.as_secs_f64() * 1e3), warm);
+                verbs[3][i].record(exec, warm);
             }
             reap_orphans();
         }
@@ -324,6 +331,6 @@ pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
         .zip(verbs)
     {
         series.extend(missing.iter().cloned());
-        report.timing_table("lifecycle", verb, &series);
+        report.timing_table("lifecycle", verb, &series, true);
     }
 }
