@@ -249,3 +249,30 @@ fn terminal_without_console_socket_is_refused() {
     assert_one_line_error(&out, "console-socket");
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
+
+#[test]
+fn cgroups_path_climbing_out_is_refused() {
+    let bundle = bundle_with(|c| c["linux"]["cgroupsPath"] = "/husk-test/../../escape".into());
+    assert_create_refused(&bundle, "..");
+    husk_e2e::assert_no_cgroup("/escape");
+}
+
+#[test]
+fn systemd_cgroups_path_is_refused() {
+    let bundle = bundle_with(|c| c["linux"]["cgroupsPath"] = "system.slice:husk:x".into());
+    assert_create_refused(&bundle, "system.slice:husk:x");
+}
+
+#[test]
+fn rlimit_soft_above_hard_is_refused() {
+    let bundle = bundle_with(|c| {
+        c["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024 }])
+    });
+    assert_create_refused(&bundle, "RLIMIT_NOFILE");
+}
+
+#[test]
+fn unknown_capability_is_refused() {
+    let bundle = bundle_with(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_BOGUS"]));
+    assert_create_refused(&bundle, "CAP_BOGUS");
+}

@@ -200,3 +200,27 @@ fn a_user_namespace_maps_root_to_the_configured_host_ids() {
     assert_eq!(fields[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(fields[2], ["0"], "{out}");
 }
+
+#[test]
+fn a_created_init_cannot_be_read_through_proc_exe_from_its_pid_namespace() {
+    // CVE-2019-5736: until it execs, the init is husk; it is non-dumpable, so a process in the
+    // container (root, without CAP_SYS_PTRACE) cannot open /proc/1/exe to overwrite husk.
+    let rt = Runtime::husk();
+    let first = Bundle::new(&["sleep", "100"]);
+    let first_pid = create_ok(&rt, &first);
+    let mut second = sh_bundle(
+        "cat /proc/1/exe > /dev/null 2>&1 && echo readable || echo denied; cat /proc/1/comm",
+    );
+    second.config_mut()["linux"]["namespaces"][0] =
+        json!({ "type": "pid", "path": format!("/proc/{first_pid}/ns/pid") });
+    second.save();
+    let out = run_ok(&rt, &second);
+    assert_eq!(out, "denied\nhusk\n", "{out}");
+    // The control: once the init has exec'd busybox (dumpable), the same read works.
+    rt.run_ok(&["start", first.id()]);
+    let mut third = Bundle::new(&["true"]);
+    *third.config_mut() = second.config().clone();
+    third.config_mut()["linux"]["cgroupsPath"] = format!("/husk-test/{}", third.id()).into();
+    third.save();
+    assert_eq!(run_ok(&rt, &third), "readable\nsleep\n");
+}
