@@ -250,10 +250,12 @@ pub fn bench_shim_memory(opts: &Options, report: &mut Report, timer: &Timer) {
     let list: Vec<Combo> = combos(ctrd.dir()).into_iter().take(2).collect();
     let mut rows = Vec::new();
     let mut figures: Vec<Option<Mem>> = Vec::new();
+    let mut notes = Vec::new();
     for (i, c) in list.iter().enumerate() {
         let measured = measure_one_shim(&ctrd, timer, c, opts.shim_samples, i);
         match measured {
-            Ok(m) => {
+            Ok((m, names)) => {
+                notes.push(format!("{} threads: {names}", c.name));
                 for (j, key) in ["rss_kb", "pss_kb", "threads"].iter().enumerate() {
                     let v = [m.rss_kb, m.pss_kb, m.threads][j];
                     report.raw("shim-memory", key, c.name, 0, v as f64, key);
@@ -282,6 +284,9 @@ pub fn bench_shim_memory(opts: &Options, report: &mut Report, timer: &Timer) {
         &["shim + runtime", "RSS MiB", "PSS MiB", "threads"],
         &rows,
     );
+    for note in notes {
+        report.say(&note);
+    }
     let husk = figures.first().copied().flatten();
     report.target(
         "husk shim RSS",
@@ -302,7 +307,7 @@ fn measure_one_shim(
     combo: &Combo,
     samples: usize,
     index: usize,
-) -> Result<Mem, NotAvailable> {
+) -> Result<(Mem, String), NotAvailable> {
     if let Some(e) = &combo.missing {
         return Err(e.clone());
     }
@@ -316,11 +321,12 @@ fn measure_one_shim(
         .try_for_each(|id| run_sleeper(ctrd, timer, combo, id));
     // Let the shims finish their start-up work (event publishing, output copiers).
     std::thread::sleep(Duration::from_millis(500));
-    let seen: Vec<Mem> = shim_pids(addr, combo.shim)
+    let pids: Vec<i32> = shim_pids(addr, combo.shim)
         .into_iter()
         .filter(|p| !before.contains(p))
-        .filter_map(Mem::read)
         .collect();
+    let names = pids.first().map(|p| thread_names(*p)).unwrap_or_default();
+    let seen: Vec<Mem> = pids.into_iter().filter_map(Mem::read).collect();
     for id in &ids {
         let _ = remove(addr, ns, timer, id);
     }
@@ -335,9 +341,25 @@ fn measure_one_shim(
         v.sort_unstable();
         v[v.len() / 2]
     };
-    Ok(Mem {
+    let mem = Mem {
         rss_kb: mid(|m| m.rss_kb),
         pss_kb: mid(|m| m.pss_kb),
         threads: mid(|m| m.threads),
-    })
+    };
+    Ok((mem, names))
+}
+
+/// "name×count, ..." of a process's threads (from /proc/PID/task/*/comm), to see which
+/// parts of a shim keep a thread each.
+fn thread_names(pid: i32) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        *counts.entry(comm.trim().to_string()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(n, c)| format!("{n}×{c}")).collect();
+    parts.join(", ")
 }
