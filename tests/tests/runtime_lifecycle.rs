@@ -470,13 +470,26 @@ fn a_process_that_exits_by_itself_leaves_a_stopped_container() {
 #[test]
 fn kill_accepts_numbers_and_realtime_names() {
     let rt = Runtime::husk();
-    // The trap makes USR1 and RTMIN+3 deliverable to pid 1.
-    let bundle = sh_bundle("trap 'echo usr1 >> /dev/shm/log' USR1; trap 'exit 5' TERM; while true; do sleep 0.05; done");
-    create_ok(&rt, &bundle);
+    // Traps make the signals deliverable to pid 1; SIGRTMIN is 34 with glibc (as in runc).
+    let bundle = sh_bundle(
+        "trap 'echo usr1 >> /dev/shm/log' USR1; trap 'echo rt3 >> /dev/shm/log' 37; \
+         trap 'exit 5' TERM; while true; do sleep 0.05; done",
+    );
+    let pid = create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     std::thread::sleep(Duration::from_millis(200));
+    let log = format!("/proc/{pid}/root/dev/shm/log");
     rt.run_ok(&["kill", bundle.id(), "10"]);
+    let got = |want: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.ends_with(want));
+    assert!(
+        wait_until(Duration::from_secs(5), || got("usr1\n")),
+        "USR1 by number"
+    );
     rt.run_ok(&["kill", bundle.id(), "SIGRTMIN+3"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || got("rt3\n")),
+        "RTMIN+3 by name"
+    );
     rt.run_ok(&["kill", bundle.id(), "term"]);
     wait_status(&rt, bundle.id(), "stopped");
 }
