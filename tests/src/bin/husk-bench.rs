@@ -9,6 +9,8 @@ mod ctrd;
 mod density;
 #[path = "husk_bench/measure.rs"]
 mod measure;
+#[path = "husk_bench/probe.rs"]
+mod probe;
 #[path = "husk_bench/report.rs"]
 mod report;
 #[path = "husk_bench/runtime.rs"]
@@ -134,6 +136,11 @@ fn machine(report: &mut Report, opts: &Options) {
         opts.runs, opts.ctr_runs, opts.warmup
     ));
     report.say(&format!("binaries: {}", husk_e2e::target_dir().display()));
+    let attach = probe::cgroup_attach_ms();
+    report.say(&format!(
+        "cgroup attach (first write to cgroup.procs): {} — ≥ 5 ms is the kernel's default mode, ~0.2 ms means favordynmods is in effect (see docs/performance.md)",
+        attach.map(|ms| format!("{ms:.2} ms")).unwrap_or_else(|| "n/a".into())
+    ));
 }
 
 fn main() {
