@@ -102,8 +102,11 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         cgroup.apply(&resources)?;
     }
     if wait_for_start {
-        nix::unistd::mkfifo(&state_path.join(crate::state::EXEC_FIFO), nix::sys::stat::Mode::from_bits_truncate(0o622))
-            .ctx("mkfifo", state_path.join(crate::state::EXEC_FIFO).display())?;
+        let fifo = state_path.join(crate::state::EXEC_FIFO);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).ctx("mkfifo", fifo.display())?;
+        // mkfifo applies the caller's umask (conmon's 022 makes it 0600), and an init that
+        // already switched to a non-root process.user must still open it for writing.
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx("chmod", fifo.display())?;
     }
     let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .ctx("open state dir", state_path.display())?;
