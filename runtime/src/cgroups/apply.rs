@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
+use super::devices_bpf::{self, DeviceFilter, Insn};
 use super::error::CgroupError;
 use super::fs;
 use super::resources::{missing_file_hint, requests, Controller, Write};
@@ -50,6 +51,7 @@ struct Batch {
 /// controller leaves the cgroup as it was.
 pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     warn_ignored(res);
+    let device_program = plan_device_program(cg, res)?;
     let unified_controllers = cg.unified_controllers()?;
     let mut plan = Vec::new();
     for c in Controller::APPLY_ORDER.into_iter().filter(|c| requests(res, *c)) {
@@ -73,7 +75,22 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
         plan.push(Batch { dir: u.dir(), resource: "unified", writes });
     }
     plan.iter().try_for_each(check_files)?;
-    plan.iter().try_for_each(|b| write_all(&b.dir, b.resource, &b.writes))
+    plan.iter().try_for_each(|b| write_all(&b.dir, b.resource, &b.writes))?;
+    if let Some((dir, program)) = device_program {
+        devices_bpf::attach_device_filter(&dir, &program)?;
+    }
+    Ok(())
+}
+
+/// On a v2 host device rules are a BPF program on the unified cgroup; it is built (and the
+/// rules checked) before anything is written. `None` where v1 takes them or none are given.
+fn plan_device_program(cg: &Cgroup, res: &LinuxResources) -> Result<Option<(PathBuf, Vec<Insn>)>, CgroupError> {
+    if cg.layout() != super::Layout::V2 || !requests(res, Controller::Devices) {
+        return Ok(None);
+    }
+    let Some(u) = cg.unified_hierarchy() else { return Ok(None) };
+    let filter = DeviceFilter::from_spec(res.devices().as_deref().unwrap_or_default())?;
+    Ok(Some((u.dir(), filter.program())))
 }
 
 /// Every file a batch needs exists (or its fallback does), so that an unsupported setting fails
@@ -101,7 +118,8 @@ fn plan_controller(cg: &Cgroup, res: &LinuxResources, c: Controller, unified_con
         return Ok(Batch { dir, resource, writes });
     }
     // A controller v2 does not have (devices, net_cls) goes to the v2 dialect on a v2 host,
-    // which says why it cannot be done there (or skips devices, see resources_v2).
+    // which says why it cannot be done there (devices: an empty batch, the BPF program is
+    // planned apart, see plan_device_program).
     // On a hybrid host the v1 mount is simply missing: say so rather than "not on v2".
     let in_unified = match c.v2_name() {
         Some(n) => unified_controllers.iter().any(|u| u == n),

@@ -53,6 +53,14 @@ pub enum CgroupError {
 
     #[error("failed to {action} cgroup: {path}: {source}")]
     Sys { action: &'static str, path: PathBuf, source: nix::Error },
+
+    /// A device rule that cannot become a cgroup v2 device program.
+    #[error(transparent)]
+    DeviceRule(#[from] super::devices_bpf::RuleError),
+
+    /// Loading or attaching the cgroup v2 device program.
+    #[error(transparent)]
+    DeviceFilter(#[from] super::devices_bpf::DeviceFilterError),
 }
 
 impl CgroupError {
@@ -64,6 +72,7 @@ impl CgroupError {
             | Self::Mkdir { source, .. }
             | Self::Rmdir { source, .. } => source.raw_os_error(),
             Self::Sys { source, .. } => Some(*source as i32),
+            Self::DeviceFilter(e) => e.errno().map(|e| e as i32),
             _ => None,
         }
     }

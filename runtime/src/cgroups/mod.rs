@@ -10,6 +10,8 @@
 //! touch the filesystem.
 
 mod apply;
+pub mod devices_bpf;
+mod devices_bpf_sys;
 mod error;
 mod fs;
 pub mod mountinfo;

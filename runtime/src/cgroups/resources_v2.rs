@@ -16,12 +16,9 @@ fn unsupported(resource: &'static str, reason: &'static str) -> CgroupError {
 pub fn writes(controller: Controller, res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     match controller {
         Controller::Cpuset => Ok(res.cpu().as_ref().map(cpuset_writes).unwrap_or_default()),
-        // TODO(devices on v2): v2 has no devices files; rules are an eBPF program attached with
-        // BPF_PROG_ATTACH (BPF_CGROUP_DEVICE). Not built yet: device rules are skipped on v2.
-        Controller::Devices => {
-            log::warn!("cgroup v2 device rules (eBPF) are not implemented yet; device rules are not enforced");
-            Ok(Vec::new())
-        }
+        // v2 has no devices files: the rules become an eBPF program that apply attaches
+        // (devices_bpf).
+        Controller::Devices => Ok(Vec::new()),
         Controller::Memory => res.memory().as_ref().map_or(Ok(Vec::new()), memory),
         Controller::Cpu => res.cpu().as_ref().map_or(Ok(Vec::new()), cpu),
         Controller::Pids => Ok(res.pids().as_ref().map(|p| vec![super::resources_v1::pids_max(p.limit())]).unwrap_or_default()),

@@ -233,7 +233,6 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
         .pids(LinuxPidsBuilder::default().limit(0).build().unwrap())
         .block_io(LinuxBlockIoBuilder::default().weight(1000u16).build().unwrap())
         .hugepage_limits(vec![LinuxHugepageLimitBuilder::default().page_size("2MB").limit(4 << 21).build().unwrap()])
-        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap()])
         .unified(kv("memory.high", "90M"))
         .build()
         .unwrap();
@@ -248,6 +247,14 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
     assert_eq!(t.read("ctr/pids.max"), "max");
     assert_eq!(t.read("ctr/io.weight"), "10000");
     assert_eq!(t.read("ctr/hugetlb.2MB.max"), (4 << 21).to_string());
+    // v2 device rules are a BPF program for a real cgroup (runtime/tests/cgroups_devices_bpf.rs):
+    // a bad rule is refused before any write; a plain directory is no cgroup to attach to.
+    let deny = |access: &str| LinuxDeviceCgroupBuilder::default().allow(false).access(access).build().unwrap();
+    let bad = LinuxResourcesBuilder::default().pids(LinuxPidsBuilder::default().limit(7).build().unwrap()).devices(vec![deny("x")]).build().unwrap();
+    assert!(matches!(cg.apply(&bad), Err(CgroupError::DeviceRule(_))));
+    assert_eq!(t.read("ctr/pids.max"), "max");
+    let devices = LinuxResourcesBuilder::default().devices(vec![deny("rwm")]).build().unwrap();
+    assert!(matches!(cg.apply(&devices), Err(CgroupError::DeviceFilter(_))));
 }
 
 #[test]
