@@ -15,6 +15,8 @@ pub enum HookError {
     Failed { kind: &'static str, path: String, status: String, stderr: String },
     #[error("{kind} hook {path}: timed out after {secs}s and was killed")]
     TimedOut { kind: &'static str, path: String, secs: i64 },
+    #[error("{kind} hooks: the container init got no state from the runtime")]
+    NoState { kind: &'static str },
 }
 
 pub fn run_all(kind: &'static str, hooks: Option<&Vec<Hook>>, state: &ContainerState) -> Result<(), HookError> {

@@ -10,11 +10,13 @@
 //!                                                hostname, mounts, devices
 //!                                    ◀──────────  RunHooks          (only when hooks exist)
 //!   [prestart + createRuntime hooks]
-//!   HooksDone ────────────────────────────────▶  pivot_root, masked/readonly paths, sysctl,
+//!   HooksDone { state } ──────────────────────▶  [createContainer hooks], pivot_root,
+//!                                                masked/readonly paths, sysctl,
 //!                                                rlimits, creds, caps, seccomp
 //!                                    ◀──────────  Ready             (binary found, fds closed)
 //!   write pid file, state.json; exit             open(exec.fifo, O_WRONLY) blocks until
-//!                                                `husk start` reads it, then execve
+//!                                                `husk start` reads it, [startContainer
+//!                                                hooks], writes "0" (or "1<error>"), execve
 //!
 //!   any failure in the child:        ◀──────────  Failed { msg }    then _exit(1)
 //! ```
@@ -31,7 +33,9 @@ use std::os::unix::net::UnixStream;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToChild {
     Proceed,
-    HooksDone,
+    /// `state`: the OCI state JSON (status creating, the init's pid as the host sees it) for
+    /// the hooks the init runs itself: createContainer and startContainer.
+    HooksDone { state: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

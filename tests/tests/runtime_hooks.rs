@@ -156,7 +156,6 @@ fn a_failing_poststart_hook_only_warns() {
 }
 
 #[test]
-#[ignore = "husk does not run createContainer hooks yet (silently skipped)"]
 fn create_container_hook_runs_in_the_container_mount_namespace() {
     let out_dir = TempDir::new("hookcc");
     let rt = Runtime::husk();
@@ -173,7 +172,6 @@ fn create_container_hook_runs_in_the_container_mount_namespace() {
 }
 
 #[test]
-#[ignore = "husk does not run startContainer hooks yet (silently skipped)"]
 fn start_container_hook_runs_before_the_process() {
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cat /tmp/marker");

@@ -111,9 +111,6 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .ctx("open state dir", state_path.display())?;
     let hooks = spec.hooks().clone();
-    let has_parent_hooks = hooks.as_ref().is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-    });
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     let plan = InitPlan {
         id: id.to_string(),
@@ -127,7 +124,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        has_parent_hooks,
+        hooks_handshake: init::container_hooks::needs_handshake(&spec),
         wait_for_start,
         seccomp: seccomp_program(&global.root, Some(linux))?,
     };
@@ -209,7 +206,8 @@ fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec
                 let hooks = spec.hooks().as_ref();
                 hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state)?;
                 hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
-                chan.send(&ToChild::HooksDone)?;
+                let state = serde_json::to_string(&state).map_err(|e| Error::Init(format!("failed to encode state: {e}")))?;
+                chan.send(&ToChild::HooksDone { state })?;
             }
             Some(FromChild::Failed { msg }) => return Err(Error::Init(msg)),
             None => {

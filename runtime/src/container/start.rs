@@ -38,10 +38,13 @@ fn release_init(dir: &StateDir, pid: i32) -> Result<()> {
             Err(errno) => return Err(SysError::new("poll", fifo_path.display(), errno).into()),
         }
     }
-    let mut byte = [0u8; 1];
-    let n = nix::unistd::read(&fifo, &mut byte).unwrap_or(0);
-    if n != 1 {
-        return Err(Error::Init(format!("container {} exited before it was started", dir.id)));
+    // "0", or "1<error>" when a startContainer hook failed (the init then exits).
+    let mut answer = [0u8; 4096];
+    let n = nix::unistd::read(&fifo, &mut answer).unwrap_or(0);
+    match answer[..n].split_first() {
+        Some((b'0', _)) => {}
+        Some((_, why)) => return Err(Error::Init(String::from_utf8_lossy(why).into_owned())),
+        None => return Err(Error::Init(format!("container {} exited before it was started", dir.id))),
     }
     std::fs::remove_file(&fifo_path).ctx("remove", fifo_path.display())?;
     Ok(())

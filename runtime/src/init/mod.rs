@@ -4,6 +4,7 @@
 //! It never panics across the boundary: every failure becomes `FromChild::Failed` and exit(1).
 
 pub mod console;
+pub mod container_hooks;
 pub mod exec_child;
 pub mod creds;
 pub mod exec;
@@ -37,7 +38,8 @@ pub struct InitPlan {
     pub preserve_fds: i32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub has_parent_hooks: bool,
+    /// Hooks need the RunHooks/HooksDone step: the parent's run then, the init's need the state.
+    pub hooks_handshake: bool,
     /// `husk run` in the foreground execs at once, without waiting on exec.fifo.
     pub wait_for_start: bool,
     /// The seccomp BPF program, compiled by the parent (libseccomp takes tens of ms; the
@@ -53,6 +55,8 @@ pub enum InitError {
     Caps(#[from] capabilities::CapError),
     #[error("failed to load seccomp profile: {0}")]
     Seccomp(String),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     #[error("the parent went away before the container was ready")]
     ParentGone,
     #[error("unexpected message from the parent: {0:?}")]
@@ -62,7 +66,7 @@ pub enum InitError {
 /// The child's entry point; never returns.
 pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
     let err = match setup(&plan, &mut chan) {
-        Ok(program) => exec_after_start(&plan, chan, program),
+        Ok(prepared) => exec_after_start(&plan, chan, prepared),
         // setup sent it to the parent, which prints it: a second line here would repeat it.
         // SAFETY: as below.
         Err(_) => unsafe { libc::_exit(1) },
@@ -88,8 +92,15 @@ pub(crate) fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError>
     }
 }
 
-/// All set-up up to the point where only start and exec remain. Returns the program to exec.
-fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
+/// What the set-up leaves for the last steps: the program to exec and the state the
+/// startContainer hooks receive (when the config has hooks).
+struct Prepared {
+    program: PathBuf,
+    hook_state: Option<String>,
+}
+
+/// All set-up up to the point where only start and exec remain.
+fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, InitError> {
     // SAFETY: closing our copy of the parent's lock fd (see InitPlan::lock_fd).
     unsafe { libc::close(plan.lock_fd) };
     // CVE-2019-5736: nothing in the container may open /proc/<init>/exe while it is still husk.
@@ -105,7 +116,7 @@ fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
     result
 }
 
-fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
+fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, InitError> {
     let spec = &plan.spec;
     let linux = spec.linux().as_ref();
     let ns_list = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default();
@@ -134,9 +145,12 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, I
             userns,
         })?;
     }
-    if plan.has_parent_hooks {
+    let mut hook_state = None;
+    if plan.hooks_handshake {
         chan.send(&FromChild::RunHooks)?;
-        expect(chan, ToChild::HooksDone)?;
+        let state = expect_hooks_done(chan)?;
+        container_hooks::create_container(spec, &state)?;
+        hook_state = Some(state);
     }
     if new_mountns {
         if plan.no_pivot {
@@ -151,7 +165,15 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, I
         nix::unistd::chroot(&plan.rootfs).ctx("chroot into", plan.rootfs.display())?;
         write_sysctls(spec)?;
     }
-    prepare_process(plan)
+    Ok(Prepared { program: prepare_process(plan)?, hook_state })
+}
+
+fn expect_hooks_done(chan: &mut Channel) -> Result<String, InitError> {
+    match chan.recv::<ToChild>()? {
+        Some(ToChild::HooksDone { state }) => Ok(state),
+        Some(other) => Err(InitError::Unexpected(other)),
+        None => Err(InitError::ParentGone),
+    }
 }
 
 pub(crate) fn join_namespaces(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
@@ -269,7 +291,7 @@ fn join_session_keyring(id: &str) {
 }
 
 /// Tell the parent we are ready, wait for `husk start` on exec.fifo, load seccomp, exec.
-fn exec_after_start(plan: &InitPlan, mut chan: Channel, program: PathBuf) -> InitError {
+fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> InitError {
     let preserved: Vec<i32> = (3..3 + plan.preserve_fds).collect();
     let mut keep = preserved.clone();
     keep.extend([chan.raw_fd(), plan.state_dir.as_raw_fd()]);
@@ -281,10 +303,8 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, program: PathBuf) -> Ini
         return e.into();
     }
     drop(chan);
-    if plan.wait_for_start {
-        if let Err(e) = wait_for_start(plan.state_dir.as_fd()) {
-            return e.into();
-        }
+    if let Err(e) = released_by_start(plan, prepared.hook_state.as_deref()) {
+        return e;
     }
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
@@ -295,13 +315,43 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, program: PathBuf) -> Ini
             return InitError::Seccomp(e.to_string());
         }
     }
-    exec::execve(&program, &args, &env).into()
+    exec::execve(&prepared.program, &args, &env).into()
 }
 
-/// Block opening exec.fifo for writing until `husk start` opens it for reading.
-fn wait_for_start(state_dir: std::os::fd::BorrowedFd) -> Result<(), SysError> {
-    let fifo = nix::fcntl::openat(state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx("open", "exec.fifo")?;
-    nix::unistd::write(&fifo, b"0").ctx("write", "exec.fifo")?;
-    Ok(())
+/// Wait for `husk start` (a foreground run does not), run the startContainer hooks, then
+/// answer start through exec.fifo: "0", or "1<error>" so that start fails with the hook's
+/// error while this init exits.
+fn released_by_start(plan: &InitPlan, hook_state: Option<&str>) -> Result<(), InitError> {
+    let fifo = match plan.wait_for_start {
+        // Blocks until `husk start` opens the fifo for reading.
+        true => Some(
+            nix::fcntl::openat(plan.state_dir.as_fd(), crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .ctx("open", "exec.fifo")?,
+        ),
+        false => None,
+    };
+    let hooks = match hook_state {
+        Some(state) => container_hooks::start_container(&plan.spec, state),
+        None => Ok(()),
+    };
+    if let Some(fifo) = fifo {
+        let mut reply = match &hooks {
+            Ok(()) => "0".to_string(),
+            Err(e) => format!("1{e}"),
+        };
+        // One write below PIPE_BUF is atomic: start reads the whole answer at once.
+        truncate_at_char(&mut reply, 4000);
+        nix::unistd::write(&fifo, reply.as_bytes()).ctx("write", "exec.fifo")?;
+    }
+    Ok(hooks?)
+}
+
+fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
 }

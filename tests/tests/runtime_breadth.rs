@@ -1,0 +1,163 @@
+//! The remaining config.json features of `husk`: the hooks that run inside the container,
+//! time namespace offsets, personality, scheduler, I/O priority, LSM labels, seccomp notify.
+
+mod runtime_support;
+
+use std::path::Path;
+
+use husk_e2e::{Bundle, Runtime, TempDir};
+use runtime_support::*;
+use serde_json::{json, Value};
+
+/// A hook that appends its kind to `<dir>/order`, saves its stdin to `<dir>/<kind>.json` and
+/// its mount namespace to `<dir>/<kind>.mnt`; `dir` as the hook sees it.
+fn recording_hook(dir: &str, kind: &str) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "echo {kind} >> {dir}/order; cat > {dir}/{kind}.json; readlink /proc/self/ns/mnt > {dir}/{kind}.mnt")],
+        "timeout": 10
+    })
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn saved_state(dir: &Path, kind: &str) -> Value {
+    let text = read(dir, &format!("{kind}.json"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{kind} got no JSON ({e}): {text:?}"))
+}
+
+/// `out` bind-mounted at /hookout, so hooks inside the container's root can write to it.
+fn bundle_with_hookout(args: &[&str], out: &TempDir) -> Bundle {
+    let mut bundle = Bundle::new(args);
+    let mounts = bundle.config_mut()["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({ "destination": "/hookout", "type": "bind",
+        "source": out.path(), "options": ["rbind", "rw"] }));
+    bundle
+}
+
+fn create(rt: &Runtime, bundle: &Bundle) -> std::process::Output {
+    rt.run(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        bundle.id(),
+    ])
+}
+
+#[test]
+fn all_six_hook_kinds_run_in_order_and_container_hooks_run_inside() {
+    let out = TempDir::new("breadth-hooks");
+    let host = out.path().to_str().unwrap();
+    let rt = Runtime::husk();
+    let mut bundle = bundle_with_hookout(&["sleep", "100"], &out);
+    bundle.config_mut()["hooks"] = json!({
+        "prestart": [recording_hook(host, "prestart")],
+        "createRuntime": [recording_hook(host, "createRuntime")],
+        // Before pivot_root: the container's mount namespace still shows the host's tree.
+        "createContainer": [recording_hook(host, "createContainer")],
+        // After pivot_root: only the container's root, hence /hookout.
+        "startContainer": [recording_hook("/hookout", "startContainer")],
+        "poststart": [recording_hook(host, "poststart")],
+        "poststop": [recording_hook(host, "poststop")],
+    });
+    bundle.save();
+
+    let pid = create_ok(&rt, &bundle);
+    assert_eq!(
+        read(out.path(), "order"),
+        "prestart\ncreateRuntime\ncreateContainer\n"
+    );
+    rt.run_ok(&["start", bundle.id()]);
+    assert_eq!(
+        read(out.path(), "order"),
+        "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\n"
+    );
+    let container_mnt = ns_link(&pid.to_string(), "mnt");
+    let host_mnt = ns_link("self", "mnt");
+    assert_ne!(container_mnt, host_mnt);
+    for (kind, status, mnt) in [
+        ("prestart", "creating", &host_mnt),
+        ("createRuntime", "creating", &host_mnt),
+        ("createContainer", "creating", &container_mnt),
+        ("startContainer", "created", &container_mnt),
+        ("poststart", "running", &host_mnt),
+    ] {
+        let state = saved_state(out.path(), kind);
+        assert_eq!(state["pid"], pid, "{kind}: {state}");
+        assert_eq!(state["id"], bundle.id(), "{kind}: {state}");
+        assert_eq!(state["status"], status, "{kind}: {state}");
+        assert_eq!(
+            state["bundle"],
+            bundle.path().to_str().unwrap(),
+            "{kind}: {state}"
+        );
+        assert_eq!(
+            read(out.path(), &format!("{kind}.mnt")).trim(),
+            mnt.as_str(),
+            "{kind} ran in the wrong mount namespace"
+        );
+    }
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    assert_eq!(saved_state(out.path(), "poststop")["status"], "stopped");
+    assert!(read(out.path(), "order").ends_with("poststart\npoststop\n"));
+}
+
+#[test]
+fn a_failing_create_container_hook_fails_create_and_leaves_nothing() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["hooks"] = json!({
+        "createContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", "echo no-gpu >&2; exit 4"] }]
+    });
+    bundle.save();
+    let out = create(&rt, &bundle);
+    assert_one_line_error(&out, "createContainer");
+    assert_one_line_error(&out, "no-gpu");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn a_create_container_hook_path_missing_fails_create() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["hooks"] = json!({ "createContainer": [{ "path": "/nonexistent/hook" }] });
+    bundle.save();
+    let out = create(&rt, &bundle);
+    assert_one_line_error(&out, "/nonexistent/hook");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn a_failing_start_container_hook_fails_start_and_stops_the_container() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["hooks"] = json!({
+        "startContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", "echo refused-start >&2; exit 5"] }]
+    });
+    bundle.save();
+    create_ok(&rt, &bundle);
+    let out = rt.run(&["start", bundle.id()]);
+    assert_one_line_error(&out, "startContainer");
+    assert_one_line_error(&out, "refused-start");
+    wait_status(&rt, bundle.id(), "stopped");
+}
+
+#[test]
+fn a_start_container_hook_past_its_timeout_is_killed_and_fails_start() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["hooks"] = json!({
+        "startContainer": [{ "path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1 }]
+    });
+    bundle.save();
+    create_ok(&rt, &bundle);
+    let started = std::time::Instant::now();
+    let out = rt.run(&["start", bundle.id()]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_one_line_error(&out, "timed out");
+    wait_status(&rt, bundle.id(), "stopped");
+}
