@@ -138,8 +138,10 @@ fn machine(report: &mut Report, opts: &Options) {
     report.say(&format!("binaries: {}", husk_e2e::target_dir().display()));
     let attach = probe::cgroup_attach_ms();
     report.say(&format!(
-        "cgroup attach (first write to cgroup.procs): {} — ≥ 5 ms is the kernel's default mode, ~0.2 ms means favordynmods is in effect (see docs/performance.md)",
-        attach.map(|ms| format!("{ms:.2} ms")).unwrap_or_else(|| "n/a".into())
+        "cgroup attach (first write to cgroup.procs) min/median/max: {} — ≥ 5 ms means the write waited for an RCU grace period (the kernel's default), ~0.2 ms that it did not (see docs/performance.md)",
+        attach
+            .map(|(a, b, c)| format!("{a:.2}/{b:.2}/{c:.2} ms"))
+            .unwrap_or_else(|| "n/a".into())
     ));
 }
 

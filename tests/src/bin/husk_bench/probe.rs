@@ -2,9 +2,9 @@
 //!
 //! Moving a process into a cgroup takes the global `cgroup_threadgroup_rwsem` for writing,
 //! which waits for an RCU grace period: 7–18 ms on this 2-CPU VM under load, paid by every
-//! `create` (husk, runc and crun alike). Once any hierarchy has been mounted with
-//! `favordynmods`, the kernel keeps that rwsem in its writer-friendly mode and the same
-//! write takes ~0.15 ms, so figures from the two states cannot be compared.
+//! `create` (husk, runc and crun alike). While a hierarchy mounted with `favordynmods`
+//! exists (or while other writers keep the rwsem in its writer mode) the same write takes
+//! ~0.15 ms, so figures taken in the two states cannot be compared.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,16 +38,20 @@ fn attach_once(dir: &Path) -> Option<f64> {
     ok.then_some(elapsed.as_secs_f64() * 1e3)
 }
 
-/// Median time of moving a new process into a cgroup (3 tries, 200 ms apart so the
-/// rwsem's grace-period state has lapsed), or None if no hierarchy is writable.
-pub fn cgroup_attach_ms() -> Option<f64> {
+/// (min, median, max) time of moving a new process into a cgroup over 5 tries, 200 ms
+/// apart so the rwsem's grace-period state can lapse in between; None if no hierarchy is
+/// writable. Other processes moving tasks at the same moment make single tries vary.
+pub fn cgroup_attach_ms() -> Option<(f64, f64, f64)> {
     let dir = hierarchy()?.join(format!("husk-bench-probe-{}", std::process::id()));
     std::fs::create_dir(&dir).ok()?;
     let mut samples = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(200));
         samples.extend(attach_once(&dir));
     }
     let _ = std::fs::remove_dir(&dir);
-    crate::report::percentile(&samples, 50.0)
+    let median = crate::report::percentile(&samples, 50.0)?;
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    Some((min, median, max))
 }
