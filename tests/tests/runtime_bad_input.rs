@@ -276,3 +276,24 @@ fn unknown_capability_is_refused() {
     let bundle = bundle_with(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_BOGUS"]));
     assert_create_refused(&bundle, "CAP_BOGUS");
 }
+
+#[test]
+fn list_skips_stray_files_and_broken_entries_and_shows_the_rest() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    std::fs::write(rt.root().join("stray-file"), "not a container").unwrap();
+    std::fs::create_dir(rt.root().join("broken")).unwrap();
+    std::fs::write(rt.root().join("broken/state.json"), "{ not json").unwrap();
+    let out = rt.run(&["list", "-q"]);
+    assert!(out.status.success(), "{}", husk_e2e::output_text(&out));
+    assert_eq!(stdout_of(&out), format!("{}\n", bundle.id()));
+    assert!(
+        stderr_of(&out).contains("broken"),
+        "a warning names the broken entry"
+    );
+    let state = rt.run(&["state", "broken"]);
+    assert_one_line_error(&state, "corrupt state file");
+    // The Runtime's drop would try to force-delete "broken": clean it up here.
+    std::fs::remove_dir_all(rt.root().join("broken")).unwrap();
+}

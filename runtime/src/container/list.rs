@@ -12,12 +12,17 @@ pub fn list(global: &Global) -> Result<Vec<ContainerState>> {
     };
     let mut out = Vec::new();
     for entry in entries.flatten() {
+        // Only directories are containers; a --root shared with other files still lists.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         let Some(id) = entry.file_name().to_str().map(str::to_string) else { continue };
         match super::state::state(global, &id) {
             Ok(state) => out.push(state),
             // Gone or half-made meanwhile: not listed, as runc does.
             Err(Error::NotFound(_)) | Err(Error::InvalidId { .. }) => {}
-            Err(e) => return Err(e),
+            // One broken entry must not hide the others: runc warns and goes on.
+            Err(e) => eprintln!("husk: warning: list: skipping {id}: {e}"),
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
