@@ -297,3 +297,37 @@ fn list_skips_stray_files_and_broken_entries_and_shows_the_rest() {
     // The Runtime's drop would try to force-delete "broken": clean it up here.
     std::fs::remove_dir_all(rt.root().join("broken")).unwrap();
 }
+
+#[test]
+fn an_unwritable_pid_file_fails_create_and_leaves_nothing() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let path = bundle.path().to_str().unwrap();
+    let out = rt.run(&[
+        "create",
+        "--pid-file",
+        "/nonexistent/dir/pid",
+        "--bundle",
+        path,
+        bundle.id(),
+    ]);
+    assert_one_line_error(&out, "/nonexistent/dir");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn a_missing_console_socket_fails_create_and_leaves_nothing() {
+    let rt = Runtime::husk();
+    let bundle = bundle_with(|c| c["process"]["terminal"] = true.into());
+    let path = bundle.path().to_str().unwrap();
+    let out = rt.run(&[
+        "create",
+        "--console-socket",
+        "/nonexistent.sock",
+        "--bundle",
+        path,
+        bundle.id(),
+    ]);
+    assert_one_line_error(&out, "/nonexistent.sock");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}
