@@ -45,6 +45,12 @@ pub enum ConfigError {
     RlimitSoftAboveHard(String),
     #[error("{0}")]
     Seccomp(String),
+    #[error("linux.timeOffsets needs a new time namespace")]
+    TimeOffsetsWithoutTimens,
+    #[error("linux.timeOffsets: unknown clock {0:?} (monotonic or boottime)")]
+    BadTimeOffsetClock(String),
+    #[error("linux.timeOffsets: {0}: nanosecs must be below 1000000000")]
+    BadTimeOffsetNanos(String),
     #[error("{0} is not supported by husk yet")]
     Unsupported(&'static str),
 }
@@ -88,6 +94,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         return Err(ConfigError::HostnameWithoutUts);
     }
     validate_userns(linux, &new_ns)?;
+    validate_time_offsets(linux, &new_ns)?;
     validate_linux_paths(linux)?;
     if let Some(prop) = linux.rootfs_propagation() {
         crate::rootfs::propagation_flags(prop).ok_or_else(|| ConfigError::BadPropagation(prop.clone()))?;
@@ -150,6 +157,25 @@ fn validate_userns(
     }
     if userns && !(uid_maps && gid_maps) {
         return Err(ConfigError::UsernsWithoutMappings);
+    }
+    Ok(())
+}
+
+fn validate_time_offsets(
+    linux: &oci_spec::runtime::Linux,
+    new_ns: &HashSet<LinuxNamespaceType>,
+) -> Result<(), ConfigError> {
+    let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) else { return Ok(()) };
+    if !new_ns.contains(&LinuxNamespaceType::Time) {
+        return Err(ConfigError::TimeOffsetsWithoutTimens);
+    }
+    for (clock, offset) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(ConfigError::BadTimeOffsetClock(clock.clone()));
+        }
+        if offset.nanosecs().unwrap_or(0) >= 1_000_000_000 {
+            return Err(ConfigError::BadTimeOffsetNanos(clock.clone()));
+        }
     }
     Ok(())
 }
@@ -290,6 +316,18 @@ mod tests {
         assert!(matches!(validate(&bad), Err(ConfigError::SysctlNotNamespaced(_))));
         let good = spec_from(serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}));
         validate(&good).unwrap();
+    }
+
+    #[test]
+    fn time_offsets_need_a_new_time_namespace_and_known_clocks() {
+        let offsets = serde_json::json!({"boottime": {"secs": 100}});
+        let without = spec_from(serde_json::json!({"linux": {"timeOffsets": offsets}}));
+        assert_eq!(validate(&without), Err(ConfigError::TimeOffsetsWithoutTimens));
+        let ns = serde_json::json!([{"type": "time"}]);
+        let good = spec_from(serde_json::json!({"hostname": "", "linux": {"namespaces": ns, "timeOffsets": offsets}}));
+        validate(&good).unwrap();
+        let bad = spec_from(serde_json::json!({"hostname": "", "linux": {"namespaces": ns, "timeOffsets": {"realtime": {"secs": 1}}}}));
+        assert_eq!(validate(&bad), Err(ConfigError::BadTimeOffsetClock("realtime".into())));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use crate::sys::{Context, SysError};
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, LinuxTimeOffset};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -35,11 +36,12 @@ pub fn proc_name(kind: LinuxNamespaceType) -> &'static str {
 
 /// The flags for clone3: every namespace created anew, except cgroup, which the init unshares
 /// itself once the parent has moved it into the container's cgroup (else the cgroup
-/// namespace's root would be husk's own cgroup).
+/// namespace's root would be husk's own cgroup), and time, which the parent makes for its
+/// child with its offsets already written ([`ForChildren::new_time`]).
 pub fn clone_flags(namespaces: &[LinuxNamespace]) -> CloneFlags {
     namespaces
         .iter()
-        .filter(|ns| ns.path().is_none() && ns.typ() != LinuxNamespaceType::Cgroup)
+        .filter(|ns| ns.path().is_none() && !matches!(ns.typ(), LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time))
         .fold(CloneFlags::empty(), |acc, ns| acc | clone_flag(ns.typ()))
 }
 
@@ -89,10 +91,58 @@ impl ForChildren {
         Ok(ForChildren { restore })
     }
 
+    /// A new time namespace for the next child, with its clock offsets. The kernel takes
+    /// /proc/PID/timens_offsets only before any process has entered the namespace, so clone3
+    /// cannot make it: unshare(CLONE_NEWTIME) changes only our `time_for_children`, we write
+    /// the offsets, the child is born inside, and `leave` puts us back.
+    pub fn new_time(&mut self, offsets: Option<&HashMap<String, LinuxTimeOffset>>) -> Result<(), SysError> {
+        let kind = LinuxNamespaceType::Time;
+        self.restore.push(open(kind, Path::new("/proc/self/ns/time_for_children"))?);
+        nix::sched::unshare(clone_flag(kind)).ctx("unshare", "time namespace")?;
+        let text = time_offsets_text(offsets);
+        if !text.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", &text).ctx("write", "/proc/self/timens_offsets")?;
+        }
+        Ok(())
+    }
+
     pub fn leave(self) -> Result<(), SysError> {
         for ns in &self.restore {
             join(ns)?;
         }
         Ok(())
+    }
+}
+
+/// The lines of /proc/PID/timens_offsets: "<clock> <secs> <nanosecs>" per clock, in a fixed
+/// order. Clock names were validated in config.rs (monotonic, boottime).
+pub fn time_offsets_text(offsets: Option<&HashMap<String, LinuxTimeOffset>>) -> String {
+    let mut clocks: Vec<_> = offsets.into_iter().flatten().collect();
+    clocks.sort_by(|a, b| a.0.cmp(b.0));
+    clocks
+        .iter()
+        .map(|(clock, off)| format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_offsets_render_one_line_per_clock() {
+        let offsets: HashMap<String, LinuxTimeOffset> = serde_json::from_value(serde_json::json!({
+            "monotonic": {"secs": -5, "nanosecs": 7}, "boottime": {"secs": 86400}
+        }))
+        .unwrap();
+        assert_eq!(time_offsets_text(Some(&offsets)), "boottime 86400 0\nmonotonic -5 7\n");
+        assert_eq!(time_offsets_text(None), "");
+    }
+
+    #[test]
+    fn new_time_namespace_is_not_a_clone_flag() {
+        let list: Vec<LinuxNamespace> =
+            serde_json::from_value(serde_json::json!([{"type": "time"}, {"type": "pid"}])).unwrap();
+        assert_eq!(clone_flags(&list), CloneFlags::CLONE_NEWPID);
     }
 }

@@ -161,3 +161,43 @@ fn a_start_container_hook_past_its_timeout_is_killed_and_fails_start() {
     assert_one_line_error(&out, "timed out");
     wait_status(&rt, bundle.id(), "stopped");
 }
+
+/// Seconds since boot as /proc/uptime shows them.
+fn uptime_secs(text: &str) -> f64 {
+    text.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("uptime {text:?}"))
+}
+
+#[test]
+fn time_namespace_offsets_shift_the_containers_clocks() {
+    const DAY: f64 = 86400.0;
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle("cat /proc/uptime; readlink /proc/self/ns/time");
+    let config = bundle.config_mut();
+    config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "time" }));
+    config["linux"]["timeOffsets"] = json!({
+        "boottime": { "secs": DAY as i64, "nanosecs": 0 },
+        "monotonic": { "secs": 3600 }
+    });
+    bundle.save();
+    let host_before = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let out = run_ok(&rt, &bundle);
+    let host_after = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let mut lines = out.lines();
+    let inside = uptime_secs(lines.next().unwrap());
+    assert!(
+        inside >= host_before + DAY && inside <= host_after + DAY,
+        "container uptime {inside} is not the host's ({host_before}..{host_after}) plus a day"
+    );
+    assert_ne!(lines.next().unwrap(), ns_link("self", "time"), "no new time namespace");
+}
+
+#[test]
+fn time_offsets_without_a_time_namespace_are_refused_before_anything_is_made() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.config_mut()["linux"]["timeOffsets"] = json!({ "boottime": { "secs": 10 } });
+    bundle.save();
+    let out = create(&rt, &bundle);
+    assert_one_line_error(&out, "timeOffsets");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}

@@ -242,7 +242,6 @@ fn a_new_time_namespace_differs_from_the_host() {
 }
 
 #[test]
-#[ignore = "husk ignores linux.timeOffsets (not implemented)"]
 fn time_offsets_shift_the_monotonic_clock() {
     let out = run_script("cut -d. -f1 /proc/uptime", |c| {
         c["linux"]["namespaces"]

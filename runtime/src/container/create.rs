@@ -130,7 +130,10 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     };
 
     let (mut parent_chan, child_chan) = sync::pair()?;
-    let for_children = namespaces::ForChildren::enter(&ns_list)?;
+    let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
+    if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
+        for_children.new_time(linux.time_offsets().as_ref())?;
+    }
     let forked = clone_into(namespaces::clone_flags(&ns_list));
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
