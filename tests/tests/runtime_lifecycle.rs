@@ -119,18 +119,20 @@ fn run_returns_the_exit_code_of_the_process() {
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
 
-#[test]
-fn run_of_a_process_killed_by_sigkill_exits_137() {
-    let rt = Runtime::husk();
-    let bundle = Bundle::new(&["sleep", "100"]);
+/// A foreground `husk run` as a child process, returned once the container is running.
+fn spawn_run(rt: &Runtime, bundle: &Bundle) -> std::process::Child {
     let path = bundle.path().to_str().unwrap();
-    let mut child = rt
+    let child = rt
         .command(&["run", "--bundle", path, bundle.id()])
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn husk run");
-    wait_status(&rt, bundle.id(), "running");
-    rt.run_ok(&["kill", bundle.id(), "SIGKILL"]);
+    wait_status(rt, bundle.id(), "running");
+    child
+}
+
+/// The exit status of `child` within 10 s (killed and panicking otherwise).
+fn exit_of(mut child: std::process::Child, what: &str) -> std::process::ExitStatus {
     let exited = wait_until(Duration::from_secs(10), || {
         matches!(child.try_wait(), Ok(Some(_)))
     });
@@ -138,8 +140,17 @@ fn run_of_a_process_killed_by_sigkill_exits_137() {
         let _ = child.kill();
     }
     let status = child.wait().unwrap();
-    assert!(exited, "husk run did not return after the kill");
-    assert_eq!(status.code(), Some(137));
+    assert!(exited, "husk run did not return after {what}");
+    status
+}
+
+#[test]
+fn run_of_a_process_killed_by_sigkill_exits_137() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let child = spawn_run(&rt, &bundle);
+    rt.run_ok(&["kill", bundle.id(), "SIGKILL"]);
+    assert_eq!(exit_of(child, "the kill").code(), Some(137));
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
 
@@ -148,25 +159,11 @@ fn run_forwards_sigterm_to_the_container() {
     let rt = Runtime::husk();
     // pid 1 ignores signals it has no handler for: trap one.
     let bundle = sh_bundle("trap 'exit 42' TERM; while true; do sleep 0.05; done");
-    let path = bundle.path().to_str().unwrap();
-    let mut child = rt
-        .command(&["run", "--bundle", path, bundle.id()])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn husk run");
-    wait_status(&rt, bundle.id(), "running");
+    let child = spawn_run(&rt, &bundle);
     std::thread::sleep(Duration::from_millis(100)); // let sh install the trap
                                                     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let exited = wait_until(Duration::from_secs(10), || {
-        matches!(child.try_wait(), Ok(Some(_)))
-    });
-    if !exited {
-        let _ = child.kill();
-    }
-    let status = child.wait().unwrap();
-    assert!(exited, "husk run did not pass SIGTERM on");
-    assert_eq!(status.code(), Some(42));
+    assert_eq!(exit_of(child, "SIGTERM").code(), Some(42));
 }
 
 #[test]
@@ -333,23 +330,27 @@ impl Drop for SharedRootBundle {
     }
 }
 
+/// Run each husk command line at once, one thread each; their outputs in order.
+fn run_in_parallel(rt: &Runtime, commands: &[Vec<&str>]) -> Vec<std::process::Output> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = commands
+            .iter()
+            .map(|args| s.spawn(move || rt.run(args)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn twenty_parallel_creates_of_different_ids_all_succeed() {
     let rt = Runtime::husk();
     let base = Bundle::new(&["sleep", "100"]);
     let bundles: Vec<SharedRootBundle> = (0..20).map(|_| SharedRootBundle::new(&base)).collect();
-    let outputs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = bundles
-            .iter()
-            .map(|b| {
-                let rt = &rt;
-                s.spawn(move || {
-                    rt.run(&["create", "--bundle", b.dir.path().to_str().unwrap(), &b.id])
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let creates: Vec<Vec<&str>> = bundles
+        .iter()
+        .map(|b| vec!["create", "--bundle", b.dir.path().to_str().unwrap(), &b.id])
+        .collect();
+    let outputs = run_in_parallel(&rt, &creates);
     for (b, out) in bundles.iter().zip(&outputs) {
         assert!(
             out.status.success(),
@@ -361,12 +362,15 @@ fn twenty_parallel_creates_of_different_ids_all_succeed() {
     }
     let listed = rt.run_ok(&["list", "-q"]);
     assert_eq!(listed.lines().count(), 20, "{listed}");
-    std::thread::scope(|s| {
-        for b in &bundles {
-            let rt = &rt;
-            s.spawn(move || rt.run_ok(&["delete", &b.id]));
-        }
-    });
+    let deletes: Vec<Vec<&str>> = bundles.iter().map(|b| vec!["delete", &b.id]).collect();
+    for (b, out) in bundles.iter().zip(run_in_parallel(&rt, &deletes)) {
+        assert!(
+            out.status.success(),
+            "delete {}: {}",
+            b.id,
+            output_text(&out)
+        );
+    }
     assert!(rt.container_ids().is_empty(), "{:?}", rt.container_ids());
     for b in &bundles {
         assert_no_cgroup(&b.cgroup);
@@ -379,16 +383,7 @@ fn concurrent_deletes_of_one_id_are_serialized() {
     let bundle = Bundle::new(&["sleep", "100"]);
     create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
-    let outputs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let rt = &rt;
-                let id = bundle.id();
-                s.spawn(move || rt.run(&["delete", "--force", id]))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let outputs = run_in_parallel(&rt, &vec![vec!["delete", "--force", bundle.id()]; 4]);
     // delete --force of a container that is gone succeeds (runc's rule): every one may pass,
     // but none may fail with anything but "does not exist".
     for out in &outputs {
@@ -400,16 +395,7 @@ fn concurrent_deletes_of_one_id_are_serialized() {
 
     let bundle = Bundle::new(&["sleep", "100"]);
     create_ok(&rt, &bundle);
-    let outputs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let rt = &rt;
-                let id = bundle.id();
-                s.spawn(move || rt.run(&["delete", id]))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let outputs = run_in_parallel(&rt, &vec![vec!["delete", bundle.id()]; 4]);
     let winners = outputs.iter().filter(|o| o.status.success()).count();
     assert_eq!(winners, 1, "exactly one delete wins");
     for out in outputs.iter().filter(|o| !o.status.success()) {
@@ -573,16 +559,7 @@ fn concurrent_creates_of_one_id_have_one_winner_whose_container_survives() {
     let rt = Runtime::husk();
     let bundle = Bundle::new(&["sleep", "100"]);
     let path = bundle.path().to_str().unwrap();
-    let outputs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let rt = &rt;
-                let id = bundle.id();
-                s.spawn(move || rt.run(&["create", "--bundle", path, id]))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let outputs = run_in_parallel(&rt, &vec![vec!["create", "--bundle", path, bundle.id()]; 4]);
     assert_eq!(outputs.iter().filter(|o| o.status.success()).count(), 1);
     for out in outputs.iter().filter(|o| !o.status.success()) {
         assert_one_line_error(out, "already exists");
