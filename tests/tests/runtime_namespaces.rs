@@ -242,7 +242,7 @@ fn a_new_time_namespace_differs_from_the_host() {
 }
 
 #[test]
-fn time_offsets_shift_the_monotonic_clock() {
+fn time_offsets_shift_the_boottime_clock() {
     let out = run_script("cut -d. -f1 /proc/uptime", |c| {
         c["linux"]["namespaces"]
             .as_array_mut()
