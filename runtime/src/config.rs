@@ -51,6 +51,12 @@ pub enum ConfigError {
     BadTimeOffsetClock(String),
     #[error("linux.timeOffsets: {0}: nanosecs must be below 1000000000")]
     BadTimeOffsetNanos(String),
+    #[error("process.scheduler: {0}")]
+    BadScheduler(String),
+    #[error("process.ioPriority: priority {0} is outside 0..7")]
+    BadIoPriority(i64),
+    #[error("linux.personality: unsupported flag {0:?}")]
+    BadPersonalityFlag(String),
     #[error("{0} is not supported by husk yet")]
     Unsupported(&'static str),
 }
@@ -104,6 +110,15 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     }
     for rlimit in process.rlimits().iter().flatten() {
         crate::init::rlimits::validate(rlimit)?;
+    }
+    if let Some(sched) = process.scheduler() {
+        crate::init::sched::sched_attr(sched)?;
+    }
+    if let Some(prio) = process.io_priority() {
+        crate::init::sched::ioprio_value(prio)?;
+    }
+    if let Some(personality) = linux.personality() {
+        crate::init::sched::persona(personality)?;
     }
     if let Some(seccomp) = linux.seccomp() {
         crate::seccomp::validate(seccomp).map_err(|e| ConfigError::Seccomp(e.to_string()))?;

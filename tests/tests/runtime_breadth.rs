@@ -201,3 +201,73 @@ fn time_offsets_without_a_time_namespace_are_refused_before_anything_is_made() {
     assert_one_line_error(&out, "timeOffsets");
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
+
+#[test]
+fn linux32_personality_makes_uname_report_i686() {
+    let out = run_script("uname -m", |c| c["linux"]["personality"] = json!({ "domain": "LINUX32" }));
+    assert_eq!(out, "i686\n");
+    let out = run_script("uname -m", |c| c["linux"]["personality"] = json!({ "domain": "LINUX" }));
+    assert_eq!(out, format!("{}\n", std::env::consts::ARCH));
+}
+
+/// Fields of /proc/<pid>/stat after the command name (field 3 is index 0).
+fn stat_fields(stat: &str) -> Vec<String> {
+    let after_comm = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+    after_comm.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn scheduler_policy_and_nice_reach_the_process() {
+    let out = run_script("cat /proc/self/stat", |c| {
+        c["process"]["scheduler"] = json!({ "policy": "SCHED_BATCH", "nice": 7 })
+    });
+    let fields = stat_fields(&out);
+    // stat(5): field 19 is nice, field 41 is policy.
+    assert_eq!(fields[19 - 3], "7", "nice in {out}");
+    assert_eq!(fields[41 - 3], "3", "policy SCHED_BATCH in {out}");
+}
+
+#[test]
+fn idle_scheduler_and_negative_nice_are_applied_as_root() {
+    let out = run_script("cat /proc/self/stat", |c| {
+        c["process"]["scheduler"] = json!({ "policy": "SCHED_OTHER", "nice": -5 })
+    });
+    assert_eq!(stat_fields(&out)[19 - 3], "-5", "{out}");
+    let out = run_script("cat /proc/self/stat", |c| {
+        c["process"]["scheduler"] = json!({ "policy": "SCHED_IDLE" })
+    });
+    assert_eq!(stat_fields(&out)[41 - 3], "5", "policy SCHED_IDLE in {out}");
+}
+
+#[test]
+fn io_priority_reaches_the_process() {
+    let out = run_script("ionice -p $$", |c| {
+        c["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 })
+    });
+    // busybox prints no level for the idle class.
+    assert_eq!(out.trim(), "idle");
+    let out = run_script("ionice -p $$", |c| {
+        c["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_BE", "priority": 6 })
+    });
+    assert_eq!(out.trim(), "best-effort: prio 6");
+}
+
+#[test]
+fn invalid_scheduler_io_priority_and_personality_are_refused_before_anything_is_made() {
+    let cases = [
+        ("/process/scheduler", json!({ "policy": "SCHED_FIFO", "priority": 0 }), "priority"),
+        ("/process/scheduler", json!({ "policy": "SCHED_OTHER", "nice": 40 }), "nice"),
+        ("/process/ioPriority", json!({ "class": "IOPRIO_CLASS_BE", "priority": 9 }), "ioPriority"),
+        ("/linux/personality", json!({ "domain": "LINUX", "flags": ["X"] }), "personality"),
+    ];
+    for (pointer, value, want) in cases {
+        let rt = Runtime::husk();
+        let mut bundle = Bundle::new(&["true"]);
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        bundle.config_mut().pointer_mut(parent).unwrap()[key] = value;
+        bundle.save();
+        let out = create(&rt, &bundle);
+        assert_one_line_error(&out, want);
+        assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
+}

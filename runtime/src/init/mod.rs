@@ -9,6 +9,7 @@ pub mod exec_child;
 pub mod creds;
 pub mod exec;
 pub mod rlimits;
+pub mod sched;
 
 use crate::capabilities;
 use crate::namespaces;
@@ -227,6 +228,9 @@ fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
     let in_userns = plan.spec.linux().as_ref().is_some_and(|l| {
         l.namespaces().iter().flatten().any(|ns| ns.typ() == LinuxNamespaceType::User)
     });
+    if let Some(personality) = plan.spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        sched::set_personality(personality)?;
+    }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
     prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref())
@@ -252,6 +256,13 @@ pub fn prepare_credentials(
             .ctx("write oom_score_adj (a negative value needs CAP_SYS_RESOURCE)", adj)?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    // Both need privileges the capability drop below may take away.
+    if let Some(sched) = process.scheduler() {
+        sched::set_scheduler(sched)?;
+    }
+    if let Some(prio) = process.io_priority() {
+        sched::set_io_priority(prio)?;
+    }
     if let Some(id) = session_keyring_for {
         join_session_keyring(id);
     }
