@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::devices_bpf::{self, DeviceFilter, Insn};
+use super::devices_bpf::{self, DeviceFilter};
 use super::error::CgroupError;
 use super::fs;
 use super::resources::{missing_file_hint, requests, Controller, Write};
@@ -76,21 +76,32 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     }
     plan.iter().try_for_each(check_files)?;
     plan.iter().try_for_each(|b| write_all(&b.dir, b.resource, &b.writes))?;
-    if let Some((dir, program)) = device_program {
-        devices_bpf::attach_device_filter(&dir, &program)?;
+    match device_program {
+        Some((dir, filter)) => attach_device_program(&dir, &filter),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Without the privilege to load BPF (CAP_BPF/CAP_SYS_ADMIN, e.g. in a user namespace) a
+/// filter that allows every device changes nothing and is skipped, as runc and crun do.
+fn attach_device_program(dir: &Path, filter: &DeviceFilter) -> Result<(), CgroupError> {
+    match devices_bpf::attach_device_filter(dir, &filter.program()) {
+        Err(e) if e.errno() == Some(nix::errno::Errno::EPERM) && filter.allows_everything() => {
+            log::warn!("device rules allow every device; not enforcing them: {e}");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// On a v2 host device rules are a BPF program on the unified cgroup; it is built (and the
 /// rules checked) before anything is written. `None` where v1 takes them or none are given.
-fn plan_device_program(cg: &Cgroup, res: &LinuxResources) -> Result<Option<(PathBuf, Vec<Insn>)>, CgroupError> {
+fn plan_device_program(cg: &Cgroup, res: &LinuxResources) -> Result<Option<(PathBuf, DeviceFilter)>, CgroupError> {
     if cg.layout() != super::Layout::V2 || !requests(res, Controller::Devices) {
         return Ok(None);
     }
     let Some(u) = cg.unified_hierarchy() else { return Ok(None) };
-    let filter = DeviceFilter::from_spec(res.devices().as_deref().unwrap_or_default())?;
-    Ok(Some((u.dir(), filter.program())))
+    Ok(Some((u.dir(), DeviceFilter::from_spec(res.devices().as_deref().unwrap_or_default())?)))
 }
 
 /// Every file a batch needs exists (or its fallback does), so that an unsupported setting fails

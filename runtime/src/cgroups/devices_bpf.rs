@@ -154,11 +154,8 @@ impl DeviceFilter {
         }
         // A rule with the default verdict removes bits from exactly its own exception. A
         // wildcard exception covering it would keep granting them: say so instead.
-        let wildcards = [
-            DeviceMatch { major: None, ..key },
-            DeviceMatch { minor: None, ..key },
-            DeviceMatch { major: None, minor: None, kind },
-        ];
+        let wildcards =
+            [DeviceMatch { major: None, ..key }, DeviceMatch { minor: None, ..key }, DeviceMatch { major: None, minor: None, kind }];
         for w in wildcards.iter().filter(|w| **w != key) {
             let overlap = self.exceptions.get(w).copied().unwrap_or(0) & rule.access;
             if overlap != 0 {
@@ -185,15 +182,21 @@ impl DeviceFilter {
     /// (an O_RDWR open asks for read and write at once): on a deny-all default one allow
     /// exception must grant all of them; on an allow-all default any denied bit denies.
     pub fn allows(&self, kind: DeviceKind, major: u32, minor: u32, access: u8) -> bool {
-        let matching = self.exceptions.iter().filter(|(m, _)| {
-            m.kind == kind && m.major.is_none_or(|x| x == major) && m.minor.is_none_or(|x| x == minor)
-        });
+        let matching = self
+            .exceptions
+            .iter()
+            .filter(|(m, _)| m.kind == kind && m.major.is_none_or(|x| x == major) && m.minor.is_none_or(|x| x == minor));
         let mut bits = matching.map(|(_, bits)| *bits);
         if self.default_allow {
             !bits.any(|b| b & access != 0)
         } else {
             bits.any(|b| access & !b == 0)
         }
+    }
+
+    /// Whether every access to every device is allowed (the program is "return 1").
+    pub fn allows_everything(&self) -> bool {
+        self.default_allow && self.exceptions.is_empty()
     }
 
     /// The program: one block per exception, then the default verdict.

@@ -167,7 +167,7 @@ pub fn load_program(prog: &[Insn], cgroup: &Path) -> Result<OwnedFd, DeviceFilte
     };
     let mut buf = vec![0u8; LOG_SIZE];
     let source = match load_with_log(&bytes, prog.len(), Some(&mut buf)) {
-        Ok(fd) => return Ok(fd), // a transient failure (ENOMEM, EAGAIN): take the program
+        Ok(fd) => return Ok(fd),      // a transient failure (ENOMEM, EAGAIN): take the program
         Err(Errno::ENOSPC) => source, // the log was truncated: keep the first error and what we have
         Err(e) => e,
     };

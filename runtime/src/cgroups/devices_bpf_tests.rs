@@ -68,6 +68,7 @@ fn run(prog: &[Insn], kind: DeviceKind, major: u32, minor: u32, access: u8) -> u
 #[test]
 fn allow_all_is_the_prologue_and_return_1() {
     let f = DeviceFilter::from_spec(&[spec(true, LinuxDeviceType::A, None, None, "rwm")]).unwrap();
+    assert!(f.allows_everything());
     assert_eq!(
         listing(&f.program()),
         "0: r2 = *(u32 *)(r1 + 0)\n1: w2 &= 0xffff\n2: r3 = *(u32 *)(r1 + 0)\n3: w3 >>= 16\n\
@@ -139,14 +140,16 @@ fn spec_entries_are_checked() {
 
 #[test]
 fn type_a_resets_whatever_its_numbers_and_access() {
-    let rules = [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), Some(3), ACC_ALL), rule(true, None, Some(9), None, ACC_READ)];
+    let rules =
+        [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), Some(3), ACC_ALL), rule(true, None, Some(9), None, ACC_READ)];
     let f = DeviceFilter::from_rules(&rules).unwrap();
     assert!(f.default_allow && f.exceptions.is_empty());
 }
 
 #[test]
 fn removing_bits_a_wildcard_grants_is_refused() {
-    let rules = [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), None, ACC_ALL), rule(false, C, Some(1), Some(3), ACC_WRITE)];
+    let rules =
+        [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), None, ACC_ALL), rule(false, C, Some(1), Some(3), ACC_WRITE)];
     let err = DeviceFilter::from_rules(&rules).unwrap_err();
     assert!(matches!(err, RuleError::HoleInWildcard { index: 2, .. }), "{err}");
     assert!(err.to_string().contains("removes w from c 1:3, which the wildcard rule c 1:* still grants"), "{err}");
@@ -201,7 +204,7 @@ fn random_rule(rng: &mut Rng, wildcards: bool, any_access: bool) -> DeviceRule {
     let kind = rng.pick(&[None, C, B, C, B, C]);
     let (major, minor) = if wildcards { (rng.pick(&MAJORS), rng.pick(&MINORS)) } else { (rng.pick(&MAJORS[1..]), rng.pick(&MINORS[1..])) };
     let access = if any_access { (rng.next() % 7 + 1) as u8 } else { ACC_ALL };
-    rule(rng.next() % 2 == 0, kind, major, minor, access)
+    rule(rng.next().is_multiple_of(2), kind, major, minor, access)
 }
 
 /// Every (kind, major, minor, access) the random rules can tell apart, plus numbers they never name.
@@ -250,7 +253,12 @@ fn random_lists(seed: u64, wildcards: bool, any_access: bool, check_model: bool)
         let prog = f.program();
         for &(kind, major, minor, access) in &probes {
             let allowed = f.allows(kind, major, minor, access);
-            assert_eq!(run(&prog, kind, major, minor, access) == 1, allowed, "{rules:?} on {kind:?} {major}:{minor} {access}\n{}", listing(&prog));
+            assert_eq!(
+                run(&prog, kind, major, minor, access) == 1,
+                allowed,
+                "{rules:?} on {kind:?} {major}:{minor} {access}\n{}",
+                listing(&prog)
+            );
             if check_model {
                 assert_eq!(last_match(&rules, kind, major, minor, access), allowed, "{rules:?} on {kind:?} {major}:{minor} {access}");
             }

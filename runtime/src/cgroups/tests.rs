@@ -250,7 +250,11 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
     // v2 device rules are a BPF program for a real cgroup (runtime/tests/cgroups_devices_bpf.rs):
     // a bad rule is refused before any write; a plain directory is no cgroup to attach to.
     let deny = |access: &str| LinuxDeviceCgroupBuilder::default().allow(false).access(access).build().unwrap();
-    let bad = LinuxResourcesBuilder::default().pids(LinuxPidsBuilder::default().limit(7).build().unwrap()).devices(vec![deny("x")]).build().unwrap();
+    let bad = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(7).build().unwrap())
+        .devices(vec![deny("x")])
+        .build()
+        .unwrap();
     assert!(matches!(cg.apply(&bad), Err(CgroupError::DeviceRule(_))));
     assert_eq!(t.read("ctr/pids.max"), "max");
     let devices = LinuxResourcesBuilder::default().devices(vec![deny("rwm")]).build().unwrap();
