@@ -30,6 +30,8 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error("container init: {0}")]
     Init(String),
+    #[error("exec in container {id}: {msg}")]
+    Exec { id: String, msg: String },
     #[error("corrupt state file {path}: {why}")]
     CorruptState { path: String, why: String },
     #[error("{0} is not supported yet")]

@@ -88,9 +88,9 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         chan.send(&ToChild::Proceed)?;
         match chan.recv::<FromChild>()? {
             Some(FromChild::Ready) => Ok(()),
-            Some(FromChild::Failed { msg }) => Err(Error::Init(msg)),
-            Some(other) => Err(Error::Init(format!("unexpected message {other:?}"))),
-            None => Err(Error::Init("exec'd process exited before it was ready".into())),
+            Some(FromChild::Failed { msg }) => Err(Error::Exec { id: id.to_string(), msg }),
+            Some(other) => Err(Error::Exec { id: id.to_string(), msg: format!("unexpected message {other:?}") }),
+            None => Err(Error::Exec { id: id.to_string(), msg: "the process exited before it was ready".into() }),
         }
     });
     if let Err(e) = started {

@@ -24,8 +24,10 @@ pub fn run(plan: ExecPlan, mut chan: Channel) -> ! {
     let err = match setup(&plan, &mut chan) {
         Ok(program) => finish(&plan, chan, program),
         Err(err) => {
+            // The parent prints it; a second line from here would repeat it.
             let _ = chan.send(&FromChild::Failed { msg: err.to_string() });
-            err
+            // SAFETY: as below.
+            unsafe { libc::_exit(127) }
         }
     };
     eprintln!("husk: exec in container {}: {err}", plan.id);
