@@ -55,6 +55,8 @@ pub struct Container {
     processes: Mutex<Processes>,
     /// Signalled whenever a process of this container stops (Wait blocks on it).
     pub exited: Condvar,
+    /// The OOM watcher, once the init has started.
+    pub oom: Mutex<Option<std::sync::Arc<crate::oom::OomWatch>>>,
 }
 
 /// What `Container::create` made: the container and its init's pid.
@@ -135,6 +137,7 @@ impl Container {
             rootfs_mounted,
             processes,
             exited: Condvar::new(),
+            oom: Mutex::new(None),
         };
         Ok(Created { container, pid })
     }

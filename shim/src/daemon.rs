@@ -70,8 +70,7 @@ pub fn run(flags: Flags) -> Result<(), String> {
     }
     let signals = Signals::new([SIGTERM, SIGINT, SIGPIPE, SIGCHLD])
         .map_err(|e| format!("failed to set up signals: {e}"))?;
-    containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id)
-        .map_err(|e| e.to_string())?;
+    crate::logger::init(flags.debug);
     let Some(listener) =
         bind(&flags.socket).map_err(|e| format!("failed to bind {}: {e}", flags.socket))?
     else {

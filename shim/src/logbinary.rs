@@ -28,10 +28,9 @@ pub fn parse_uri(uri: &str) -> Result<(String, Vec<String>)> {
     let mut args = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // As Go's url.Query: a key without "=" has an empty value, and both are passed.
         args.push(unescape(k));
-        if pair.contains('=') {
-            args.push(unescape(v));
-        }
+        args.push(unescape(v));
     }
     Ok((unescape(path), args))
 }
@@ -108,7 +107,7 @@ mod tests {
     fn query_pairs_become_arguments() {
         let (path, args) = parse_uri("binary:///usr/bin/log%20ger?--dir=%2Fvar%2Flog&-v").unwrap();
         assert_eq!(path, "/usr/bin/log ger");
-        assert_eq!(args, ["--dir", "/var/log", "-v"]);
+        assert_eq!(args, ["--dir", "/var/log", "-v", ""]);
         assert!(parse_uri("binary://").is_err());
     }
 }

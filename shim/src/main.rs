@@ -8,6 +8,7 @@ mod daemon;
 mod error;
 mod events;
 mod logbinary;
+mod logger;
 mod mount;
 mod oom;
 mod options;

@@ -6,7 +6,9 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use containerd_shim::protos::events::task::TaskOOM;
 use containerd_shim::protos::topics::TASK_OOM_EVENT_TOPIC;
@@ -15,7 +17,32 @@ use crate::error::{Error, Result};
 use crate::events::EventSender;
 use crate::stats::parse_proc_cgroup;
 
-pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<()> {
+/// Counts the OOM kills already reported, shared by the eventfd thread and the exit path.
+pub struct OomWatch {
+    id: String,
+    control_path: PathBuf,
+    reported: Arc<AtomicU64>,
+    events: EventSender,
+}
+
+impl OomWatch {
+    /// Publishes TaskOOM once per new `oom_kill` count. The exit path calls it too, before
+    /// TaskExit: the v1 notification is skipped when another task holds the memcg's OOM lock,
+    /// and CRI needs the OOM event before the exit to say "OOMKilled".
+    pub fn check(&self) {
+        let count = oom_kill_count(&self.control_path);
+        let seen = self.reported.fetch_max(count, Ordering::SeqCst);
+        if count > seen || (count == 0 && under_oom(&self.control_path)) {
+            let event = TaskOOM {
+                container_id: self.id.clone(),
+                ..Default::default()
+            };
+            self.events.send(TASK_OOM_EVENT_TOPIC, event);
+        }
+    }
+}
+
+pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<Arc<OomWatch>> {
     let proc_path = format!("/proc/{pid}/cgroup");
     let text =
         fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
@@ -46,27 +73,26 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<()> {
         format!("{} {}", eventfd.as_raw_fd(), control.as_raw_fd()),
     )
     .map_err(Error::io("register oom eventfd", &register))?;
-    let id = id.to_string();
+    let reported = Arc::new(AtomicU64::new(oom_kill_count(&control_path)));
+    let watch = Arc::new(OomWatch {
+        id: id.to_string(),
+        control_path,
+        reported,
+        events,
+    });
+    let thread_watch = Arc::clone(&watch);
     std::thread::spawn(move || {
         let mut count = [0u8; 8];
         while eventfd.read_exact(&mut count).is_ok() {
             // The last notification comes when the cgroup goes away.
-            if !control_path.exists() {
+            if !thread_watch.control_path.exists() {
                 break;
             }
-            if under_oom(&control_path) || oom_kill_count(&control_path) > 0 {
-                events.send(
-                    TASK_OOM_EVENT_TOPIC,
-                    TaskOOM {
-                        container_id: id.clone(),
-                        ..Default::default()
-                    },
-                );
-            }
+            thread_watch.check();
         }
         drop(control);
     });
-    Ok(())
+    Ok(watch)
 }
 
 fn oom_control(path: &Path) -> String {

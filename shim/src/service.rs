@@ -87,6 +87,10 @@ impl Service {
         if let Some(latch) = latch {
             latch.wait(OUTPUT_DRAIN_LIMIT);
         }
+        let oom = c.oom.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(oom) = oom {
+            oom.check();
+        }
         let mut procs = c.lock();
         let Ok(p) = procs.get_mut(&owner.id, &owner.exec_id) else {
             return;
@@ -203,8 +207,9 @@ impl Service {
                 return Err(err);
             }
             let pid = self.finish_start(&c, "")?;
-            if let Err(err) = crate::oom::watch(&c.id, pid, self.events.clone()) {
-                log::warn!("no oom events for {}: {err}", c.id);
+            match crate::oom::watch(&c.id, pid, self.events.clone()) {
+                Ok(watch) => *c.oom.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch),
+                Err(err) => log::warn!("no oom events for {}: {err}", c.id),
             }
             return Ok(StartResponse {
                 pid,

@@ -2,8 +2,11 @@
 //!
 //! containerd's client writes its input, closes its end of the fifo and then calls CloseIO.
 //! CloseIO must not cut off input still sitting in the fifo: it wakes the copier, which drains
-//! what is buffered, then closes the process's stdin. If the client never opened the fifo, the
-//! copier is still blocked in open(2): CloseIO then closes the process's stdin itself.
+//! what is buffered, then closes the process's stdin.
+//!
+//! The fifo is opened O_NONBLOCK at once, so no thread ever sits in open(2) waiting for a
+//! client that never comes (`ctr run -d` never opens it, and removes it): poll(2) on a fifo
+//! reports nothing until a writer has come and written or gone.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -12,56 +15,42 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 
 use crate::error::{Error, Result};
 
 pub struct StdinCopier {
-    fifo: PathBuf,
     wake: Mutex<Option<File>>,
 }
 
 impl StdinCopier {
     pub fn start(fifo: PathBuf, writer: File) -> Result<StdinCopier> {
+        let from = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo)
+            .map_err(Error::io("open stdin fifo", &fifo))?;
         let (wake_r, wake_w) =
             pipe2(OFlag::O_CLOEXEC).map_err(Error::sys("create stdin wake pipe"))?;
-        let path = fifo.clone();
-        std::thread::spawn(move || copy(&path, writer, File::from(wake_r)));
+        std::thread::spawn(move || copy(from, writer, File::from(wake_r)));
         Ok(StdinCopier {
-            fifo,
             wake: Mutex::new(Some(File::from(wake_w))),
         })
     }
 
-    /// CloseIO (and delete): wake the copier to drain and close, and open the fifo for a
-    /// moment so that a copier still blocked in open(2) (no client yet) gets going.
+    /// CloseIO (and delete): wake the copier to drain what is buffered and close.
     pub fn close(&self) {
-        let Some(mut wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return;
-        };
-        let _ = wake.write_all(b"x");
-        let _ = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&self.fifo);
+        if let Some(mut wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = wake.write_all(b"x");
+        }
     }
 }
 
 /// Copies until EOF, or until woken by CloseIO and the fifo is empty; dropping `to` then
 /// gives the process EOF.
-fn copy(fifo: &PathBuf, mut to: File, wake: File) {
-    let Ok(mut from) = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(fifo)
-    else {
-        return;
-    };
-    if fcntl(&from, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
-        return;
-    }
+fn copy(mut from: File, mut to: File, wake: File) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let closing = {
@@ -76,7 +65,7 @@ fn copy(fifo: &PathBuf, mut to: File, wake: File) {
             }
             fds[1].revents().is_some_and(|r| !r.is_empty())
         };
-        // Drain what is buffered now; stop at EOF.
+        // Drain what is buffered now; stop at EOF (every writer gone).
         loop {
             match from.read(&mut buf) {
                 Ok(0) => return,

@@ -121,16 +121,6 @@ fn both_streams_and_exit_code(under: Under) {
     s.assert_clean(&id);
 }
 
-#[test]
-fn run_rm_delivers_both_streams_and_exit_code_with_husk() {
-    both_streams_and_exit_code(Under::Husk);
-}
-
-#[test]
-fn run_rm_delivers_both_streams_and_exit_code_with_runc() {
-    both_streams_and_exit_code(Under::Runc);
-}
-
 /// run -d, exec (status and output), ps with the exec's id, pause/resume, metrics, kill, delete.
 fn detached_lifecycle(under: Under) {
     let s = setup(under);
@@ -181,16 +171,6 @@ fn detached_lifecycle(under: Under) {
     let _ = exec.0.wait();
     s.kill_and_delete(&id);
     s.assert_clean(&id);
-}
-
-#[test]
-fn detached_task_exec_ps_pause_metrics_kill_with_husk() {
-    detached_lifecycle(Under::Husk);
-}
-
-#[test]
-fn detached_task_exec_ps_pause_metrics_kill_with_runc() {
-    detached_lifecycle(Under::Runc);
 }
 
 struct ChildGuard(Child);
@@ -257,16 +237,6 @@ fn exec_tty_big_output(under: Under) {
     s.assert_clean(&id);
 }
 
-#[test]
-fn exec_with_tty_delivers_a_megabyte_whole_with_husk() {
-    exec_tty_big_output(Under::Husk);
-}
-
-#[test]
-fn exec_with_tty_delivers_a_megabyte_whole_with_runc() {
-    exec_tty_big_output(Under::Runc);
-}
-
 fn stdin_closed(under: Under) {
     let s = setup(under);
     let id = unique_id("stdin");
@@ -294,16 +264,6 @@ fn stdin_closed(under: Under) {
     s.assert_clean(&id);
 }
 
-#[test]
-fn stdin_is_piped_through_and_closed_with_husk() {
-    stdin_closed(Under::Husk);
-}
-
-#[test]
-fn stdin_is_piped_through_and_closed_with_runc() {
-    stdin_closed(Under::Runc);
-}
-
 fn bad_bundle(under: Under) {
     let s = setup(under);
     let id = unique_id("bad");
@@ -323,16 +283,6 @@ fn bad_bundle(under: Under) {
         processes_mentioning(&id)
     );
     s.assert_clean(&id);
-}
-
-#[test]
-fn failed_create_returns_the_runtime_message_and_leaves_nothing_with_husk() {
-    bad_bundle(Under::Husk);
-}
-
-#[test]
-fn failed_create_returns_the_runtime_message_and_leaves_nothing_with_runc() {
-    bad_bundle(Under::Runc);
 }
 
 fn shim_pid(id: &str) -> Option<i32> {
@@ -363,16 +313,6 @@ fn sigkilled_shim(under: Under) {
     let _ = s.ctrd.ctr(&["tasks", "delete", &id]);
     s.ctrd.ctr_ok(&["containers", "delete", &id]);
     s.assert_clean(&id);
-}
-
-#[test]
-fn sigkilled_shim_leaves_nothing_after_containerd_cleanup_with_husk() {
-    sigkilled_shim(Under::Husk);
-}
-
-#[test]
-fn sigkilled_shim_leaves_nothing_after_containerd_cleanup_with_runc() {
-    sigkilled_shim(Under::Runc);
 }
 
 /// A containerd restarted on the same config; killed on drop, before the `Containerd` it
@@ -465,12 +405,157 @@ fn survives_restart(under: Under) {
     drop(restarted);
 }
 
-#[test]
-fn containerd_restart_keeps_the_task_and_sees_its_exit_with_husk() {
-    survives_restart(Under::Husk);
+fn husk_shims_in(namespace: &str) -> Vec<i32> {
+    processes_mentioning(namespace)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("containerd-shim-husk-v2") && !cmd.contains(" start"))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
-#[test]
-fn containerd_restart_keeps_the_task_and_sees_its_exit_with_runc() {
-    survives_restart(Under::Runc);
+/// Containers with the same group annotation share one shim, which exits with the last one.
+fn grouped_containers(under: Under) {
+    let s = setup(under);
+    let ns = s.ctrd.namespace().to_string();
+    let group = format!("io.containerd.runc.v2.group={}", unique_id("pod"));
+    let (a, b) = (unique_id("grpa"), unique_id("grpb"));
+    for id in [&a, &b] {
+        let out = s.run(&["-d", "--label", &group], id, &["sleep", "1000"]);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    assert_eq!(
+        husk_shims_in(&ns).len(),
+        1,
+        "one shim per group: {:?}",
+        processes_mentioning(&ns)
+    );
+    s.kill_and_delete(&a);
+    assert_eq!(s.status(&b), "RUNNING");
+    assert_eq!(
+        husk_shims_in(&ns).len(),
+        1,
+        "the shim serves the rest of the group"
+    );
+    s.kill_and_delete(&b);
+    assert!(
+        wait_until(Duration::from_secs(10), || husk_shims_in(&ns).is_empty()),
+        "shim outlived its group"
+    );
+    s.assert_clean(&a);
+    s.assert_clean(&b);
+}
+
+fn log_uris(under: Under) {
+    let s = setup(under);
+    let logs = s.ctrd.dir().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let cmd = ["sh", "-c", "echo to-out; echo to-err >&2"];
+
+    let id = unique_id("filelog");
+    let file = logs.join("file.log");
+    let uri = format!("file://{}", file.display());
+    let out = s.run(&["--rm", "--log-uri", &uri], &id, &cmd);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        output_text(&out),
+        s.ctrd.log_tail(30)
+    );
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        text.contains("to-out\n") && text.contains("to-err\n"),
+        "file log: {text:?}"
+    );
+    s.assert_clean(&id);
+
+    // containerd's logging-binary contract: stdout on fd 3, stderr on fd 4, ready on fd 5.
+    let logger = logs.join("logger.sh");
+    std::fs::write(
+        &logger,
+        "#!/bin/sh\nexec 5>&-\n/bin/cat <&3 >\"$1/out\" &\n/bin/cat <&4 >\"$1/err\" &\nwait\n",
+    )
+    .expect("write logger");
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod logger");
+    let id = unique_id("binlog");
+    let uri = format!("binary://{}?{}", logger.display(), logs.display());
+    let out = s.run(&["--rm", "--log-uri", &uri], &id, &cmd);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        output_text(&out),
+        s.ctrd.log_tail(30)
+    );
+    let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || read("out") == "to-out\n"
+            && read("err") == "to-err\n"),
+        "binary log: {:?} {:?}",
+        read("out"),
+        read("err")
+    );
+    s.assert_clean(&id);
+}
+
+fn oom_event(under: Under) {
+    let s = setup(under);
+    let id = unique_id("oom");
+    let mut events = ChildGuard(
+        s.ctrd
+            .ctr_command(&["events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ctr events"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let hog = "x=a; while true; do x=$x$x; done";
+    let out = s.run(
+        &["--rm", "--memory-limit", "16777216"],
+        &id,
+        &["sh", "-c", hog],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "not OOM-killed: {}",
+        output_text(&out)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = events.0.kill();
+    let mut seen = String::new();
+    if let Some(mut stdout) = events.0.stdout.take() {
+        use std::io::Read;
+        let _ = stdout.read_to_string(&mut seen);
+    }
+    assert!(seen.contains("/tasks/oom"), "no /tasks/oom event:\n{seen}");
+    s.assert_clean(&id);
+}
+
+/// Every scenario runs twice: with husk (the default) and with BinaryName = runc.
+macro_rules! with_husk_and_runc {
+    ($($scenario:ident => $husk:ident, $runc:ident;)*) => {$(
+        #[test]
+        fn $husk() {
+            $scenario(Under::Husk);
+        }
+
+        #[test]
+        fn $runc() {
+            $scenario(Under::Runc);
+        }
+    )*};
+}
+
+with_husk_and_runc! {
+    both_streams_and_exit_code => run_rm_delivers_both_streams_and_exit_code_with_husk, run_rm_delivers_both_streams_and_exit_code_with_runc;
+    detached_lifecycle => detached_task_exec_ps_pause_metrics_kill_with_husk, detached_task_exec_ps_pause_metrics_kill_with_runc;
+    exec_tty_big_output => exec_with_tty_delivers_a_megabyte_whole_with_husk, exec_with_tty_delivers_a_megabyte_whole_with_runc;
+    stdin_closed => stdin_is_piped_through_and_closed_with_husk, stdin_is_piped_through_and_closed_with_runc;
+    bad_bundle => failed_create_returns_the_runtime_message_and_leaves_nothing_with_husk, failed_create_returns_the_runtime_message_and_leaves_nothing_with_runc;
+    sigkilled_shim => sigkilled_shim_leaves_nothing_after_containerd_cleanup_with_husk, sigkilled_shim_leaves_nothing_after_containerd_cleanup_with_runc;
+    survives_restart => containerd_restart_keeps_the_task_and_sees_its_exit_with_husk, containerd_restart_keeps_the_task_and_sees_its_exit_with_runc;
+    grouped_containers => grouped_containers_share_one_shim_that_exits_with_the_last_with_husk, grouped_containers_share_one_shim_that_exits_with_the_last_with_runc;
+    log_uris => file_and_binary_log_uris_receive_the_output_with_husk, file_and_binary_log_uris_receive_the_output_with_runc;
+    oom_event => oom_kill_publishes_a_tasks_oom_event_with_husk, oom_kill_publishes_a_tasks_oom_event_with_runc;
 }
