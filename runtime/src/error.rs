@@ -28,6 +28,8 @@ pub enum Error {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     #[error("container init: {0}")]
     Init(String),
     #[error("exec in container {id}: {msg}")]

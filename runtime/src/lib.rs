@@ -11,6 +11,7 @@ pub mod error;
 pub mod hooks;
 pub mod init;
 pub mod logging;
+pub mod lsm;
 pub mod namespaces;
 pub mod rootfs;
 pub mod seccomp;

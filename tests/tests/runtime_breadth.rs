@@ -271,3 +271,39 @@ fn invalid_scheduler_io_priority_and_personality_are_refused_before_anything_is_
         assert_nothing_left(&rt, bundle.id(), &bundle);
     }
 }
+
+/// This host runs neither AppArmor nor SELinux: a label is refused by name, nothing is made.
+#[test]
+fn lsm_labels_without_the_lsm_on_the_host_fail_create_and_leave_nothing() {
+    assert!(!Path::new("/sys/fs/selinux/enforce").exists(), "this test expects a host without SELinux");
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").unwrap_or_default();
+    assert_ne!(apparmor.trim(), "Y", "this test expects a host without AppArmor");
+    let cases = [
+        ("/process/apparmorProfile", "husk-test-profile"),
+        ("/process/selinuxLabel", "system_u:system_r:container_t:s0:c1,c2"),
+        ("/linux/mountLabel", "system_u:object_r:container_file_t:s0:c1,c2"),
+    ];
+    for (pointer, label) in cases {
+        let rt = Runtime::husk();
+        let mut bundle = Bundle::new(&["true"]);
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        bundle.config_mut().pointer_mut(parent).unwrap()[key] = label.into();
+        bundle.save();
+        let out = create(&rt, &bundle);
+        assert_one_line_error(&out, label);
+        assert_one_line_error(&out, "not enabled on this host");
+        assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
+}
+
+#[test]
+fn features_list_every_hook_kind_and_the_hosts_lsms() {
+    let rt = Runtime::husk();
+    let features: Value = serde_json::from_str(&rt.run_ok(&["features"])).unwrap();
+    let hooks: Vec<&str> = features["hooks"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+    for kind in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+        assert!(hooks.contains(&kind), "{kind} missing from {hooks:?}");
+    }
+    assert_eq!(features["linux"]["apparmor"]["enabled"], false);
+    assert_eq!(features["linux"]["selinux"]["enabled"], false);
+}

@@ -66,6 +66,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let rootfs = config::rootfs_path(&bundle, &spec)?;
     let rootfs = std::fs::canonicalize(&rootfs).ctx("resolve rootfs", rootfs.display())?;
     let linux = spec.linux().as_ref().ok_or(config::ConfigError::Missing("linux"))?;
+    let exec_labels = crate::lsm::plan(&spec, crate::lsm::HostLsm::detect())?;
     let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
     let cgroup = Cgroup::for_container(cgroups_path.as_deref(), id)?;
     let mut console_rx = None;
@@ -127,6 +128,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         hooks_handshake: init::container_hooks::needs_handshake(&spec),
         wait_for_start,
         seccomp: seccomp_program(&global.root, Some(linux))?,
+        exec_labels,
     };
 
     let (mut parent_chan, child_chan) = sync::pair()?;

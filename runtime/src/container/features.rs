@@ -3,6 +3,7 @@
 use serde_json::json;
 
 pub fn features_json() -> String {
+    let lsm = crate::lsm::HostLsm::detect();
     let doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
@@ -15,8 +16,8 @@ pub fn features_json() -> String {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": lsm.apparmor },
+            "selinux": { "enabled": lsm.selinux },
             "intelRdt": { "enabled": false },
         },
         "annotations": { "org.opencontainers.runc.version": "compatible", "run.husk.version": env!("CARGO_PKG_VERSION") },

@@ -46,6 +46,8 @@ pub struct InitPlan {
     /// The seccomp BPF program, compiled by the parent (libseccomp takes tens of ms; the
     /// init only makes one seccomp(2) call).
     pub seccomp: Option<crate::seccomp::Program>,
+    /// AppArmor profile / SELinux label for the process, checked against the host by the parent.
+    pub exec_labels: crate::lsm::ExecLabels,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +318,9 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> I
     drop(chan);
     if let Err(e) = released_by_start(plan, prepared.hook_state.as_deref()) {
         return e;
+    }
+    if let Err(e) = crate::lsm::apply_exec_labels(&plan.exec_labels) {
+        return e.into();
     }
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();

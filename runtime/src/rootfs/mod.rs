@@ -54,6 +54,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
         new_cgroupns: plan.new_cgroupns,
         new_netns: plan.new_netns,
         cgroup_path: plan.cgroup_path,
+        mount_label: linux.and_then(|l| l.mount_label().as_deref()),
     };
     let spec_mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     mounts::mount_all(&ctx, spec_mounts)?;

@@ -17,6 +17,8 @@ pub struct MountContext<'a> {
     pub new_netns: bool,
     /// The container's cgroup path, relative to each hierarchy's root (for cgroup bind mounts).
     pub cgroup_path: &'a str,
+    /// linux.mountLabel: the SELinux context of the tmpfs/devpts/mqueue mounts.
+    pub mount_label: Option<&'a str>,
 }
 
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<(), SysError> {
@@ -38,7 +40,7 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
     }
     let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.unwrap_or("none").to_string());
     let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
-    let data = opts.data_string();
+    let data = crate::lsm::mount_data(typ, opts.data_string(), ctx.mount_label);
     let result = mount(Some(source.as_str()), proc_fd_path(&target).as_str(), typ, opts.flags, data.as_deref());
     match result {
         Ok(()) => {}
