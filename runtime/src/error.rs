@@ -30,6 +30,8 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("container init: {0}")]
     Init(String),
     #[error("exec in container {id}: {msg}")]

@@ -12,7 +12,11 @@
 //!   [prestart + createRuntime hooks]
 //!   HooksDone { state } ──────────────────────▶  [createContainer hooks], pivot_root,
 //!                                                masked/readonly paths, sysctl,
-//!                                                rlimits, creds, caps, seccomp
+//!                                                rlimits, seccomp load (NOTIFY: here, while
+//!                                                the channel is open)
+//!                                    ◀──────────  SeccompNotifyFd   + the fd (SCM_RIGHTS)
+//!   [send fd + state to listenerPath]            (only when the profile has NOTIFY rules)
+//!   SeccompNotifyFdSent ──────────────────────▶  creds, caps (other profiles load here)
 //!                                    ◀──────────  Ready             (binary found, fds closed)
 //!   write pid file, state.json; exit             open(exec.fifo, O_WRONLY) blocks until
 //!                                                `husk start` reads it, [startContainer
@@ -24,10 +28,10 @@
 //! EOF rather than a hang.
 
 use crate::sys::{Context, SysError};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,11 +40,15 @@ pub enum ToChild {
     /// `state`: the OCI state JSON (status creating, the init's pid as the host sees it) for
     /// the hooks the init runs itself: createContainer and startContainer.
     HooksDone { state: String },
+    /// The agent at listenerPath has the notify fd: notified syscalls can be answered now.
+    SeccompNotifyFdSent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromChild {
     RunHooks,
+    /// Carries the seccomp notify fd in SCM_RIGHTS ([`Channel::send_with_fd`]).
+    SeccompNotifyFd,
     Ready,
     Failed { msg: String },
 }
@@ -88,8 +96,45 @@ impl Channel {
             .map_err(|_| SysError::new("decode", "sync message", nix::errno::Errno::EBADMSG))
     }
 
+    /// One message with `fd` attached in SCM_RIGHTS, in the same packet.
+    pub fn send_with_fd<M: Serialize>(&mut self, msg: &M, fd: BorrowedFd) -> Result<(), SysError> {
+        let bytes = serde_json::to_vec(msg).map_err(|_| SysError::new("encode", "sync message", nix::errno::Errno::EINVAL))?;
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(self.stream.as_raw_fd(), &[IoSlice::new(&bytes)], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+            .ctx("send", "sync message with fd")?;
+        Ok(())
+    }
+
+    /// Like [`Channel::recv`], also returning an fd that came with the message (close-on-exec).
+    pub fn recv_with_fd<M: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<(M, Option<OwnedFd>)>, SysError> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(self.stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Ok(msg) => {
+                    let mut fd = None;
+                    for cmsg in msg.cmsgs().ctx("read control message of", "sync message")? {
+                        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                            // SAFETY: SCM_RIGHTS installed these fds in our table; we own them.
+                            let mut owned = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+                            fd = owned.next();
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(SysError::new("receive", "sync message", errno)),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let msg = serde_json::from_slice(&buf[..n]).map_err(|_| SysError::new("decode", "sync message", nix::errno::Errno::EBADMSG))?;
+        Ok(Some((msg, fd)))
+    }
+
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
         self.stream.as_raw_fd()
     }
 }
@@ -107,5 +152,21 @@ mod tests {
         assert_eq!(parent.recv::<FromChild>().unwrap(), Some(FromChild::Ready));
         drop(child);
         assert_eq!(parent.recv::<FromChild>().unwrap(), None);
+    }
+
+    #[test]
+    fn an_fd_travels_with_its_message() {
+        let (mut parent, mut child) = pair().unwrap();
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        use std::os::fd::AsFd;
+        child.send_with_fd(&FromChild::SeccompNotifyFd, file.as_fd()).unwrap();
+        child.send(&FromChild::Ready).unwrap();
+        let (msg, fd) = parent.recv_with_fd::<FromChild>().unwrap().unwrap();
+        assert_eq!(msg, FromChild::SeccompNotifyFd);
+        let fd = fd.expect("an fd came along");
+        let ours = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert!(ours.ends_with("stat"), "{ours:?}");
+        let (msg, fd) = parent.recv_with_fd::<FromChild>().unwrap().unwrap();
+        assert_eq!((msg, fd.is_none()), (FromChild::Ready, true));
     }
 }

@@ -307,3 +307,145 @@ fn features_list_every_hook_kind_and_the_hosts_lsms() {
     assert_eq!(features["linux"]["apparmor"]["enabled"], false);
     assert_eq!(features["linux"]["selinux"]["enabled"], false);
 }
+
+/// The kernel's `struct seccomp_notif` and `struct seccomp_notif_resp` (linux/seccomp.h).
+#[repr(C)]
+#[derive(Default)]
+struct SeccompNotif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+struct SeccompNotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const SECCOMP_IOCTL_NOTIF_RECV: u64 = 0xc050_2100;
+const SECCOMP_IOCTL_NOTIF_SEND: u64 = 0xc018_2101;
+
+/// poll one fd; its revents, or 0 on timeout.
+fn poll_one(fd: i32, millis: i32) -> i16 {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, millis) };
+    if n > 0 { pfd.revents } else { 0 }
+}
+
+/// The payload and the fd of the agent protocol's one sendmsg (the rest of the JSON follows
+/// in plain reads until the runtime closes the connection).
+fn recv_state_and_fd(stream: &std::os::unix::net::UnixStream) -> (Value, i32) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 65536];
+    let mut cmsg = [0u64; 8];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr points at live buffers of the stated sizes.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: as above.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(n > 0, "recvmsg from husk: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
+    let fd = unsafe {
+        let hdr = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!hdr.is_null() && (*hdr).cmsg_type == libc::SCM_RIGHTS, "no SCM_RIGHTS from husk");
+        std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32)
+    };
+    let mut payload = buf[..n as usize].to_vec();
+    let mut rest = Vec::new();
+    let mut reader = stream;
+    reader.read_to_end(&mut rest).expect("read the rest of the process state");
+    payload.extend(rest);
+    (serde_json::from_slice(&payload).expect("process state JSON"), fd)
+}
+
+/// A seccomp agent on `listener`: takes the notify fd, then answers every notification with
+/// `-errno` until the filter has no users left. Returns the process state and the answer count.
+fn spawn_agent(listener: std::os::unix::net::UnixListener, errno: i32) -> std::thread::JoinHandle<(Value, usize)> {
+    use std::os::fd::AsRawFd;
+    std::thread::spawn(move || {
+        assert!(poll_one(listener.as_raw_fd(), 20_000) != 0, "husk never connected to the listener");
+        let (stream, _) = listener.accept().expect("accept");
+        let (state, fd) = recv_state_and_fd(&stream);
+        let mut answered = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let revents = poll_one(fd, 100);
+            if revents & libc::POLLIN != 0 {
+                let mut req = SeccompNotif::default();
+                // SAFETY: RECV fills a zeroed seccomp_notif of the right size.
+                if unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
+                    continue;
+                }
+                let resp = SeccompNotifResp { id: req.id, val: 0, error: -errno, flags: 0 };
+                // SAFETY: SEND reads one seccomp_notif_resp.
+                unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+                answered += 1;
+            } else if revents & libc::POLLHUP != 0 {
+                break;
+            }
+        }
+        // SAFETY: the fd came to us by SCM_RIGHTS and is ours to close.
+        unsafe { libc::close(fd) };
+        (state, answered)
+    })
+}
+
+#[test]
+fn seccomp_notify_fd_reaches_the_agent_which_answers_mkdir() {
+    for no_new_privs in [true, false] {
+        let dir = TempDir::new("breadth-agent");
+        let socket = dir.join("agent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let agent = spawn_agent(listener, libc::EDQUOT);
+        let rt = Runtime::husk();
+        let mut bundle = sh_bundle("mkdir /dev/shm/made; echo rc=$?; test -d /dev/shm/made && echo exists || echo absent");
+        let config = bundle.config_mut();
+        config["process"]["noNewPrivileges"] = no_new_privs.into();
+        config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": socket,
+            "listenerMetadata": "agent-metadata",
+            "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+        });
+        bundle.save();
+        let out = run_fg(&rt, &bundle);
+        let text = husk_e2e::output_text(&out);
+        assert_eq!(stdout_of(&out), "rc=1\nabsent\n", "nnp {no_new_privs}: {text}");
+        assert!(stderr_of(&out).contains("Disk quota exceeded"), "nnp {no_new_privs}: the agent's errno: {text}");
+        let (state, answered) = agent.join().expect("agent thread");
+        assert!(answered >= 1, "the agent answered nothing");
+        assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+        assert_eq!(state["metadata"], "agent-metadata", "{state}");
+        assert_eq!(state["state"]["id"], bundle.id(), "{state}");
+        assert_eq!(state["state"]["status"], "creating", "{state}");
+        assert!(state["pid"].as_i64().unwrap() > 0 && state["pid"] == state["state"]["pid"], "{state}");
+    }
+}
+
+#[test]
+fn an_unreachable_seccomp_listener_fails_create_and_leaves_nothing() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.config_mut()["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/nonexistent/agent.sock",
+        "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    bundle.save();
+    let out = create(&rt, &bundle);
+    assert_one_line_error(&out, "/nonexistent/agent.sock");
+    assert_nothing_left(&rt, bundle.id(), &bundle);
+}

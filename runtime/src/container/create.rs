@@ -204,9 +204,9 @@ pub fn seccomp_program(root: &Path, linux: Option<&oci_spec::runtime::Linux>) ->
 /// Drive the child through the handshake (see sync.rs) until it is Ready.
 fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec) -> Result<()> {
     loop {
-        match chan.recv::<FromChild>()? {
-            Some(FromChild::Ready) => return Ok(()),
-            Some(FromChild::RunHooks) => {
+        match chan.recv_with_fd::<FromChild>()? {
+            Some((FromChild::Ready, _)) => return Ok(()),
+            Some((FromChild::RunHooks, _)) => {
                 let state = saved.to_oci(Status::Creating);
                 let hooks = spec.hooks().as_ref();
                 hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state)?;
@@ -214,7 +214,11 @@ fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec
                 let state = serde_json::to_string(&state).map_err(|e| Error::Init(format!("failed to encode state: {e}")))?;
                 chan.send(&ToChild::HooksDone { state })?;
             }
-            Some(FromChild::Failed { msg }) => return Err(Error::Init(msg)),
+            Some((FromChild::SeccompNotifyFd, fd)) => {
+                hand_notify_fd_to_agent(spec, pid, &saved.to_oci(Status::Creating), fd)?;
+                chan.send(&ToChild::SeccompNotifyFdSent)?;
+            }
+            Some((FromChild::Failed { msg }, _)) => return Err(Error::Init(msg)),
             None => {
                 let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 return Err(Error::Init(format!("exited before it was ready ({status:?})")));
@@ -223,9 +227,35 @@ fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec
     }
 }
 
+/// The seccomp notify fd the child loaded, with the process state, to the agent at
+/// listenerPath (which resolves here, in the runtime's mount namespace). Then our copy closes.
+pub(super) fn hand_notify_fd_to_agent(spec: &Spec, pid: i32, state: &husk_protocol::ContainerState, fd: Option<OwnedFd>) -> Result<()> {
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let (Some(profile), Some(fd)) = (profile, fd) else {
+        return Err(Error::Init("sent a seccomp notify message without a profile or fd".into()));
+    };
+    let Some(listener) = profile.listener_path() else {
+        return Err(Error::Init("has a seccomp notify fd but the profile has no listenerPath".into()));
+    };
+    let json = crate::seccomp::process_state_json(profile, pid, state)?;
+    use std::os::fd::AsFd;
+    crate::seccomp::send_notify_fd(listener, fd.as_fd(), &json)?;
+    Ok(())
+}
+
 fn absolute(path: &Path) -> Result<PathBuf> {
     let cwd = std::env::current_dir().ctx("get", "current directory")?;
-    Ok(cwd.join(path))
+    let mut clean = PathBuf::from("/");
+    for component in cwd.join(path).components() {
+        match component {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::Normal(c) => clean.push(c),
+            _ => {}
+        }
+    }
+    Ok(clean)
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {

@@ -86,11 +86,17 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     drop(plan);
     let started = saved.cgroup.add_process(pid).map_err(Error::from).and_then(|_| {
         chan.send(&ToChild::Proceed)?;
-        match chan.recv::<FromChild>()? {
-            Some(FromChild::Ready) => Ok(()),
-            Some(FromChild::Failed { msg }) => Err(Error::Exec { id: id.to_string(), msg }),
-            Some(other) => Err(Error::Exec { id: id.to_string(), msg: format!("unexpected message {other:?}") }),
-            None => Err(Error::Exec { id: id.to_string(), msg: "the process exited before it was ready".into() }),
+        loop {
+            match chan.recv_with_fd::<FromChild>()? {
+                Some((FromChild::Ready, _)) => return Ok(()),
+                Some((FromChild::SeccompNotifyFd, fd)) => {
+                    super::create::hand_notify_fd_to_agent(&spec, pid, &saved.to_oci(Status::Running), fd)?;
+                    chan.send(&ToChild::SeccompNotifyFdSent)?;
+                }
+                Some((FromChild::Failed { msg }, _)) => return Err(Error::Exec { id: id.to_string(), msg }),
+                Some((other, _)) => return Err(Error::Exec { id: id.to_string(), msg: format!("unexpected message {other:?}") }),
+                None => return Err(Error::Exec { id: id.to_string(), msg: "the process exited before it was ready".into() }),
+            }
         }
     });
     if let Err(e) = started {

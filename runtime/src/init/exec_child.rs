@@ -45,7 +45,7 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
         nix::unistd::setsid().ctx("setsid", "exec process")?;
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
-    prepare_credentials(&plan.process, console, None, plan.in_userns, plan.seccomp.as_ref())
+    prepare_credentials(&plan.process, console, None, plan.in_userns, plan.seccomp.as_ref(), chan)
 }
 
 fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> InitError {
@@ -58,8 +58,8 @@ fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> In
         return e.into();
     }
     drop(chan);
-    let nnp = plan.process.no_new_privileges().unwrap_or(false);
-    if let (true, Some(seccomp)) = (nnp, &plan.seccomp) {
+    let late = super::loads_late(&plan.process, plan.seccomp.as_ref());
+    if let (true, Some(seccomp)) = (late, &plan.seccomp) {
         if let Err(e) = seccomp.load() {
             return InitError::Seccomp(e.to_string());
         }

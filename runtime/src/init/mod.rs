@@ -168,7 +168,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
         nix::unistd::chroot(&plan.rootfs).ctx("chroot into", plan.rootfs.display())?;
         write_sysctls(spec)?;
     }
-    Ok(Prepared { program: prepare_process(plan)?, hook_state })
+    Ok(Prepared { program: prepare_process(plan, chan)?, hook_state })
 }
 
 fn expect_hooks_done(chan: &mut Channel) -> Result<String, InitError> {
@@ -223,7 +223,7 @@ fn write_sysctls(spec: &Spec) -> Result<(), SysError> {
 }
 
 /// Console, cwd, rlimits, keyring, user, capabilities, no_new_privs; the program's path.
-fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
+fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
     let Some(process) = plan.spec.process().as_ref() else {
         return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into());
     };
@@ -235,7 +235,7 @@ fn prepare_process(plan: &InitPlan) -> Result<PathBuf, InitError> {
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
-    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref())
+    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan)
 }
 
 /// What the init and an exec'd process share: from the terminal to no_new_privs, in the order
@@ -246,6 +246,7 @@ pub fn prepare_credentials(
     session_keyring_for: Option<&str>,
     in_userns: bool,
     seccomp: Option<&crate::seccomp::Program>,
+    chan: &mut Channel,
 ) -> Result<PathBuf, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
@@ -271,11 +272,13 @@ pub fn prepare_credentials(
     if let Some(caps) = process.capabilities() {
         capabilities::drop_bounding(caps)?;
     }
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if let (false, Some(profile)) = (nnp, seccomp) {
+    if let (false, Some(profile)) = (loads_late(process, seccomp), seccomp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while husk still
         // has it, as runc does. With no_new_privs it is loaded last, just before execve.
-        profile.load().map_err(|e| InitError::Seccomp(e.to_string()))?;
+        let notify_fd = profile.load().map_err(|e| InitError::Seccomp(e.to_string()))?;
+        if let Some(fd) = notify_fd {
+            hand_off_notify_fd(chan, fd)?;
+        }
     }
     let setgroups_allowed = !in_userns
         || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
@@ -293,6 +296,22 @@ pub fn prepare_credentials(
     let env = process.env().as_deref().unwrap_or_default();
     let arg0 = args.first().map(String::as_str).unwrap_or_default();
     Ok(exec::find_program(arg0, env)?)
+}
+
+/// Whether the seccomp filter is loaded just before execve rather than before the capability
+/// drop: only with no_new_privs, and not with NOTIFY rules, whose fd must reach the parent
+/// while the sync channel is still open.
+pub(crate) fn loads_late(process: &oci_spec::runtime::Process, seccomp: Option<&crate::seccomp::Program>) -> bool {
+    process.no_new_privileges().unwrap_or(false) && !seccomp.is_some_and(|p| p.uses_notify())
+}
+
+/// Right after the load: every syscall from here on may be notified, and only the agent can
+/// answer, so nothing but the send (sendmsg, never NOTIFY: validate refuses it) comes before
+/// the parent's ack that the agent has the fd.
+fn hand_off_notify_fd(chan: &mut Channel, fd: OwnedFd) -> Result<(), InitError> {
+    chan.send_with_fd(&FromChild::SeccompNotifyFd, fd.as_fd())?;
+    drop(fd);
+    expect(chan, ToChild::SeccompNotifyFdSent)
 }
 
 /// A fresh session keyring, so containers do not share the host's keys (as runc does).
@@ -325,8 +344,8 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> I
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
     let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
-    let nnp = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
-    if let (true, Some(seccomp)) = (nnp, plan.seccomp.as_ref()) {
+    let late = process.is_some_and(|p| loads_late(p, plan.seccomp.as_ref()));
+    if let (true, Some(seccomp)) = (late, plan.seccomp.as_ref()) {
         if let Err(e) = seccomp.load() {
             return InitError::Seccomp(e.to_string());
         }
