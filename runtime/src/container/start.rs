@@ -27,9 +27,11 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
 /// so an init that died meanwhile gives an error, not a hang.
 fn release_init(dir: &StateDir, pid: i32) -> Result<()> {
     let fifo_path = dir.exec_fifo();
+    // The pidfd first: opening the fifo releases the init, whose process may then exit and
+    // be reaped (e.g. by conmon) before a later pidfd_open, which would fail with ESRCH.
+    let pidfd = pidfd_open(pid)?;
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .ctx("open", fifo_path.display())?;
-    let pidfd = pidfd_open(pid)?;
     let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
