@@ -308,6 +308,26 @@ fn features_list_every_hook_kind_and_the_hosts_lsms() {
     assert_eq!(features["linux"]["selinux"]["enabled"], false);
 }
 
+#[test]
+fn features_report_seccomp_and_the_libseccomp_version() {
+    let rt = Runtime::husk();
+    let features: Value = serde_json::from_str(&rt.run_ok(&["features"])).unwrap();
+    let seccomp = &features["linux"]["seccomp"];
+    assert_eq!(seccomp["enabled"], true, "{seccomp}");
+    let names = |key: &str| -> Vec<String> {
+        seccomp[key].as_array().unwrap_or_else(|| panic!("{key} in {seccomp}")).iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    assert!(names("actions").contains(&"SCMP_ACT_NOTIFY".to_string()), "{seccomp}");
+    assert!(names("operators").contains(&"SCMP_CMP_MASKED_EQ".to_string()), "{seccomp}");
+    assert!(names("archs").contains(&"SCMP_ARCH_X86_64".to_string()), "{seccomp}");
+    assert!(names("knownFlags").contains(&"SECCOMP_FILTER_FLAG_LOG".to_string()), "{seccomp}");
+    let version = features["annotations"]["io.github.seccomp.libseccomp.version"].as_str().unwrap();
+    // Debian's package names the same version in its file name (libseccomp.so.2.5.4).
+    let lib = std::fs::read_dir("/usr/lib/x86_64-linux-gnu").unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned());
+    let so_versions: Vec<String> = lib.filter_map(|n| n.strip_prefix("libseccomp.so.").map(String::from)).collect();
+    assert!(so_versions.iter().any(|v| v == version), "{version} vs {so_versions:?}");
+}
+
 /// The kernel's `struct seccomp_notif` and `struct seccomp_notif_resp` (linux/seccomp.h).
 #[repr(C)]
 #[derive(Default)]

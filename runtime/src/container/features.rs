@@ -4,6 +4,12 @@ use serde_json::json;
 
 pub fn features_json() -> String {
     let lsm = crate::lsm::HostLsm::detect();
+    let mut annotations = serde_json::Map::new();
+    annotations.insert("org.opencontainers.runc.version".into(), json!("compatible"));
+    annotations.insert("run.husk.version".into(), json!(env!("CARGO_PKG_VERSION")));
+    if let Some(version) = crate::seccomp::libseccomp_version() {
+        annotations.insert("io.github.seccomp.libseccomp.version".into(), json!(version));
+    }
     let doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
@@ -18,9 +24,10 @@ pub fn features_json() -> String {
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
             "apparmor": { "enabled": lsm.apparmor },
             "selinux": { "enabled": lsm.selinux },
+            "seccomp": crate::seccomp::features(),
             "intelRdt": { "enabled": false },
         },
-        "annotations": { "org.opencontainers.runc.version": "compatible", "run.husk.version": env!("CARGO_PKG_VERSION") },
+        "annotations": annotations,
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
