@@ -5,8 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
 use containerd_shim::{api::DeleteResponse, spawn, Config, ExitSignal, Flags, Shim, StartOpts};
@@ -16,6 +18,8 @@ use crate::events::start_publisher;
 use crate::options::RuntimeOptions;
 use crate::runtime::Runtime;
 use crate::service::{Service, TaskService};
+
+const FEATURES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/features/Features";
 
 /// Annotations that put containers of one pod into one shim (CRI, and runc shim grouping).
 const GROUP_ANNOTATIONS: [&str; 2] = [
@@ -48,6 +52,30 @@ pub fn grouping(bundle: &Path, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The `ShimCgroup` option: moves the daemon into that cgroup in every hierarchy that has it
+/// (each v1 controller, the unified one), as containerd's runc shim does.
+fn join_cgroup(root: &Path, cgroup: &str, pid: u32) -> std::io::Result<()> {
+    let rel = cgroup.trim_start_matches('/');
+    let mut hierarchies: Vec<PathBuf> = vec![root.to_path_buf()];
+    hierarchies.extend(std::fs::read_dir(root)?.flatten().map(|e| e.path()));
+    let mut joined = 0;
+    for procs in hierarchies.iter().map(|h| h.join(rel).join("cgroup.procs")) {
+        if procs.is_file() {
+            std::fs::write(&procs, pid.to_string())?;
+            joined += 1;
+        }
+    }
+    if joined == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no hierarchy has that cgroup",
+        ));
+    }
+    Ok(())
+}
+
 impl Shim for HuskShim {
     type T = TaskService;
 
@@ -70,7 +98,21 @@ impl Shim for HuskShim {
     /// accepts the bare address, so print it here and end the process.
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
         let grouping = grouping(&self.bundle, &opts.id);
-        let (_pid, address) = spawn(opts, &grouping, Vec::new())?;
+        let options = opts
+            .extensions
+            .first()
+            .map(|any| RuntimeOptions::from_any(Some(any)));
+        let (pid, address) = spawn(opts, &grouping, Vec::new())?;
+        if let Some(Ok(options)) =
+            options.filter(|o| o.as_ref().is_ok_and(|o| !o.shim_cgroup.is_empty()))
+        {
+            if let Err(err) = join_cgroup(Path::new(CGROUP_ROOT), &options.shim_cgroup, pid) {
+                eprintln!(
+                    "failed to move shim {pid} into {}: {err}",
+                    options.shim_cgroup
+                );
+            }
+        }
         write_address(&address)?;
         let mut stdout = std::io::stdout().lock();
         let _ = stdout
@@ -102,6 +144,36 @@ impl Shim for HuskShim {
         })
     }
 
+    /// `-info`: the name, the shim's version and, when the runtime has a `features` command,
+    /// its OCI features json (as containerd's runc shim reports it).
+    fn runtime_info(
+        runtime_id: &str,
+        options: Option<&Any>,
+    ) -> containerd_shim::Result<RuntimeInfo> {
+        let options = RuntimeOptions::from_any(options).unwrap_or_default();
+        let features = std::process::Command::new(options.binary())
+            .arg("features")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| Any {
+                type_url: FEATURES_TYPE.to_string(),
+                value: out.stdout,
+                ..Default::default()
+            });
+        Ok(RuntimeInfo {
+            name: runtime_id.to_string(),
+            version: MessageField::some(RuntimeVersion {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                ..Default::default()
+            }),
+            features: features.into(),
+            ..Default::default()
+        })
+    }
+
     fn wait(&mut self) {
         self.exit.wait();
     }
@@ -122,6 +194,27 @@ impl Shim for HuskShim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shim_cgroup_is_joined_in_every_hierarchy_that_has_it() {
+        let root = std::env::temp_dir().join(format!("husk-fake-cgroupfs-{}", std::process::id()));
+        for h in ["memory/shims", "pids/shims", "cpu"] {
+            std::fs::create_dir_all(root.join(h)).unwrap();
+        }
+        std::fs::write(root.join("memory/shims/cgroup.procs"), "").unwrap();
+        std::fs::write(root.join("pids/shims/cgroup.procs"), "").unwrap();
+        join_cgroup(&root, "/shims", 42).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("memory/shims/cgroup.procs")).unwrap(),
+            "42"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("pids/shims/cgroup.procs")).unwrap(),
+            "42"
+        );
+        assert!(join_cgroup(&root, "/elsewhere", 42).is_err());
+        std::fs::remove_dir_all(root).unwrap();
+    }
 
     #[test]
     fn pod_annotations_group_containers_into_one_shim() {
