@@ -577,3 +577,16 @@ fn concurrent_creates_of_one_id_have_one_winner_whose_container_survives() {
     rt.run_ok(&["delete", "--force", bundle.id()]);
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
+
+#[test]
+fn the_bundle_defaults_to_the_current_directory_and_is_stored_absolute() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    let mut cmd = rt.command(&["create", bundle.id()]);
+    cmd.current_dir(bundle.path());
+    let out = husk_e2e::run_with_timeout(&mut cmd, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let state = rt.state(bundle.id()).unwrap();
+    assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{state}");
+    rt.run_ok(&["delete", bundle.id()]);
+}

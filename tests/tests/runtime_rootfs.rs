@@ -351,3 +351,17 @@ fn shared_rootfs_propagation_leaks_no_mount_to_the_host() {
     rt.run_ok(&["delete", "--force", bundle.id()]);
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
+
+#[test]
+fn a_relative_bind_source_is_taken_from_the_bundle() {
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle("cat /m/f");
+    std::fs::create_dir(bundle.path().join("shared")).unwrap();
+    std::fs::write(bundle.path().join("shared/f"), "in bundle\n").unwrap();
+    add_mount(
+        bundle.config_mut(),
+        json!({ "destination": "/m", "type": "bind", "source": "shared", "options": ["rbind", "ro"] }),
+    );
+    bundle.save();
+    assert_eq!(run_ok(&rt, &bundle), "in bundle\n");
+}
