@@ -2,6 +2,7 @@
 //! time namespace offsets, personality, scheduler, I/O priority, LSM labels, seccomp notify.
 
 mod runtime_support;
+mod seccomp_agent;
 
 use std::path::Path;
 
@@ -164,7 +165,10 @@ fn a_start_container_hook_past_its_timeout_is_killed_and_fails_start() {
 
 /// Seconds since boot as /proc/uptime shows them.
 fn uptime_secs(text: &str) -> f64 {
-    text.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("uptime {text:?}"))
+    text.split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("uptime {text:?}"))
 }
 
 #[test]
@@ -173,7 +177,10 @@ fn time_namespace_offsets_shift_the_containers_clocks() {
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cat /proc/uptime; readlink /proc/self/ns/time");
     let config = bundle.config_mut();
-    config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "time" }));
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "time" }));
     config["linux"]["timeOffsets"] = json!({
         "boottime": { "secs": DAY as i64, "nanosecs": 0 },
         "monotonic": { "secs": 3600 }
@@ -188,7 +195,11 @@ fn time_namespace_offsets_shift_the_containers_clocks() {
         inside >= host_before + DAY && inside <= host_after + DAY,
         "container uptime {inside} is not the host's ({host_before}..{host_after}) plus a day"
     );
-    assert_ne!(lines.next().unwrap(), ns_link("self", "time"), "no new time namespace");
+    assert_ne!(
+        lines.next().unwrap(),
+        ns_link("self", "time"),
+        "no new time namespace"
+    );
 }
 
 #[test]
@@ -204,9 +215,13 @@ fn time_offsets_without_a_time_namespace_are_refused_before_anything_is_made() {
 
 #[test]
 fn linux32_personality_makes_uname_report_i686() {
-    let out = run_script("uname -m", |c| c["linux"]["personality"] = json!({ "domain": "LINUX32" }));
+    let out = run_script("uname -m", |c| {
+        c["linux"]["personality"] = json!({ "domain": "LINUX32" })
+    });
     assert_eq!(out, "i686\n");
-    let out = run_script("uname -m", |c| c["linux"]["personality"] = json!({ "domain": "LINUX" }));
+    let out = run_script("uname -m", |c| {
+        c["linux"]["personality"] = json!({ "domain": "LINUX" })
+    });
     assert_eq!(out, format!("{}\n", std::env::consts::ARCH));
 }
 
@@ -255,10 +270,26 @@ fn io_priority_reaches_the_process() {
 #[test]
 fn invalid_scheduler_io_priority_and_personality_are_refused_before_anything_is_made() {
     let cases = [
-        ("/process/scheduler", json!({ "policy": "SCHED_FIFO", "priority": 0 }), "priority"),
-        ("/process/scheduler", json!({ "policy": "SCHED_OTHER", "nice": 40 }), "nice"),
-        ("/process/ioPriority", json!({ "class": "IOPRIO_CLASS_BE", "priority": 9 }), "ioPriority"),
-        ("/linux/personality", json!({ "domain": "LINUX", "flags": ["X"] }), "personality"),
+        (
+            "/process/scheduler",
+            json!({ "policy": "SCHED_FIFO", "priority": 0 }),
+            "priority",
+        ),
+        (
+            "/process/scheduler",
+            json!({ "policy": "SCHED_OTHER", "nice": 40 }),
+            "nice",
+        ),
+        (
+            "/process/ioPriority",
+            json!({ "class": "IOPRIO_CLASS_BE", "priority": 9 }),
+            "ioPriority",
+        ),
+        (
+            "/linux/personality",
+            json!({ "domain": "LINUX", "flags": ["X"] }),
+            "personality",
+        ),
     ];
     for (pointer, value, want) in cases {
         let rt = Runtime::husk();
@@ -275,13 +306,27 @@ fn invalid_scheduler_io_priority_and_personality_are_refused_before_anything_is_
 /// This host runs neither AppArmor nor SELinux: a label is refused by name, nothing is made.
 #[test]
 fn lsm_labels_without_the_lsm_on_the_host_fail_create_and_leave_nothing() {
-    assert!(!Path::new("/sys/fs/selinux/enforce").exists(), "this test expects a host without SELinux");
-    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").unwrap_or_default();
-    assert_ne!(apparmor.trim(), "Y", "this test expects a host without AppArmor");
+    assert!(
+        !Path::new("/sys/fs/selinux/enforce").exists(),
+        "this test expects a host without SELinux"
+    );
+    let apparmor =
+        std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").unwrap_or_default();
+    assert_ne!(
+        apparmor.trim(),
+        "Y",
+        "this test expects a host without AppArmor"
+    );
     let cases = [
         ("/process/apparmorProfile", "husk-test-profile"),
-        ("/process/selinuxLabel", "system_u:system_r:container_t:s0:c1,c2"),
-        ("/linux/mountLabel", "system_u:object_r:container_file_t:s0:c1,c2"),
+        (
+            "/process/selinuxLabel",
+            "system_u:system_r:container_t:s0:c1,c2",
+        ),
+        (
+            "/linux/mountLabel",
+            "system_u:object_r:container_file_t:s0:c1,c2",
+        ),
     ];
     for (pointer, label) in cases {
         let rt = Runtime::husk();
@@ -300,8 +345,20 @@ fn lsm_labels_without_the_lsm_on_the_host_fail_create_and_leave_nothing() {
 fn features_list_every_hook_kind_and_the_hosts_lsms() {
     let rt = Runtime::husk();
     let features: Value = serde_json::from_str(&rt.run_ok(&["features"])).unwrap();
-    let hooks: Vec<&str> = features["hooks"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
-    for kind in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+    let hooks: Vec<&str> = features["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
         assert!(hooks.contains(&kind), "{kind} missing from {hooks:?}");
     }
     assert_eq!(features["linux"]["apparmor"]["enabled"], false);
@@ -315,112 +372,44 @@ fn features_report_seccomp_and_the_libseccomp_version() {
     let seccomp = &features["linux"]["seccomp"];
     assert_eq!(seccomp["enabled"], true, "{seccomp}");
     let names = |key: &str| -> Vec<String> {
-        seccomp[key].as_array().unwrap_or_else(|| panic!("{key} in {seccomp}")).iter().map(|v| v.as_str().unwrap().to_string()).collect()
+        seccomp[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} in {seccomp}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
     };
-    assert!(names("actions").contains(&"SCMP_ACT_NOTIFY".to_string()), "{seccomp}");
-    assert!(names("operators").contains(&"SCMP_CMP_MASKED_EQ".to_string()), "{seccomp}");
-    assert!(names("archs").contains(&"SCMP_ARCH_X86_64".to_string()), "{seccomp}");
-    assert!(names("knownFlags").contains(&"SECCOMP_FILTER_FLAG_LOG".to_string()), "{seccomp}");
-    let version = features["annotations"]["io.github.seccomp.libseccomp.version"].as_str().unwrap();
+    assert!(
+        names("actions").contains(&"SCMP_ACT_NOTIFY".to_string()),
+        "{seccomp}"
+    );
+    assert!(
+        names("operators").contains(&"SCMP_CMP_MASKED_EQ".to_string()),
+        "{seccomp}"
+    );
+    assert!(
+        names("archs").contains(&"SCMP_ARCH_X86_64".to_string()),
+        "{seccomp}"
+    );
+    assert!(
+        names("knownFlags").contains(&"SECCOMP_FILTER_FLAG_LOG".to_string()),
+        "{seccomp}"
+    );
+    let version = features["annotations"]["io.github.seccomp.libseccomp.version"]
+        .as_str()
+        .unwrap();
     // Debian's package names the same version in its file name (libseccomp.so.2.5.4).
-    let lib = std::fs::read_dir("/usr/lib/x86_64-linux-gnu").unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned());
-    let so_versions: Vec<String> = lib.filter_map(|n| n.strip_prefix("libseccomp.so.").map(String::from)).collect();
-    assert!(so_versions.iter().any(|v| v == version), "{version} vs {so_versions:?}");
-}
-
-/// The kernel's `struct seccomp_notif` and `struct seccomp_notif_resp` (linux/seccomp.h).
-#[repr(C)]
-#[derive(Default)]
-struct SeccompNotif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-struct SeccompNotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const SECCOMP_IOCTL_NOTIF_RECV: u64 = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: u64 = 0xc018_2101;
-
-/// poll one fd; its revents, or 0 on timeout.
-fn poll_one(fd: i32, millis: i32) -> i16 {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, millis) };
-    if n > 0 { pfd.revents } else { 0 }
-}
-
-/// The payload and the fd of the agent protocol's one sendmsg (the rest of the JSON follows
-/// in plain reads until the runtime closes the connection).
-fn recv_state_and_fd(stream: &std::os::unix::net::UnixStream) -> (Value, i32) {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let mut buf = vec![0u8; 65536];
-    let mut cmsg = [0u64; 8];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: msghdr points at live buffers of the stated sizes.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    // SAFETY: as above.
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(n > 0, "recvmsg from husk: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
-    let fd = unsafe {
-        let hdr = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!hdr.is_null() && (*hdr).cmsg_type == libc::SCM_RIGHTS, "no SCM_RIGHTS from husk");
-        std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32)
-    };
-    let mut payload = buf[..n as usize].to_vec();
-    let mut rest = Vec::new();
-    let mut reader = stream;
-    reader.read_to_end(&mut rest).expect("read the rest of the process state");
-    payload.extend(rest);
-    (serde_json::from_slice(&payload).expect("process state JSON"), fd)
-}
-
-/// A seccomp agent on `listener`: takes the notify fd, then answers every notification with
-/// `-errno` until the filter has no users left. Returns the process state and the answer count.
-fn spawn_agent(listener: std::os::unix::net::UnixListener, errno: i32) -> std::thread::JoinHandle<(Value, usize)> {
-    use std::os::fd::AsRawFd;
-    std::thread::spawn(move || {
-        assert!(poll_one(listener.as_raw_fd(), 20_000) != 0, "husk never connected to the listener");
-        let (stream, _) = listener.accept().expect("accept");
-        let (state, fd) = recv_state_and_fd(&stream);
-        let mut answered = 0;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            let revents = poll_one(fd, 100);
-            if revents & libc::POLLIN != 0 {
-                let mut req = SeccompNotif::default();
-                // SAFETY: RECV fills a zeroed seccomp_notif of the right size.
-                if unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
-                    continue;
-                }
-                let resp = SeccompNotifResp { id: req.id, val: 0, error: -errno, flags: 0 };
-                // SAFETY: SEND reads one seccomp_notif_resp.
-                unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) };
-                answered += 1;
-            } else if revents & libc::POLLHUP != 0 {
-                break;
-            }
-        }
-        // SAFETY: the fd came to us by SCM_RIGHTS and is ours to close.
-        unsafe { libc::close(fd) };
-        (state, answered)
-    })
+    let lib = std::fs::read_dir("/usr/lib/x86_64-linux-gnu")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    let so_versions: Vec<String> = lib
+        .filter_map(|n| n.strip_prefix("libseccomp.so.").map(String::from))
+        .collect();
+    assert!(
+        so_versions.iter().any(|v| v == version),
+        "{version} vs {so_versions:?}"
+    );
 }
 
 #[test]
@@ -429,9 +418,11 @@ fn seccomp_notify_fd_reaches_the_agent_which_answers_mkdir() {
         let dir = TempDir::new("breadth-agent");
         let socket = dir.join("agent.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-        let agent = spawn_agent(listener, libc::EDQUOT);
+        let agent = seccomp_agent::spawn(listener, libc::EDQUOT, 1);
         let rt = Runtime::husk();
-        let mut bundle = sh_bundle("mkdir /dev/shm/made; echo rc=$?; test -d /dev/shm/made && echo exists || echo absent");
+        let mut bundle = sh_bundle(
+            "mkdir /dev/shm/made; echo rc=$?; test -d /dev/shm/made && echo exists || echo absent",
+        );
         let config = bundle.config_mut();
         config["process"]["noNewPrivileges"] = no_new_privs.into();
         config["linux"]["seccomp"] = json!({
@@ -443,15 +434,26 @@ fn seccomp_notify_fd_reaches_the_agent_which_answers_mkdir() {
         bundle.save();
         let out = run_fg(&rt, &bundle);
         let text = husk_e2e::output_text(&out);
-        assert_eq!(stdout_of(&out), "rc=1\nabsent\n", "nnp {no_new_privs}: {text}");
-        assert!(stderr_of(&out).contains("Disk quota exceeded"), "nnp {no_new_privs}: the agent's errno: {text}");
-        let (state, answered) = agent.join().expect("agent thread");
+        assert_eq!(
+            stdout_of(&out),
+            "rc=1\nabsent\n",
+            "nnp {no_new_privs}: {text}"
+        );
+        assert!(
+            stderr_of(&out).contains("Disk quota exceeded"),
+            "nnp {no_new_privs}: the agent's errno: {text}"
+        );
+        let (states, answered) = agent.join().expect("agent thread");
+        let state = &states[0];
         assert!(answered >= 1, "the agent answered nothing");
         assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
         assert_eq!(state["metadata"], "agent-metadata", "{state}");
         assert_eq!(state["state"]["id"], bundle.id(), "{state}");
         assert_eq!(state["state"]["status"], "creating", "{state}");
-        assert!(state["pid"].as_i64().unwrap() > 0 && state["pid"] == state["state"]["pid"], "{state}");
+        assert!(
+            state["pid"].as_i64().unwrap() > 0 && state["pid"] == state["state"]["pid"],
+            "{state}"
+        );
     }
 }
 
@@ -468,4 +470,68 @@ fn an_unreachable_seccomp_listener_fails_create_and_leaves_nothing() {
     let out = create(&rt, &bundle);
     assert_one_line_error(&out, "/nonexistent/agent.sock");
     assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn seccomp_notify_fd_of_an_exec_reaches_the_agent_too() {
+    let dir = TempDir::new("breadth-agent-exec");
+    let socket = dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let agent = seccomp_agent::spawn(listener, libc::ENOTUNIQ, 2);
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket,
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    bundle.save();
+    let pid = create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let out = rt.run(&[
+        "exec",
+        bundle.id(),
+        "sh",
+        "-c",
+        "mkdir /dev/shm/x 2>&1; echo rc=$?",
+    ]);
+    assert_eq!(
+        stdout_of(&out),
+        "mkdir: can't create directory '/dev/shm/x': Name not unique on network\nrc=1\n",
+        "{}",
+        husk_e2e::output_text(&out)
+    );
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    let (states, answered) = agent.join().expect("agent thread");
+    assert_eq!(answered, 1);
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(states[0]["pid"], pid);
+    assert_eq!(states[1]["state"]["status"], "running");
+    assert_ne!(states[1]["pid"], pid, "the exec'd process has its own pid");
+}
+
+#[test]
+fn time_offsets_work_with_a_new_user_namespace() {
+    let rt = Runtime::husk();
+    let mut bundle = sh_bundle("cut -d. -f1 /proc/uptime");
+    // The mapped root must reach the rootfs through the bundle directory.
+    std::fs::set_permissions(
+        bundle.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = bundle.config_mut();
+    let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.push(json!({ "type": "user" }));
+    namespaces.push(json!({ "type": "time" }));
+    config["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    config["linux"]["timeOffsets"] = json!({ "boottime": { "secs": 1_000_000 } });
+    bundle.save();
+    let inside: f64 = run_ok(&rt, &bundle).trim().parse().unwrap();
+    let host = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    assert!(
+        inside - host > 999_000.0,
+        "uptime inside {inside}, host {host}"
+    );
 }
