@@ -45,21 +45,31 @@ pub struct ExecLabels {
     pub selinux_label: Option<String>,
 }
 
+fn set(s: &Option<String>) -> Option<String> {
+    s.as_ref().filter(|s| !s.is_empty()).cloned()
+}
+
 /// The labels to apply, or why this host cannot honour the config. Empty strings mean unset.
 pub fn plan(spec: &Spec, host: HostLsm) -> Result<ExecLabels, LsmError> {
-    let set = |s: &Option<String>| s.as_ref().filter(|s| !s.is_empty()).cloned();
-    let process = spec.process().as_ref();
-    let apparmor_profile = process.and_then(|p| set(p.apparmor_profile()));
-    let selinux_label = process.and_then(|p| set(p.selinux_label()));
-    let mount_label = spec.linux().as_ref().and_then(|l| set(l.mount_label()));
+    let labels = match spec.process() {
+        Some(process) => plan_process(process, host)?,
+        None => ExecLabels::default(),
+    };
+    if let (Some(label), false) = (spec.linux().as_ref().and_then(|l| set(l.mount_label())), host.selinux) {
+        return Err(LsmError::NoSelinuxForMounts(label));
+    }
+    Ok(labels)
+}
+
+/// The labels of one process (the init's, or one `husk exec` runs).
+pub fn plan_process(process: &oci_spec::runtime::Process, host: HostLsm) -> Result<ExecLabels, LsmError> {
+    let apparmor_profile = set(process.apparmor_profile());
+    let selinux_label = set(process.selinux_label());
     if let (Some(profile), false) = (&apparmor_profile, host.apparmor) {
         return Err(LsmError::NoAppArmor(profile.clone()));
     }
     if let (Some(label), false) = (&selinux_label, host.selinux) {
         return Err(LsmError::NoSelinux(label.clone()));
-    }
-    if let (Some(label), false) = (&mount_label, host.selinux) {
-        return Err(LsmError::NoSelinuxForMounts(label.clone()));
     }
     Ok(ExecLabels { apparmor_profile, selinux_label })
 }

@@ -535,3 +535,20 @@ fn time_offsets_work_with_a_new_user_namespace() {
         "uptime inside {inside}, host {host}"
     );
 }
+
+#[test]
+fn exec_with_an_apparmor_profile_on_a_host_without_apparmor_is_refused() {
+    let rt = Runtime::husk();
+    let bundle = Bundle::new(&["sleep", "100"]);
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    let mut process = bundle.config()["process"].clone();
+    process["args"] = json!(["touch", "/dev/shm/ran"]);
+    process["apparmorProfile"] = "husk-exec-profile".into();
+    let file = bundle.path().join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = rt.run(&["exec", "--process", file.to_str().unwrap(), bundle.id()]);
+    assert_one_line_error(&out, "husk-exec-profile");
+    let check = rt.run(&["exec", bundle.id(), "test", "-e", "/dev/shm/ran"]);
+    assert_eq!(check.status.code(), Some(1), "the refused process ran");
+}

@@ -44,6 +44,7 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     let spec = crate::config::load(&saved.bundle)?;
     let process = build_process(&spec, opts)?;
+    let exec_labels = crate::lsm::plan_process(&process, crate::lsm::HostLsm::detect())?;
     let console_socket = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
         (Some(path), true) => Some(OwnedFd::from(
             std::os::unix::net::UnixStream::connect(path).ctx("connect to console socket", path.display())?,
@@ -62,6 +63,7 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         console_socket,
         lock_fd: dir.lock_fd(),
         preserve_fds: opts.preserve_fds,
+        exec_labels,
     };
     let (mut chan, child_chan) = sync::pair()?;
     let for_children = namespaces::ForChildren::enter(&ns_list)?;

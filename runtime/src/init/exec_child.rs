@@ -18,6 +18,7 @@ pub struct ExecPlan {
     pub lock_fd: RawFd,
     pub preserve_fds: i32,
     pub in_userns: bool,
+    pub exec_labels: crate::lsm::ExecLabels,
 }
 
 pub fn run(plan: ExecPlan, mut chan: Channel) -> ! {
@@ -58,6 +59,9 @@ fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> In
         return e.into();
     }
     drop(chan);
+    if let Err(e) = crate::lsm::apply_exec_labels(&plan.exec_labels) {
+        return e.into();
+    }
     let late = super::loads_late(&plan.process, plan.seccomp.as_ref());
     if let (true, Some(seccomp)) = (late, &plan.seccomp) {
         if let Err(e) = seccomp.load() {
