@@ -108,30 +108,32 @@ impl Podman {
         std::fs::write(self.conf_path(), conf).expect("containers.conf written");
     }
 
-    fn conf_path(&self) -> PathBuf {
+    /// The containers.conf every command must see (in CONTAINERS_CONF).
+    pub fn conf_path(&self) -> PathBuf {
         self.dir.join("containers.conf")
     }
 
-    /// `podman <isolation flags> <args>`.
+    /// The flags before the subcommand that keep this podman apart from any other.
+    pub fn global_args(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        let runtime = self.runtime.display();
+        [
+            format!("--root={d}/root"),
+            format!("--runroot={d}/runroot"),
+            format!("--tmpdir={d}/tmp"),
+            "--storage-driver=overlay".to_string(),
+            "--cgroup-manager=cgroupfs".to_string(),
+            "--events-backend=file".to_string(),
+            format!("--runtime={runtime}"),
+        ]
+        .into()
+    }
+
+    /// `podman <global_args> <args>`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let d = self.dir.path();
         let mut cmd = Command::new("podman");
         cmd.env("CONTAINERS_CONF", self.conf_path())
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args([
-                "--storage-driver",
-                "overlay",
-                "--cgroup-manager",
-                "cgroupfs",
-            ])
-            .args(["--events-backend", "file"])
-            .arg("--runtime")
-            .arg(&self.runtime)
+            .args(self.global_args())
             .args(args);
         cmd
     }
@@ -193,8 +195,11 @@ impl Podman {
         );
     }
 
-    fn all_ids(&self) -> Vec<String> {
-        let out = self.run(&["ps", "-aq", "--no-trunc"]);
+    /// Full ids that `podman <list...> -q --no-trunc` prints.
+    fn ids(&self, list: &[&str]) -> Vec<String> {
+        let mut args = list.to_vec();
+        args.extend(["-q", "--no-trunc"]);
+        let out = self.run(&args);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.trim().to_string())
@@ -211,10 +216,16 @@ fn mounts_mentioning(dir: &Path, id: &str) -> bool {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let ids = self.all_ids();
-        let out = self.run(&["rm", "-af", "-t", "0"]);
-        if !out.status.success() {
-            eprintln!("husk-e2e: podman rm -af: {}", output_text(&out));
+        let ids = self.ids(&["ps", "-a"]);
+        let pods = self.ids(&["pod", "ps"]);
+        for rm in [
+            &["pod", "rm", "-af", "-t", "0"][..],
+            &["rm", "-af", "-t", "0"],
+        ] {
+            let out = self.run(rm);
+            if !out.status.success() {
+                eprintln!("husk-e2e: podman {rm:?}: {}", output_text(&out));
+            }
         }
         // conmon and podman's cleanup processes name our dir in their command lines.
         let dir = self.dir.path().to_string_lossy().into_owned();
@@ -232,6 +243,10 @@ impl Drop for Podman {
                 eprintln!("husk-e2e: removing leftover {}", state.display());
                 let _ = std::fs::remove_dir_all(&state);
             }
+        }
+        // A pod's cgroup holds its containers' cgroups.
+        for pod in &pods {
+            remove_cgroup(&format!("{CGROUP_PARENT}/{pod}"));
         }
         // TempDir's drop unmounts the overlay layers and podman's shm mounts below it.
     }
