@@ -552,3 +552,14 @@ fn exec_with_an_apparmor_profile_on_a_host_without_apparmor_is_refused() {
     let check = rt.run(&["exec", bundle.id(), "test", "-e", "/dev/shm/ran"]);
     assert_eq!(check.status.code(), Some(1), "the refused process ran");
 }
+
+#[test]
+fn an_exec_gets_the_containers_personality_too() {
+    let rt = Runtime::husk();
+    let mut bundle = Bundle::new(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["personality"] = json!({ "domain": "LINUX32" });
+    bundle.save();
+    create_ok(&rt, &bundle);
+    rt.run_ok(&["start", bundle.id()]);
+    assert_eq!(rt.run_ok(&["exec", bundle.id(), "uname", "-m"]), "i686\n");
+}

@@ -64,6 +64,7 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         lock_fd: dir.lock_fd(),
         preserve_fds: opts.preserve_fds,
         exec_labels,
+        personality: linux.and_then(|l| l.personality().clone()),
     };
     let (mut chan, child_chan) = sync::pair()?;
     let for_children = namespaces::ForChildren::enter(&ns_list)?;

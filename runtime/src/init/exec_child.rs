@@ -19,6 +19,8 @@ pub struct ExecPlan {
     pub preserve_fds: i32,
     pub in_userns: bool,
     pub exec_labels: crate::lsm::ExecLabels,
+    /// linux.personality of the container: an exec'd process gets it too (as in runc).
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
 }
 
 pub fn run(plan: ExecPlan, mut chan: Channel) -> ! {
@@ -44,6 +46,9 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
     super::join_namespaces(&plan.namespaces)?;
     if plan.process.terminal().unwrap_or(false) {
         nix::unistd::setsid().ctx("setsid", "exec process")?;
+    }
+    if let Some(personality) = &plan.personality {
+        super::sched::set_personality(personality)?;
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     prepare_credentials(&plan.process, console, None, plan.in_userns, plan.seccomp.as_ref(), chan)
