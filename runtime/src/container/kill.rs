@@ -24,6 +24,11 @@ pub fn kill(global: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
 /// Signal every process in the container's cgroup. For SIGKILL the cgroup is frozen first so
 /// that nothing forks between listing and killing (as runc does), then thawed.
 pub fn signal_all(cgroup: &crate::cgroups::Cgroup, signo: i32) -> Result<()> {
+    // An empty cgroup (the usual case at delete, once the init has exited) has nobody left to
+    // fork: skip the freeze/thaw, which flips the kernel's freezer static key on every CPU.
+    if cgroup.pids().is_ok_and(|pids| pids.is_empty()) {
+        return Ok(());
+    }
     let freeze = signo == libc::SIGKILL && cgroup.freeze().is_ok();
     let result = cgroup.pids().map_err(Error::from).and_then(|pids| {
         for pid in pids {
