@@ -212,7 +212,12 @@ impl Container {
             return Err(Error::ProcessFinished(self.id.clone()));
         }
         if exec_id.is_empty() {
-            return self.runtime.kill(&self.id, signal, all);
+            self.runtime.kill(&self.id, signal, all)?;
+            // A frozen process cannot act on SIGKILL: thaw it so the kill lands.
+            if state == ProcessState::Paused && signal == libc::SIGKILL as u32 {
+                let _ = self.runtime.resume(&self.id);
+            }
+            return Ok(());
         }
         if pid == 0 {
             return Err(Error::InvalidTransition {
@@ -268,6 +273,7 @@ impl Container {
         procs
             .get_mut(&self.id, exec_id)?
             .apply(Transition::Delete)?;
+        self.exited.notify_all();
         let p = procs
             .execs
             .remove(exec_id)
