@@ -142,6 +142,33 @@ impl Container {
         Ok(Created { container, pid })
     }
 
+    /// A container whose init (pid `pid`) exists only in the shim's tables: for tests of the
+    /// service's own logic, which must not run a runtime.
+    #[cfg(test)]
+    pub fn for_test(id: &str, pid: u32) -> Container {
+        let mut init = Process::new(id, "", StdioPaths::default());
+        init.pid = pid;
+        Container {
+            id: id.to_string(),
+            namespace: "test".to_string(),
+            bundle: PathBuf::from("/nonexistent"),
+            runtime: Runtime {
+                binary: "false".into(),
+                root: "/nonexistent".into(),
+                log: "/nonexistent".into(),
+                systemd_cgroup: false,
+            },
+            options: RuntimeOptions::default(),
+            rootfs_mounted: false,
+            processes: Mutex::new(Processes {
+                init,
+                execs: HashMap::new(),
+            }),
+            exited: Condvar::new(),
+            oom: Mutex::new(None),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Processes> {
         self.processes.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -43,6 +43,15 @@ impl EventSender {
     }
 }
 
+#[cfg(test)]
+impl EventSender {
+    /// A sender whose events the test reads back instead of publishing.
+    pub fn for_test() -> (EventSender, Receiver<Event>) {
+        let (tx, rx) = channel();
+        (EventSender { tx }, rx)
+    }
+}
+
 pub fn start_publisher(address: String, namespace: String) -> EventSender {
     let (tx, rx) = channel();
     std::thread::spawn(move || publish_loop(&address, &namespace, rx));

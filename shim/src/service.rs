@@ -504,3 +504,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
