@@ -377,6 +377,47 @@ fn init_and_pod_share_namespaces(p: &Podman) {
 under_husk_and_runc!(init_and_pod_share_namespaces, init_and_pod_share_namespaces);
 
 #[test]
+fn containers_conf_names_husk_the_default_runtime() {
+    let p = Podman::husk_by_name();
+    let info = p.ok(&[
+        "info",
+        "--format",
+        "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}",
+    ]);
+    assert_eq!(
+        info.trim(),
+        format!("husk {}", husk_e2e::husk_bin().display())
+    );
+    assert_eq!(
+        p.ok(&["run", "--rm", IMAGE, "echo", "by name"]),
+        "by name\n"
+    );
+    // A restart policy: podman's cleanup process (started by conmon, configured by the same
+    // containers.conf) creates and starts the container again through husk.
+    let id = p.run_detached(
+        "again",
+        &[
+            "--restart",
+            "on-failure:2",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo run; exit 1",
+        ],
+    );
+    let mut last = String::new();
+    let done = husk_e2e::wait_until(Duration::from_secs(20), || {
+        last = p.inspect("again", "{{.RestartCount}} {{.State.Status}}");
+        last == "2 exited"
+    });
+    assert!(done, "restarts: {last}");
+    assert_eq!(p.ok(&["logs", "again"]), "run\nrun\nrun\n");
+    assert_eq!(p.inspect("again", "{{.OCIRuntime}}"), "husk");
+    p.ok(&["rm", "again"]);
+    p.assert_gone(&id);
+}
+
+#[test]
 fn husk_is_the_runtime_podman_ran() {
     let p = Podman::new(Oci::Husk);
     p.run_detached("who", &[IMAGE, "sleep", "1000"]);

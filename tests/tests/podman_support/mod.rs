@@ -54,11 +54,24 @@ impl Oci {
 pub struct Podman {
     oci: Oci,
     runtime: PathBuf,
+    /// The runtime is named in containers.conf (as an operator sets it up), not by --runtime.
+    by_name: bool,
     dir: TempDir,
 }
 
 impl Podman {
+    /// A podman that is given the runtime's path with --runtime on every command.
     pub fn new(oci: Oci) -> Podman {
+        Podman::build(oci, false)
+    }
+
+    /// A podman whose containers.conf makes husk the default runtime: `[engine] runtime =
+    /// "husk"` and its path in `[engine.runtimes]`.
+    pub fn husk_by_name() -> Podman {
+        Podman::build(Oci::Husk, true)
+    }
+
+    fn build(oci: Oci, by_name: bool) -> Podman {
         assert!(
             Path::new("/usr/bin/podman").is_file(),
             "podman is not installed: apt-get install podman (tests/run.sh does)"
@@ -66,6 +79,7 @@ impl Podman {
         let podman = Podman {
             oci,
             runtime: oci.bin(),
+            by_name,
             dir: TempDir::new("podman"),
         };
         podman.write_conf();
@@ -89,6 +103,15 @@ impl Podman {
     /// the cleanup process conmon runs on exit) must agree on.
     fn write_conf(&self) {
         let d = self.dir.path().display();
+        let (default, table) = if self.by_name {
+            let path = self.runtime.display();
+            (
+                "runtime = \"husk\"\n",
+                format!("[engine.runtimes]\nhusk = [\"{path}\"]\n"),
+            )
+        } else {
+            ("", String::new())
+        };
         // Podman's default rlimits (nofile and nproc 1048576) would raise the hard limits,
         // which needs CAP_SYS_RESOURCE: missing from this machine's bounding set, so runc
         // fails on them too. The file lock type keeps the locks in our tmpdir instead of
@@ -102,8 +125,10 @@ impl Podman {
              cgroup_manager = \"cgroupfs\"\n\
              events_logger = \"file\"\n\
              lock_type = \"file\"\n\
+             {default}\
              [network]\n\
-             network_config_dir = \"{d}/networks\"\n"
+             network_config_dir = \"{d}/networks\"\n\
+             {table}"
         );
         std::fs::write(self.conf_path(), conf).expect("containers.conf written");
     }
@@ -124,9 +149,10 @@ impl Podman {
             "--storage-driver=overlay".to_string(),
             "--cgroup-manager=cgroupfs".to_string(),
             "--events-backend=file".to_string(),
-            format!("--runtime={runtime}"),
         ]
-        .into()
+        .into_iter()
+        .chain((!self.by_name).then(|| format!("--runtime={runtime}")))
+        .collect()
     }
 
     /// `podman <global_args> <args>`.
