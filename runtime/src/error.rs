@@ -30,8 +30,9 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
+    /// Boxed: SeccompError is large, and every Result of husk carries this enum.
     #[error(transparent)]
-    Seccomp(#[from] crate::seccomp::SeccompError),
+    Seccomp(Box<crate::seccomp::SeccompError>),
     #[error("container init: {0}")]
     Init(String),
     #[error("exec in container {id}: {msg}")]
@@ -40,6 +41,12 @@ pub enum Error {
     CorruptState { path: String, why: String },
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+}
+
+impl From<crate::seccomp::SeccompError> for Error {
+    fn from(e: crate::seccomp::SeccompError) -> Self {
+        Error::Seccomp(Box::new(e))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -37,7 +37,7 @@ fn run(
     state_json: &str,
     status: Status,
 ) -> Result<(), HookError> {
-    if !hooks.is_some_and(|h| !h.is_empty()) {
+    if hooks.map_or(true, Vec::is_empty) {
         return Ok(());
     }
     let state = state_for(state_json, status).ok_or(HookError::NoState { kind })?;
