@@ -37,11 +37,9 @@ fn run(
     state_json: &str,
     status: Status,
 ) -> Result<(), HookError> {
-    if hooks.map_or(true, Vec::is_empty) {
-        return Ok(());
-    }
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else { return Ok(()) };
     let state = state_for(state_json, status).ok_or(HookError::NoState { kind })?;
-    hooks::run_all(kind, hooks, &state)
+    hooks::run_all(kind, Some(hooks), &state)
 }
 
 /// Whether the config has any hook that needs the parent's help during create: the parent's
