@@ -24,6 +24,19 @@ fn how(flags: OFlag) -> OpenHow {
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
+/// openat2 fails with EAGAIN when a rename or mount anywhere on the host raced a `..` lookup
+/// under RESOLVE_IN_ROOT (the kernel cannot prove the walk stayed inside). Retrying is the
+/// documented answer; with other containers being set up at the same time the race is common.
+fn open_resolved(root: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match openat2(root, path, how(flags)) {
+            Err(Errno::EAGAIN) if tries < 128 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// `/a/b/c` → `a/b/c`, with `.` dropped; `..` is left to openat2, which keeps it in the root.
 pub fn relative(path: &Path) -> PathBuf {
     path.components()
@@ -44,7 +57,7 @@ const MAX_SYMLINKS: u32 = 40;
 fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32) -> Result<OwnedFd, SysError> {
     let rel = relative(path);
     let target = if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel.clone() };
-    match openat2(root, &target, how(OFlag::O_PATH)) {
+    match open_resolved(root, &target, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) if create != Create::Nothing => {}
         Err(errno) => return Err(SysError::new("resolve in rootfs", path.display(), errno)),
@@ -56,7 +69,7 @@ fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32)
     let mut done = PathBuf::new();
     for (i, part) in parts.iter().enumerate() {
         let candidate = done.join(part);
-        match openat2(root, &candidate, how(OFlag::O_PATH)) {
+        match open_resolved(root, &candidate, OFlag::O_PATH) {
             Ok(_) => {
                 done = candidate;
                 continue;
@@ -65,7 +78,7 @@ fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32)
             Err(errno) => return Err(SysError::new("resolve in rootfs", candidate.display(), errno)),
         }
         let parent_path = if done.as_os_str().is_empty() { PathBuf::from(".") } else { done.clone() };
-        let parent = openat2(root, &parent_path, how(OFlag::O_DIRECTORY | OFlag::O_RDONLY))
+        let parent = open_resolved(root, &parent_path, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
             .ctx("open directory in rootfs", parent_path.display())?;
         if let Ok(link) = nix::fcntl::readlinkat(parent.as_fd(), part.as_os_str()) {
             let rest: PathBuf = parts[i + 1..].iter().collect();
@@ -77,7 +90,7 @@ fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32)
         make_entry(parent.as_fd(), part.as_os_str(), if last { create } else { Create::Dir }, &candidate)?;
         done = candidate;
     }
-    openat2(root, &target, how(OFlag::O_PATH)).ctx("resolve in rootfs", path.display())
+    open_resolved(root, &target, OFlag::O_PATH).ctx("resolve in rootfs", path.display())
 }
 
 fn make_entry(parent: BorrowedFd, name: &std::ffi::OsStr, kind: Create, shown: &Path) -> Result<(), SysError> {
