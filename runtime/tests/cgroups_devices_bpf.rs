@@ -264,3 +264,96 @@ fn attaching_to_a_missing_cgroup_names_it() {
     assert!(matches!(err, DeviceFilterError::Open { .. }), "{err}");
     assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
 }
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The container's cgroup seen from the host: whatever is left in it is killed and it is removed.
+struct HostCgroup(PathBuf);
+
+impl Drop for HostCgroup {
+    fn drop(&mut self) {
+        for pid in fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default().lines() {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let _ = TestCgroup(self.0.clone());
+    }
+}
+
+/// A busybox bundle whose process mknods a loop device node (b 7:0, in no default rule) and
+/// reports which devices it could open.
+fn loop_probe_bundle(dir: &Path, cgroups_path: &str) -> serde_json::Value {
+    let rootfs = dir.join("rootfs");
+    for sub in ["bin", "proc", "dev", "sys", "tmp"] {
+        fs::create_dir_all(rootfs.join(sub)).unwrap();
+    }
+    fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "mknod", "true"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let husk = env!("CARGO_BIN_EXE_husk");
+    let out = Command::new(husk).arg("spec").current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "husk spec: {}", String::from_utf8_lossy(&out.stderr));
+    let mut config: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    let probe = "mknod /tmp/loop0 b 7 0 && echo mknod-ok; (true </tmp/loop0) 2>&1 && echo loop-ok; (true </dev/zero) && echo zero-ok";
+    config["process"]["args"] = serde_json::json!(["sh", "-c", probe]);
+    for set in ["bounding", "effective", "permitted"] {
+        config["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_MKNOD".into());
+    }
+    config["root"] = serde_json::json!({ "path": "rootfs", "readonly": false });
+    config["linux"]["cgroupsPath"] = cgroups_path.into();
+    config
+}
+
+/// `husk run` in a private mount namespace where /sys/fs/cgroup is the cgroup2 mount alone:
+/// husk sees a pure v2 host (Layout::V2) and must enforce device rules with the BPF program.
+#[test]
+fn husk_run_on_a_v2_only_mount_enforces_device_rules() {
+    if !usable() || Command::new("unshare").arg("--help").output().is_err() {
+        return;
+    }
+    let name = unique();
+    let tmp = TempDir(std::env::temp_dir().join(&name));
+    let bundle = tmp.0.join("bundle");
+    let root = tmp.0.join("state");
+    fs::create_dir_all(&bundle).unwrap();
+    let mut config = loop_probe_bundle(&bundle, &format!("/{name}"));
+    let _cgroup = HostCgroup(Path::new(UNIFIED).join(&name));
+    let script = format!(
+        "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec {} --root {} run {name}",
+        env!("CARGO_BIN_EXE_husk"),
+        root.display()
+    );
+    let deny_all = serde_json::json!([{ "allow": false, "access": "rwm" }]);
+    let allow_all = serde_json::json!([{ "allow": true, "access": "rwm" }]);
+    let deny_loop_read =
+        serde_json::json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "b", "major": 7, "access": "r" }]);
+    for (rules, loop_ok) in [(deny_all, false), (allow_all, true), (deny_loop_read, false)] {
+        config["linux"]["resources"] = serde_json::json!({ "devices": rules });
+        fs::write(bundle.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+        let _ = fs::remove_file(bundle.join("rootfs/tmp/loop0"));
+        let out = Command::new("timeout")
+            .args(["60", "unshare", "-m", "--propagation", "private", "sh", "-c", &script])
+            .current_dir(&bundle)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let context = format!("{rules}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{context}");
+        assert!(stdout.contains("mknod-ok") && stdout.contains("zero-ok"), "{context}");
+        assert_eq!(stdout.contains("loop-ok"), loop_ok, "{context}");
+        if !loop_ok {
+            assert!(stdout.contains("can't open /tmp/loop0: Operation not permitted"), "{context}");
+        }
+        assert!(!Path::new(UNIFIED).join(&name).exists(), "husk run removes the cgroup: {context}");
+    }
+}
