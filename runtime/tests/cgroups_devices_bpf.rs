@@ -182,6 +182,24 @@ fn children_of_the_cgroup_are_filtered_too() {
     drop(nested);
 }
 
+/// The kernel asks once for read|write on an O_RDWR open: a deny of "r" alone must refuse it
+/// (v1 does; runc's program would let it through).
+#[test]
+fn read_write_open_is_refused_by_a_deny_of_read() {
+    if !usable() {
+        return;
+    }
+    let cg = TestCgroup::new();
+    let mut shell = Shell::spawn();
+    cg.add(shell.pid());
+    let rules = [dev(true, LinuxDeviceType::A, None, None, "rwm"), dev(false, LinuxDeviceType::C, Some(1), Some(3), "r")];
+    devices_bpf::attach_device_filter(&cg.0, &program(&rules)).unwrap();
+    assert!(!shell.can("<>", "/dev/null"), "O_RDWR");
+    assert!(!shell.can("<", "/dev/null"));
+    assert!(shell.can(">", "/dev/null"));
+    assert!(shell.can("<>", "/dev/zero"));
+}
+
 /// The whole path a v2 host takes: Cgroup::create, apply with device rules, add_process,
 /// apply again (update), destroy.
 #[test]
