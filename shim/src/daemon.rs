@@ -1,8 +1,8 @@
 //! The long-lived shim process (no action on the command line). The containerd-shim crate's
 //! own daemon serves only `containerd.task.v3.Task`, but containerd 1.6 calls
 //! `containerd.task.v2.Task` (same messages, older package name), so the daemon is ours: it
-//! serves both names from one service, with as few threads as ttrpc allows, and folds reaping
-//! and exit routing into the one signal thread.
+//! serves both names from one service, with as few threads as ttrpc allows, and folds reaping,
+//! exit routing and OOM watching into its main thread.
 
 use std::collections::HashMap;
 use std::os::fd::IntoRawFd;
@@ -16,11 +16,10 @@ use containerd_shim::protos::ttrpc::{MethodHandler, Server};
 use containerd_shim::util::write_address;
 use containerd_shim::{Flags, Task};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGPIPE, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use crate::events::start_publisher;
-use crate::service::{Service, TaskService};
+use crate::mainloop::MainLoop;
+use crate::service::{DaemonHooks, Service, TaskService};
 
 type Methods = HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
 
@@ -68,8 +67,8 @@ pub fn run(flags: Flags) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    let signals = Signals::new([SIGTERM, SIGINT, SIGPIPE, SIGCHLD])
-        .map_err(|e| format!("failed to set up signals: {e}"))?;
+    let (main_loop, loop_fds) =
+        MainLoop::new().map_err(|e| format!("failed to set up signals: {e}"))?;
     crate::logger::init(flags.debug);
     let Some(listener) =
         bind(&flags.socket).map_err(|e| format!("failed to bind {}: {e}", flags.socket))?
@@ -81,9 +80,13 @@ pub fn run(flags: Flags) -> Result<(), String> {
     let ttrpc_address =
         std::env::var("TTRPC_ADDRESS").map_err(|_| "TTRPC_ADDRESS is not set".to_string())?;
     let events = start_publisher(ttrpc_address, flags.namespace.clone());
-    // Shutdown ends the signal loop below, which runs on this (the main) thread.
-    let handle = signals.handle();
-    let service = Service::new(&flags.namespace, events, Box::new(move || handle.close()));
+    // Shutdown ends the loop below, which runs on this (the main) thread.
+    let (quit, oom) = (Arc::clone(&main_loop), Arc::clone(&main_loop));
+    let hooks = DaemonHooks {
+        shutdown: Box::new(move || quit.quit()),
+        watch_oom: Box::new(move |eventfd, watch| oom.add_oom(eventfd, watch)),
+    };
+    let service = Service::new(&flags.namespace, events, hooks);
     let methods = task_methods(Arc::new(TaskService(Arc::clone(&service))));
     let mut server = Server::new()
         .set_thread_count_default(2)
@@ -96,7 +99,7 @@ pub fn run(flags: Flags) -> Result<(), String> {
         .start()
         .map_err(|e| format!("failed to start ttrpc server: {e}"))?;
     server_started();
-    handle_signals(signals, &service);
+    main_loop.run(loop_fds, || reap(&service));
     server.shutdown();
     let _ = std::fs::remove_file(socket_path(&flags.socket));
     Ok(())
@@ -108,22 +111,17 @@ fn server_started() {
     unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
 }
 
-/// Reaps every child on SIGCHLD: runtime commands wake their waiter through the crate's
-/// monitor, container processes go to the service.
-fn handle_signals(mut signals: Signals, service: &Service) {
-    for signal in signals.forever() {
-        if signal != SIGCHLD {
-            continue;
-        }
-        loop {
-            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), 128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
-                Ok(_) | Err(_) => continue,
-            };
-            let _ = monitor_notify_by_pid(pid, status);
-            service.on_exit(pid, status);
-        }
+/// Reaps every exited child: runtime commands wake their waiter through the crate's monitor,
+/// container processes go to the service.
+fn reap(service: &Service) {
+    loop {
+        let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), 128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
+            Ok(_) | Err(_) => continue,
+        };
+        let _ = monitor_notify_by_pid(pid, status);
+        service.on_exit(pid, status);
     }
 }

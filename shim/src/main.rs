@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod logbinary;
 mod logger;
+mod mainloop;
 mod mount;
 mod oom;
 mod options;

@@ -26,6 +26,11 @@ pub struct OomWatch {
 }
 
 impl OomWatch {
+    /// The cgroup was removed (its eventfd fires one last time then).
+    pub fn gone(&self) -> bool {
+        !self.control_path.exists()
+    }
+
     /// Publishes TaskOOM once per new `oom_kill` count. The exit path calls it too, before
     /// TaskExit: the v1 notification is skipped when another task holds the memcg's OOM lock,
     /// and CRI needs the OOM event before the exit to say "OOMKilled".
@@ -42,7 +47,7 @@ impl OomWatch {
     }
 }
 
-pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<Arc<OomWatch>> {
+pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, File)> {
     let proc_path = format!("/proc/{pid}/cgroup");
     let text =
         fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
@@ -66,13 +71,15 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<Arc<OomWatch>> {
         ));
     }
     // SAFETY: efd is a fresh fd that nothing else owns.
-    let mut eventfd = unsafe { File::from_raw_fd(efd) };
+    let eventfd = unsafe { File::from_raw_fd(efd) };
     let register = dir.join("cgroup.event_control");
     fs::write(
         &register,
         format!("{} {}", eventfd.as_raw_fd(), control.as_raw_fd()),
     )
     .map_err(Error::io("register oom eventfd", &register))?;
+    // The eventfd stays registered as long as it is open; the control fd is not needed after.
+    drop(control);
     let reported = Arc::new(AtomicU64::new(oom_kill_count(&control_path)));
     let watch = Arc::new(OomWatch {
         id: id.to_string(),
@@ -80,19 +87,17 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<Arc<OomWatch>> {
         reported,
         events,
     });
-    let thread_watch = Arc::clone(&watch);
+    Ok((watch, eventfd))
+}
+
+/// Without the daemon's main loop (the crate's own daemon path): one blocked thread.
+pub fn spawn_reader(mut eventfd: File, watch: Arc<OomWatch>) {
     std::thread::spawn(move || {
         let mut count = [0u8; 8];
-        while eventfd.read_exact(&mut count).is_ok() {
-            // The last notification comes when the cgroup goes away.
-            if !thread_watch.control_path.exists() {
-                break;
-            }
-            thread_watch.check();
+        while eventfd.read_exact(&mut count).is_ok() && !watch.gone() {
+            watch.check();
         }
-        drop(control);
     });
-    Ok(watch)
 }
 
 fn oom_control(path: &Path) -> String {

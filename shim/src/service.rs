@@ -33,8 +33,15 @@ pub struct Service {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     router: Arc<ExitRouter>,
     events: EventSender,
+    hooks: DaemonHooks,
+}
+
+/// What the service asks of the process around it.
+pub struct DaemonHooks {
     /// Ends the daemon (Shutdown with no container left).
-    shutdown: Box<dyn Fn() + Send + Sync>,
+    pub shutdown: Box<dyn Fn() + Send + Sync>,
+    /// Takes a started container's OOM eventfd to wait on.
+    pub watch_oom: Box<dyn Fn(std::fs::File, Arc<crate::oom::OomWatch>) + Send + Sync>,
 }
 
 fn now() -> Timestamp {
@@ -42,17 +49,13 @@ fn now() -> Timestamp {
 }
 
 impl Service {
-    pub fn new(
-        namespace: &str,
-        events: EventSender,
-        shutdown: Box<dyn Fn() + Send + Sync>,
-    ) -> Arc<Service> {
+    pub fn new(namespace: &str, events: EventSender, hooks: DaemonHooks) -> Arc<Service> {
         Arc::new(Service {
             namespace: namespace.to_string(),
             containers: Mutex::new(HashMap::new()),
             router: Arc::new(ExitRouter::default()),
             events,
-            shutdown,
+            hooks,
         })
     }
 
@@ -208,7 +211,10 @@ impl Service {
             }
             let pid = self.finish_start(&c, "")?;
             match crate::oom::watch(&c.id, pid, self.events.clone()) {
-                Ok(watch) => *c.oom.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch),
+                Ok((watch, eventfd)) => {
+                    *c.oom.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&watch));
+                    (self.hooks.watch_oom)(eventfd, watch);
+                }
                 Err(err) => log::warn!("no oom events for {}: {err}", c.id),
             }
             return Ok(StartResponse {
@@ -402,7 +408,7 @@ impl Service {
 
     fn do_shutdown(&self) {
         if self.table().is_empty() {
-            (self.shutdown)();
+            (self.hooks.shutdown)();
         }
     }
 }

@@ -11,7 +11,11 @@ use crate::events::Event;
 
 fn service_with(id: &str, pid: u32) -> (Arc<Service>, Arc<Container>, Receiver<Event>) {
     let (events, rx) = EventSender::for_test();
-    let service = Service::new("test", events, Box::new(|| {}));
+    let hooks = DaemonHooks {
+        shutdown: Box::new(|| {}),
+        watch_oom: Box::new(|_, _| {}),
+    };
+    let service = Service::new("test", events, hooks);
     let c = Arc::new(Container::for_test(id, pid));
     service.table().insert(id.to_string(), Arc::clone(&c));
     let owner = Owner {

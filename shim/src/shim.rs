@@ -17,7 +17,7 @@ use crate::container::read_pid_file;
 use crate::events::start_publisher;
 use crate::options::RuntimeOptions;
 use crate::runtime::Runtime;
-use crate::service::{Service, TaskService};
+use crate::service::{DaemonHooks, Service, TaskService};
 
 const FEATURES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/features/Features";
 
@@ -183,11 +183,11 @@ impl Shim for HuskShim {
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let events = start_publisher(address, self.namespace.clone());
         let exit = Arc::clone(&self.exit);
-        TaskService(Service::new(
-            &self.namespace,
-            events,
-            Box::new(move || exit.signal()),
-        ))
+        let hooks = DaemonHooks {
+            shutdown: Box::new(move || exit.signal()),
+            watch_oom: Box::new(crate::oom::spawn_reader),
+        };
+        TaskService(Service::new(&self.namespace, events, hooks))
     }
 }
 
