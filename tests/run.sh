@@ -3,7 +3,8 @@
 # Needs root (namespaces, cgroups, containerd). Usage: sudo bash tests/run.sh [cargo test args...]
 # Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
 # HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
-# HUSK_TEST_TIMEOUT (default 25m) for the whole test run. Extra args go to cargo test, e.g.
+# HUSK_TEST_BINARY_TIMEOUT (default 8m) per test binary, HUSK_TEST_TIMEOUT (default 25m) for
+# the whole test run. Extra args go to cargo test, e.g.
 # `bash tests/run.sh -- --skip husk_under_go_shim` (the whole workspace is always tested).
 set -euo pipefail
 
@@ -59,7 +60,11 @@ log "build took $((SECONDS - start))s; running tests with RUST_TEST_THREADS=$RUS
 
 test_start=$SECONDS
 status=0
-# A hung test must not eat CI's budget: the whole run gets HUSK_TEST_TIMEOUT (default 25m).
+# A hung test must not eat CI's budget: each test binary runs under tests/test-runner.sh
+# (HUSK_TEST_BINARY_TIMEOUT, default 8m), and the whole run gets HUSK_TEST_TIMEOUT (default 25m).
+host=$(rustc -vV | sed -n 's/^host: //p')
+runner_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUNNER"
+export "$runner_var=$PWD/tests/test-runner.sh"
 timeout --kill-after=30s "${HUSK_TEST_TIMEOUT:-25m}" \
     cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 if ((status == 124)); then
