@@ -54,7 +54,8 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     let device_program = plan_device_program(cg, res)?;
     let unified_controllers = cg.unified_controllers()?;
     let mut plan = Vec::new();
-    for c in Controller::APPLY_ORDER.into_iter().filter(|c| requests(res, *c)) {
+    let by_program = |c: &Controller| *c == Controller::Devices && device_program.is_some();
+    for c in Controller::APPLY_ORDER.into_iter().filter(|c| requests(res, *c) && !by_program(c)) {
         plan.push(plan_controller(cg, res, c, &unified_controllers)?);
     }
     if let Some(map) = res.unified().as_ref().filter(|m| !m.is_empty()) {
@@ -94,10 +95,11 @@ fn attach_device_program(dir: &Path, filter: &DeviceFilter) -> Result<(), Cgroup
     }
 }
 
-/// On a v2 host device rules are a BPF program on the unified cgroup; it is built (and the
-/// rules checked) before anything is written. `None` where v1 takes them or none are given.
+/// Without a v1 devices hierarchy (a v2 host, or a hybrid one that left devices unmounted),
+/// device rules are a BPF program on the unified cgroup; it is built (and the rules checked)
+/// before anything is written. `None` where v1 takes them or none are given.
 fn plan_device_program(cg: &Cgroup, res: &LinuxResources) -> Result<Option<(PathBuf, DeviceFilter)>, CgroupError> {
-    if cg.layout() != super::Layout::V2 || !requests(res, Controller::Devices) {
+    if cg.v1_hierarchy(Controller::Devices.v1_name()).is_some() || !requests(res, Controller::Devices) {
         return Ok(None);
     }
     let Some(u) = cg.unified_hierarchy() else { return Ok(None) };
@@ -129,8 +131,8 @@ fn plan_controller(cg: &Cgroup, res: &LinuxResources, c: Controller, unified_con
         return Ok(Batch { dir, resource, writes });
     }
     // A controller v2 does not have (devices, net_cls) goes to the v2 dialect on a v2 host,
-    // which says why it cannot be done there (devices: an empty batch, the BPF program is
-    // planned apart, see plan_device_program).
+    // which says why it cannot be done there (devices never get here without a v1
+    // mount: they are a BPF program, see plan_device_program).
     // On a hybrid host the v1 mount is simply missing: say so rather than "not on v2".
     let in_unified = match c.v2_name() {
         Some(n) => unified_controllers.iter().any(|u| u == n),

@@ -295,3 +295,28 @@ fn filter_is_last_match_for_exact_devices_with_any_access() {
 fn filter_is_last_match_for_wildcard_rwm_rules_that_add_exceptions() {
     random_lists(0x1234_5678_9abc_def1, true, false, true);
 }
+
+/// Where the rules go: a v1 devices hierarchy takes them as files; without one (v2, or a hybrid
+/// host that left devices unmounted) they become a program on the unified cgroup, which a fake
+/// tree cannot take (a plain directory is no cgroup: the kernel answers EBADF).
+#[test]
+fn rules_go_to_v1_devices_if_mounted_else_to_a_program_on_the_unified_cgroup() {
+    use super::super::{Cgroup, CgroupError, Layout};
+    use oci_spec::runtime::LinuxResourcesBuilder;
+    let root = std::env::temp_dir().join(format!("husk-devbpf-fake-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in ["memory", "unified", "devices/ctr"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("devices/ctr/devices.deny"), "").unwrap();
+    let res = LinuxResourcesBuilder::default().devices(vec![spec(false, LinuxDeviceType::A, None, None, "rwm")]).build().unwrap();
+    let with_v1 = Cgroup::with_root(&root, Layout::Hybrid, Some("/ctr"), "c").unwrap();
+    with_v1.create().unwrap();
+    let v1 = with_v1.apply(&res);
+    std::fs::remove_dir_all(root.join("devices")).unwrap();
+    let without_v1 = Cgroup::with_root(&root, Layout::Hybrid, Some("/ctr"), "c").unwrap();
+    let program = without_v1.apply(&res);
+    let _ = std::fs::remove_dir_all(&root);
+    v1.unwrap();
+    assert!(matches!(program, Err(CgroupError::DeviceFilter(_))), "{program:?}");
+}
