@@ -69,10 +69,75 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let exec_labels = crate::lsm::plan(&spec, crate::lsm::HostLsm::detect())?;
     let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
     let cgroup = Cgroup::for_container(cgroups_path.as_deref(), id)?;
-    let mut console_rx = None;
-    let console_socket = match (&opts.console_socket, spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)) {
-        (Some(path), true) => Some(connect_console(path)?),
-        // A foreground `run` proxies the terminal itself through a socketpair.
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let (console_socket, console_rx) = console_for(opts.console_socket.as_deref(), terminal, wait_for_start)?;
+
+    let mut undo = Undo { child: None, cgroup: None, state_dir: None };
+    let state_path = make_container_resources(global, id, linux, &cgroup, wait_for_start, &mut undo)?;
+    let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .ctx("open state dir", state_path.display())?;
+    let plan = InitPlan {
+        id: id.to_string(),
+        spec: spec.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        cgroup_paths: cgroup.hierarchies().iter().map(|h| (h.mount.clone(), h.path.clone())).collect(),
+        state_dir: state_dir_fd,
+        lock_fd: undo.state_dir.as_ref().map(StateDir::lock_fd).unwrap_or(-1),
+        console_socket,
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        hooks_handshake: init::container_hooks::needs_handshake(&spec),
+        wait_for_start,
+        seccomp: seccomp_program(&global.root, Some(linux))?,
+        exec_labels,
+    };
+    let (mut parent_chan, child_chan) = sync::pair()?;
+    let (pid, pidfd) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan)?;
+    undo.child = Some((pid, pidfd));
+
+    let ns_list = linux.namespaces().clone().unwrap_or_default();
+    if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
+        write_id_maps(pid, linux.uid_mappings().as_deref().unwrap_or_default(), linux.gid_mappings().as_deref().unwrap_or_default())?;
+    }
+    // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
+    let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
+    cgroup.add_process(pid)?;
+    parent_chan.send(&ToChild::Proceed)?;
+
+    let saved = SavedState {
+        id: id.to_string(),
+        pid,
+        pid_start_time,
+        bundle,
+        rootfs,
+        created: super::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: cgroup.clone(),
+        hooks: spec.hooks().clone(),
+        stopped: false,
+        owner: owner_name(),
+    };
+    handshake(&mut parent_chan, pid, &saved, &spec)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    let state_dir = undo.state_dir.take().ok_or_else(|| Error::Init("state dir vanished".into()))?;
+    if let Err(e) = state_dir.save(&saved) {
+        undo.state_dir = Some(state_dir);
+        return Err(e);
+    }
+    let (pid, pidfd) = undo.child.take().ok_or_else(|| Error::Init("child vanished".into()))?;
+    undo.cgroup = None;
+    Ok(Created { pid, pidfd, state_dir, saved, console_rx })
+}
+
+/// The console socket the init sends its pty master to, and (for a foreground `run` without
+/// --console-socket) our end of a socketpair on which husk receives it to proxy the terminal.
+fn console_for(socket: Option<&Path>, terminal: bool, wait_for_start: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match (socket, terminal) {
+        (Some(path), true) => Ok((Some(connect_console(path)?), None)),
         (None, true) if !wait_for_start => {
             let (ours, theirs) = nix::sys::socket::socketpair(
                 nix::sys::socket::AddressFamily::Unix,
@@ -81,16 +146,23 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
                 nix::sys::socket::SockFlag::SOCK_CLOEXEC,
             )
             .ctx("create", "console socketpair")?;
-            console_rx = Some(ours);
-            Some(theirs)
+            Ok((Some(theirs), Some(ours)))
         }
-        (None, true) => return Err(Error::Usage("process.terminal is set: --console-socket is required".into())),
-        _ => None,
-    };
+        (None, true) => Err(Error::Usage("process.terminal is set: --console-socket is required".into())),
+        _ => Ok((None, None)),
+    }
+}
 
-    let mut undo = Undo { child: None, cgroup: None, state_dir: None };
+/// State dir (locked), cgroup with its limits, exec.fifo: each registered in `undo` as made.
+fn make_container_resources(
+    global: &Global,
+    id: &str,
+    linux: &oci_spec::runtime::Linux,
+    cgroup: &Cgroup,
+    wait_for_start: bool,
+    undo: &mut Undo,
+) -> Result<PathBuf> {
     let state_dir = StateDir::create(&global.root, id)?;
-    let lock_fd = state_dir.lock_fd();
     let state_path = state_dir.path.clone();
     undo.state_dir = Some(state_dir);
     cgroup.create()?;
@@ -109,88 +181,41 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         // already switched to a non-root process.user must still open it for writing.
         std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx("chmod", fifo.display())?;
     }
-    let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .ctx("open state dir", state_path.display())?;
-    let hooks = spec.hooks().clone();
-    let ns_list = linux.namespaces().clone().unwrap_or_default();
-    let plan = InitPlan {
-        id: id.to_string(),
-        spec: spec.clone(),
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        cgroup_path: cgroup.hierarchies().first().map(|h| h.path.display().to_string()).unwrap_or_default(),
-        state_dir: state_dir_fd,
-        lock_fd,
-        console_socket,
-        preserve_fds: opts.preserve_fds,
-        no_pivot: opts.no_pivot,
-        no_new_keyring: opts.no_new_keyring,
-        hooks_handshake: init::container_hooks::needs_handshake(&spec),
-        wait_for_start,
-        seccomp: seccomp_program(&global.root, Some(linux))?,
-        exec_labels,
-    };
+    Ok(state_path)
+}
 
-    let (mut parent_chan, child_chan) = sync::pair()?;
+/// clone3 into the new namespaces (entering joined pid/time namespaces and a new time
+/// namespace around the call); the child never returns from here.
+fn spawn_init(linux: &oci_spec::runtime::Linux, plan: InitPlan, parent_end: std::os::fd::RawFd, child_chan: sync::Channel) -> Result<(i32, OwnedFd)> {
+    let ns_list = linux.namespaces().clone().unwrap_or_default();
     let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
     if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
         for_children.new_time(linux.time_offsets().as_ref())?;
     }
-    let forked = clone_into(namespaces::clone_flags(&ns_list));
-    let (pid, pidfd) = match forked {
+    match clone_into(namespaces::clone_flags(&ns_list)) {
         Ok(Forked::Child) => {
             // Only the parent goes back: the child is already inside (and could not leave).
             drop(for_children);
-            drop(parent_chan);
+            // SAFETY: the child's copy of the parent's end; that Channel is never used or
+            // dropped here, since init::run does not return.
+            unsafe { libc::close(parent_end) };
             init::run(plan, child_chan)
         }
         Ok(Forked::Parent { pid, pidfd }) => {
             for_children.leave()?;
-            (pid, pidfd)
+            Ok((pid, pidfd))
         }
         Err(e) => {
             for_children.leave()?;
-            return Err(e.into());
+            Err(e.into())
         }
-    };
-    drop(child_chan);
-    drop(plan);
-    undo.child = Some((pid, pidfd));
-
-    if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
-        write_id_maps(pid, linux.uid_mappings().as_deref().unwrap_or_default(), linux.gid_mappings().as_deref().unwrap_or_default())?;
     }
-    // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
-    let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
-    cgroup.add_process(pid)?;
-    parent_chan.send(&ToChild::Proceed)?;
+}
 
-    let saved = SavedState {
-        id: id.to_string(),
-        pid,
-        pid_start_time,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: super::now_rfc3339(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: cgroup.clone(),
-        hooks: hooks.clone(),
-        stopped: false,
-        owner: String::new(),
-    };
-    handshake(&mut parent_chan, pid, &saved, &spec)?;
-
-    if let Some(pid_file) = &opts.pid_file {
-        write_pid_file(pid_file, pid)?;
-    }
-    let state_dir = undo.state_dir.take().ok_or_else(|| Error::Init("state dir vanished".into()))?;
-    if let Err(e) = state_dir.save(&saved) {
-        undo.state_dir = Some(state_dir);
-        return Err(e);
-    }
-    let (pid, pidfd) = undo.child.take().ok_or_else(|| Error::Init("child vanished".into()))?;
-    undo.cgroup = None;
-    Ok(Created { pid, pidfd, state_dir, saved, console_rx })
+/// runc's `owner` column: the user who created the container.
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
 }
 
 /// Compile the container's seccomp profile, cached by content under <root>/seccomp-cache.

@@ -30,7 +30,7 @@ pub struct InitPlan {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     /// The container's cgroup path inside each hierarchy (for the cgroup bind mounts).
-    pub cgroup_path: String,
+    pub cgroup_paths: Vec<(PathBuf, PathBuf)>,
     /// O_PATH fd of the state dir, to reach exec.fifo after pivot_root without /proc.
     pub state_dir: OwnedFd,
     /// The state-dir lock the parent holds: the init must not keep a copy of it.
@@ -142,7 +142,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
             spec,
             rootfs: &plan.rootfs,
             bundle: &plan.bundle,
-            cgroup_path: &plan.cgroup_path,
+            cgroup_paths: &plan.cgroup_paths,
             new_cgroupns,
             new_netns: namespaces::creates(&ns_list, LinuxNamespaceType::Network),
             userns,

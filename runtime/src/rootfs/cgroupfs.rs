@@ -72,7 +72,14 @@ fn mount_hierarchy(ctx: &MountContext, h: &Hierarchy, dest: &Path, opts: &MountO
         mount(Some(fstype), target_path.as_str(), Some(fstype), flags, data)
             .ctx(&format!("mount {fstype} ({}) on", h.options), dest.display())?;
     } else {
-        let source = h.mount_point.join(ctx.cgroup_path.trim_start_matches('/'));
+        let path = ctx
+            .cgroup_paths
+            .iter()
+            .find(|(mount, _)| *mount == h.mount_point)
+            .or(ctx.cgroup_paths.first())
+            .map(|(_, path)| path.clone())
+            .unwrap_or_default();
+        let source = h.mount_point.join(path.strip_prefix("/").unwrap_or(&path));
         mount(Some(&source), target_path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
             .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
     }

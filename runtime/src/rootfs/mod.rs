@@ -27,7 +27,7 @@ pub struct RootfsPlan<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
-    pub cgroup_path: &'a str,
+    pub cgroup_paths: &'a [(std::path::PathBuf, std::path::PathBuf)],
     pub new_cgroupns: bool,
     pub new_netns: bool,
     pub userns: bool,
@@ -53,7 +53,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
         bundle: plan.bundle,
         new_cgroupns: plan.new_cgroupns,
         new_netns: plan.new_netns,
-        cgroup_path: plan.cgroup_path,
+        cgroup_paths: plan.cgroup_paths,
         mount_label: linux.and_then(|l| l.mount_label().as_deref()),
     };
     let spec_mounts = plan.spec.mounts().as_deref().unwrap_or_default();

@@ -15,8 +15,9 @@ pub struct MountContext<'a> {
     pub bundle: &'a Path,
     pub new_cgroupns: bool,
     pub new_netns: bool,
-    /// The container's cgroup path, relative to each hierarchy's root (for cgroup bind mounts).
-    pub cgroup_path: &'a str,
+    /// The container's cgroup in each hierarchy, as (mount point, path below it): the paths can
+    /// differ per hierarchy when cgroupsPath is relative (for cgroup bind mounts).
+    pub cgroup_paths: &'a [(PathBuf, PathBuf)],
     /// linux.mountLabel: the SELinux context of the tmpfs/devpts/mqueue mounts.
     pub mount_label: Option<&'a str>,
 }
