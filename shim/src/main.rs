@@ -14,6 +14,7 @@ mod mount;
 mod oom;
 mod options;
 mod process;
+mod pump;
 mod reaper;
 mod runtime;
 mod service;

@@ -1,24 +1,23 @@
-//! A process's stdio as containerd names it (fifo paths, `file://`, `binary://`, or a tty) and
-//! the copying between those and the pipes or pty the container holds. Plain blocking threads:
-//! async file APIs on FIFOs hang (rust-extensions #337). Output copiers count down a latch so
-//! the exit of a process is published only after its output has been copied.
+//! A process's stdio as containerd names it (fifo paths, `file://`, `binary://`, or a tty): the
+//! pipes or pty the container gets, the destinations the shim opens, and the latch that lets the
+//! exit of a process be published only after its output has been copied. The copying itself is
+//! one poll(2) thread per process (pump.rs) — no async file APIs on FIFOs (rust-extensions #337).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{fchown, pipe2, Gid, Uid};
 
 use crate::console::ConsoleSocket;
 use crate::error::{Error, Result};
 use crate::logbinary;
+use crate::pump::Pump;
 use crate::runtime::ChildStdio;
-use crate::stdin::StdinCopier;
+use crate::stdin::{stdin_pump, StdinCloser};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StdioPaths {
@@ -59,11 +58,11 @@ pub struct Latch {
 }
 
 impl Latch {
-    fn add(&self) {
+    pub(crate) fn add(&self) {
         *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
 
-    fn count_down(&self) {
+    pub(crate) fn count_down(&self) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         *pending = pending.saturating_sub(1);
         self.done.notify_all();
@@ -79,7 +78,7 @@ impl Latch {
 
 /// The shim's side of a running process's stdio.
 pub struct ProcessIo {
-    stdin: Option<StdinCopier>,
+    stdin: Option<StdinCloser>,
     pub console: Option<File>,
     pub output: Arc<Latch>,
 }
@@ -154,7 +153,7 @@ impl PreparedIo {
         Ok(prepared)
     }
 
-    /// Starts the copiers; for a tty, receives the pty master from the runtime first.
+    /// Starts the process's pump thread; for a tty, receives the pty master first.
     pub fn start(self) -> Result<ProcessIo> {
         let output = Arc::new(Latch::default());
         let stdin_fifo = (!self.paths.stdin.is_empty()).then(|| PathBuf::from(&self.paths.stdin));
@@ -164,6 +163,7 @@ impl PreparedIo {
             output,
         };
         let mut stdin_writer = self.stdin_writer;
+        let mut pumps = Vec::new();
         if let Some(socket) = &self.console_socket {
             let master = socket.receive_master()?;
             let dup = || {
@@ -172,24 +172,27 @@ impl PreparedIo {
                     .map_err(Error::io("dup pty master", "ptmx"))
             };
             if let Some(dest) = open_output(&Destination::parse(&self.paths.stdout))? {
-                spawn_copier(vec![(dup()?, dest)], &io.output);
+                pumps.push(Pump::output(dup()?, dest));
             }
             if stdin_fifo.is_some() {
                 stdin_writer = Some(dup()?);
             }
             io.console = Some(master);
         }
-        let mut pairs = Vec::new();
         for (reader, dest) in self.outputs {
             if let Some(sink) = open_output(&dest)? {
-                pairs.push((reader, sink));
+                pumps.push(Pump::output(reader, sink));
             }
         }
-        if !pairs.is_empty() {
-            spawn_copier(pairs, &io.output);
-        }
+        let mut wake = None;
         if let (Some(fifo), Some(writer)) = (stdin_fifo, stdin_writer) {
-            io.stdin = Some(StdinCopier::start(fifo, writer)?);
+            let (pump, closer, wake_fd) = stdin_pump(&fifo, writer)?;
+            pumps.push(pump);
+            io.stdin = Some(closer);
+            wake = Some(wake_fd);
+        }
+        if !pumps.is_empty() {
+            crate::pump::spawn(pumps, wake, Arc::clone(&io.output));
         }
         Ok(io)
     }
@@ -219,54 +222,6 @@ fn open_output(dest: &Destination) -> Result<Option<File>> {
     Ok(Some(file))
 }
 
-/// One thread copies all of a process's output streams (stdout and stderr, or the pty),
-/// blocking in poll(2) until one of them has data; it ends when every stream is at EOF.
-fn spawn_copier(pairs: Vec<(File, File)>, latch: &Arc<Latch>) {
-    latch.add();
-    let latch = Arc::clone(latch);
-    std::thread::spawn(move || {
-        copy_streams(pairs);
-        latch.count_down();
-    });
-}
-
-fn copy_streams(mut pairs: Vec<(File, File)>) {
-    let mut buf = vec![0u8; 32 * 1024];
-    while !pairs.is_empty() {
-        let mut fds: Vec<PollFd> = pairs
-            .iter()
-            .map(|(from, _)| PollFd::new(from.as_fd(), PollFlags::POLLIN))
-            .collect();
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let mut finished = Vec::new();
-        for (i, (from, to)) in pairs.iter_mut().enumerate().filter(|(i, _)| ready[*i]) {
-            match from.read(&mut buf) {
-                Ok(0) => finished.push(i),
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        finished.push(i);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // EIO: the last pty slave closed.
-                Err(_) => finished.push(i),
-            }
-        }
-        for i in finished.into_iter().rev() {
-            pairs.remove(i);
-        }
-    }
-}
-
 impl ProcessIo {
     /// CloseIO: the process reads EOF on stdin once buffered input is copied.
     pub fn close_stdin(&self) {
@@ -284,6 +239,7 @@ impl ProcessIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn destinations_follow_containerd_uri_schemes() {
