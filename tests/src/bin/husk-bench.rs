@@ -204,3 +204,29 @@ fn main() {
     }
     report.finish();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_run_everything_twenty_times() {
+        let o = parse_args(&[]).expect("no arguments parse");
+        assert_eq!(o.sections, ["all"]);
+        assert_eq!((o.runs, o.ctr_runs, o.n, o.warmup), (20, 20, 100, 2));
+    }
+
+    #[test]
+    fn sections_and_flags_combine() {
+        let o =
+            parse_args(&args(&["density", "sizes", "--n", "20", "--runs", "5"])).expect("valid");
+        assert_eq!(o.sections, ["density", "sizes"]);
+        assert_eq!((o.n, o.runs, o.ctr_runs), (20, 5, 5));
+        assert!(parse_args(&args(&["--runs"])).is_err());
+        assert!(parse_args(&args(&["--bogus"])).is_err());
+    }
+}
