@@ -376,6 +376,30 @@ fn init_and_pod_share_namespaces(p: &Podman) {
 }
 under_husk_and_runc!(init_and_pod_share_namespaces, init_and_pod_share_namespaces);
 
+fn concurrent_runs_all_succeed(p: &Podman) {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|i| {
+                scope.spawn(move || {
+                    let word = format!("c{i}");
+                    (word.clone(), p.run(&["run", "--rm", IMAGE, "echo", &word]))
+                })
+            })
+            .collect();
+        for run in runs {
+            let (word, out) = run.join().expect("run thread");
+            assert_eq!(
+                stdout(&out),
+                format!("{word}\n"),
+                "{}",
+                husk_e2e::output_text(&out)
+            );
+        }
+    });
+    assert_eq!(p.ok(&["ps", "-aq"]), "");
+}
+under_husk_and_runc!(concurrent_runs_all_succeed, concurrent_runs_all_succeed);
+
 #[test]
 fn containers_conf_names_husk_the_default_runtime() {
     let p = Podman::husk_by_name();
