@@ -57,6 +57,11 @@ fn detached_exec_stop_rm(p: &Podman) {
     assert_eq!(p.ok(&["exec", "web", "echo", "in"]), "in\n");
     let out = p.run(&["exec", "web", "sh", "-c", "exit 3"]);
     assert_eq!(code(&out), Some(3), "{}", husk_e2e::output_text(&out));
+    // An exec'd process is not pid 1: it dies of its own SIGKILL (128 + 9).
+    let out = p.run(&["exec", "web", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(code(&out), Some(137), "{}", husk_e2e::output_text(&out));
+    let out = p.run(&["exec", "web", "nosuchcmd"]);
+    assert_eq!(code(&out), Some(127), "{}", husk_e2e::output_text(&out));
     let out = p.run_with_input(&["exec", "-i", "web", "cat"], Some(b"piped\n"));
     assert_eq!(stdout(&out), "piped\n", "{}", husk_e2e::output_text(&out));
     // exec joins the container's pid namespace: the init is pid 1 there.
@@ -80,6 +85,34 @@ fn detached_exec_stop_rm(p: &Podman) {
     assert_eq!(p.ok(&["ps", "-aq"]), "");
 }
 under_husk_and_runc!(detached_exec_stop_rm, detached_exec_stop_rm);
+
+fn create_init_then_start_attached(p: &Podman) {
+    // podman init runs the runtime's create alone: the init waits on exec.fifo until start.
+    let id = p.ok(&[
+        "create",
+        "--name",
+        "later",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo late; exit 6",
+    ]);
+    let id = id.trim();
+    assert_eq!(p.inspect("later", "{{.State.Status}}"), "created");
+    p.ok(&["init", "later"]);
+    assert_eq!(p.inspect("later", "{{.State.Status}}"), "initialized");
+    let state = p.oci().state_root().join(id);
+    assert!(state.is_dir(), "{} after init", state.display());
+    let out = p.run(&["start", "-a", "later"]);
+    assert_eq!(stdout(&out), "late\n", "{}", husk_e2e::output_text(&out));
+    assert_eq!(p.inspect("later", "{{.State.ExitCode}}"), "6");
+    p.ok(&["rm", "later"]);
+    p.assert_gone(id);
+}
+under_husk_and_runc!(
+    create_init_then_start_attached,
+    create_init_then_start_attached
+);
 
 fn stop_kills_after_the_timeout(p: &Podman) {
     // sleep as pid 1 has no handler, so the kernel drops SIGTERM; podman sends SIGKILL.
