@@ -331,7 +331,7 @@ fn in_a_pty(p: &Podman, cmd: &[&str], cols: u32, rows: u32, input: &[u8]) -> Out
         .collect::<Vec<_>>()
         .join(" ");
     let mut script = Command::new("script");
-    script.env("CONTAINERS_CONF", p.conf_path()).args([
+    script.envs(p.envs()).args([
         "-qec",
         &format!("stty cols {cols} rows {rows}; {line}"),
         "/dev/null",

@@ -131,10 +131,22 @@ impl Podman {
              {table}"
         );
         std::fs::write(self.conf_path(), conf).expect("containers.conf written");
+        // A host storage.conf (none on this machine) must not add options to ours.
+        let storage = format!(
+            "[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n"
+        );
+        std::fs::write(self.dir.join("storage.conf"), storage).expect("storage.conf written");
     }
 
-    /// The containers.conf every command must see (in CONTAINERS_CONF).
-    pub fn conf_path(&self) -> PathBuf {
+    /// The environment every podman command needs: our containers.conf and storage.conf.
+    pub fn envs(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("CONTAINERS_CONF", self.conf_path()),
+            ("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf")),
+        ]
+    }
+
+    fn conf_path(&self) -> PathBuf {
         self.dir.join("containers.conf")
     }
 
@@ -158,9 +170,7 @@ impl Podman {
     /// `podman <global_args> <args>`.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_CONF", self.conf_path())
-            .args(self.global_args())
-            .args(args);
+        cmd.envs(self.envs()).args(self.global_args()).args(args);
         cmd
     }
 
