@@ -58,6 +58,11 @@ log "cargo $(cargo --version | cut -d' ' -f2), building the workspace (debug)"
 cargo build --workspace --locked --all-targets
 log "build took $((SECONDS - start))s; running tests with RUST_TEST_THREADS=$RUST_TEST_THREADS"
 
+# Shim sockets and ctr's fifo dirs live in shared /run/containerd: count them before and after.
+count_entries() { find "$1" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+sockets_before=$(count_entries /run/containerd/s)
+fifos_before=$(count_entries /run/containerd/fifo)
+
 test_start=$SECONDS
 status=0
 # A hung test must not eat CI's budget: each test binary runs under tests/test-runner.sh
@@ -72,12 +77,18 @@ if ((status == 124)); then
 fi
 log "tests took $((SECONDS - test_start))s (total $((SECONDS - start))s), exit status $status"
 
-# The tests clean up after themselves, even when they fail; report anything they missed.
+# The tests clean up after themselves, even when they fail; report anything they missed (on a
+# machine where other test runs are going on, their files show up here too).
 leftovers=$(
     ls -d /tmp/husk-e2e-* /sys/fs/cgroup/*/husk-test /sys/fs/cgroup/*/ns-* 2>/dev/null
     grep -E 'husk-e2e-' /proc/self/mountinfo | cut -d' ' -f5
     # Processes started from a test's temp dir or a shim binary (not a build naming the shim).
     pgrep -a -f '^[^ ]*containerd-shim-husk-v2( |$)|husk-e2e-(ctrd|bundle|root)-' || true
+    sockets_after=$(count_entries /run/containerd/s)
+    ((sockets_after > sockets_before)) && echo "$((sockets_after - sockets_before)) new shim sockets in /run/containerd/s"
+    fifos_after=$(count_entries /run/containerd/fifo)
+    ((fifos_after > fifos_before)) && echo "$((fifos_after - fifos_before)) new fifo dirs in /run/containerd/fifo"
+    true
 )
 if [[ -n $leftovers ]]; then
     log "WARNING: left behind by the tests:"
