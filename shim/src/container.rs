@@ -331,16 +331,14 @@ impl Container {
         Ok(())
     }
 
-    /// Blocks until the process stops; returns its exit status and time.
-    pub fn wait(&self, exec_id: &str) -> Result<crate::process::ExitInfo> {
-        let mut procs = self.lock();
-        loop {
-            let p = procs.get(&self.id, exec_id)?;
-            if p.is_stopped() && !p.exit_held {
-                let (status, at) = p.exit_status();
-                return Ok(crate::process::ExitInfo { status, at });
-            }
-            procs = self.exited.wait(procs).unwrap_or_else(|e| e.into_inner());
+    /// The exit status and time once the process has stopped (and its exit is published).
+    pub fn try_wait(&self, exec_id: &str) -> Result<Option<crate::process::ExitInfo>> {
+        let procs = self.lock();
+        let p = procs.get(&self.id, exec_id)?;
+        if p.is_stopped() && !p.exit_held {
+            let (status, at) = p.exit_status();
+            return Ok(Some(crate::process::ExitInfo { status, at }));
         }
+        Ok(None)
     }
 }

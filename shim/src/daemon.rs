@@ -1,40 +1,22 @@
 //! The long-lived shim process (no action on the command line). The containerd-shim crate's
 //! own daemon serves only `containerd.task.v3.Task`, but containerd 1.6 calls
-//! `containerd.task.v2.Task` (same messages, older package name), so the daemon is ours: it
-//! serves both names from one service, with as few threads as ttrpc allows, and folds reaping,
-//! exit routing and OOM watching into its main thread.
+//! `containerd.task.v2.Task` (same messages, older package name), so the daemon is ours: one
+//! thread serves both names (server.rs) and does reaping, exit routing and OOM watching.
 
-use std::collections::HashMap;
-use std::os::fd::IntoRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use containerd_shim::monitor::monitor_notify_by_pid;
-use containerd_shim::protos::shim::shim_ttrpc::create_task;
-use containerd_shim::protos::ttrpc::{MethodHandler, Server};
 use containerd_shim::util::write_address;
-use containerd_shim::{Flags, Task};
+use containerd_shim::Flags;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::events::start_publisher;
 use crate::mainloop::MainLoop;
-use crate::service::{DaemonHooks, Service, TaskService};
-
-type Methods = HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
-
-/// Both the v3 method names the crate generates and containerd 1.6's v2 names.
-fn task_methods(task: Arc<dyn Task + Send + Sync>) -> Methods {
-    let mut methods = create_task(Arc::clone(&task));
-    let v2 = create_task(task).into_iter().map(|(name, handler)| {
-        (
-            name.replace("containerd.task.v3.", "containerd.task.v2."),
-            handler,
-        )
-    });
-    methods.extend(v2);
-    methods
-}
+use crate::server::Server;
+use crate::service::{DaemonHooks, Service};
 
 fn socket_path(address: &str) -> &str {
     address.strip_prefix("unix://").unwrap_or(address)
@@ -87,20 +69,13 @@ pub fn run(flags: Flags) -> Result<(), String> {
         watch_oom: Box::new(move |eventfd, watch| oom.add_oom(eventfd, watch)),
     };
     let service = Service::new(&flags.namespace, events, hooks);
-    let methods = task_methods(Arc::new(TaskService(Arc::clone(&service))));
-    let mut server = Server::new()
-        .set_thread_count_default(2)
-        .set_thread_count_min(1)
-        .set_thread_count_max(3)
-        .add_listener(listener.into_raw_fd())
-        .map_err(|e| format!("failed to listen: {e}"))?
-        .register_service(methods);
-    server
-        .start()
-        .map_err(|e| format!("failed to start ttrpc server: {e}"))?;
+    let mut server = Server::new(listener, Arc::clone(&service))
+        .map_err(|e| format!("failed to listen: {e}"))?;
+    // Runtime commands run on this thread, which is also the only reaper: they wait for
+    // their own pid directly.
+    crate::runtime::wait_directly();
     server_started();
-    main_loop.run(loop_fds, || reap(&service));
-    server.shutdown();
+    main_loop.run(loop_fds, &mut server, || reap(&service));
     let _ = std::fs::remove_file(socket_path(&flags.socket));
     Ok(())
 }
@@ -111,17 +86,60 @@ fn server_started() {
     unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
 }
 
-/// Reaps every exited child: runtime commands wake their waiter through the crate's monitor,
-/// container processes go to the service.
-fn reap(service: &Service) {
+/// Exits reaped by `with_crate_monitor` for the service; `reap` hands them over (their SIGCHLD
+/// bytes are still in the signal pipe, so the loop calls it next).
+static STASHED: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
+
+fn reap_once(flags: WaitPidFlag) -> Option<(i32, i32)> {
     loop {
-        let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), 128 + sig as i32),
-            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
+        return match waitpid(None, Some(flags)) {
+            Ok(WaitStatus::Exited(pid, code)) => Some((pid.as_raw(), code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => Some((pid.as_raw(), 128 + sig as i32)),
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => None,
             Ok(_) | Err(_) => continue,
         };
-        let _ = monitor_notify_by_pid(pid, status);
+    }
+}
+
+/// Runs `f`, which waits for a child through the containerd-shim crate's exit monitor (its
+/// `mount_rootfs` forks), on a short-lived thread while this thread — the daemon's only
+/// reaper — reaps and notifies the monitor. Outside the daemon the crate's thread reaps.
+pub fn with_crate_monitor<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if !crate::runtime::waits_directly() {
+        return f();
+    }
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(f);
+        while !helper.is_finished() {
+            match reap_once(WaitPidFlag::WNOHANG) {
+                Some((pid, status)) => {
+                    let _ = monitor_notify_by_pid(pid, status);
+                    STASHED
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((pid, status));
+                }
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        match helper.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Reaps every exited child (runtime commands reap their own on this same thread): container
+/// processes go to the service.
+fn reap(service: &Service) {
+    let stashed = std::mem::take(&mut *STASHED.lock().unwrap_or_else(|e| e.into_inner()));
+    for (pid, status) in stashed {
+        service.on_exit(pid, status);
+    }
+    loop {
+        let Some((pid, status)) = reap_once(WaitPidFlag::WNOHANG) else {
+            break;
+        };
         service.on_exit(pid, status);
     }
 }

@@ -1,5 +1,8 @@
 //! Events to containerd, published in the order they are queued by one thread: every handler
 //! queues under the container lock, so TaskStart always precedes the TaskExit of that process.
+//! The thread exists only while there is something to send: it starts on the first event of a
+//! burst and ends after `IDLE` without one, so a running container costs no publisher thread.
+//! At most one runs at a time (the `running` flag, under the queue's lock), which keeps order.
 //!
 //! The thread speaks ttrpc itself: one `Events.Forward` request per event on a plain unix
 //! socket (10-byte frame header, then the protobuf `Request`; the reply is a `Response`).
@@ -8,8 +11,11 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+#[cfg(test)]
+use std::sync::mpsc::{channel, Receiver, Sender};
 
 use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField};
 use containerd_shim::protos::shim::event::Envelope;
@@ -22,6 +28,10 @@ const TYPE_REQUEST: u8 = 1;
 const TYPE_RESPONSE: u8 = 2;
 /// Retry for about 20 s: long enough for containerd to restart.
 const ATTEMPTS: u32 = 12;
+/// How long the publisher thread outlives its last event (a Create/Start burst stays on one).
+const IDLE: Duration = Duration::from_secs(2);
+/// Encoding and a unix socket write need little: keep the thread's mapping small.
+const STACK: usize = 128 * 1024;
 
 pub struct Event {
     pub topic: &'static str,
@@ -30,16 +40,44 @@ pub struct Event {
 
 #[derive(Clone)]
 pub struct EventSender {
-    tx: Sender<Event>,
+    sink: Sink,
+}
+
+#[derive(Clone)]
+enum Sink {
+    Publisher(Arc<Publisher>),
+    #[cfg(test)]
+    Test(Sender<Event>),
+}
+
+struct Publisher {
+    address: String,
+    namespace: String,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Event>,
+    running: bool,
+    /// Kept between threads so a burst does not reconnect.
+    conn: Option<Connection>,
 }
 
 impl EventSender {
     pub fn send(&self, topic: &'static str, message: impl MessageDyn) {
-        // The publisher thread lives as long as the process; a send error means shutdown.
-        let _ = self.tx.send(Event {
+        let event = Event {
             topic,
             message: Box::new(message),
-        });
+        };
+        match &self.sink {
+            Sink::Publisher(p) => p.push(event),
+            #[cfg(test)]
+            Sink::Test(tx) => {
+                let _ = tx.send(event);
+            }
+        }
     }
 }
 
@@ -48,14 +86,68 @@ impl EventSender {
     /// A sender whose events the test reads back instead of publishing.
     pub fn for_test() -> (EventSender, Receiver<Event>) {
         let (tx, rx) = channel();
-        (EventSender { tx }, rx)
+        (EventSender { sink: Sink::Test(tx) }, rx)
     }
 }
 
 pub fn start_publisher(address: String, namespace: String) -> EventSender {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || publish_loop(&address, &namespace, rx));
-    EventSender { tx }
+    let publisher = Publisher {
+        address,
+        namespace,
+        queue: Mutex::new(Queue::default()),
+        ready: Condvar::new(),
+    };
+    EventSender {
+        sink: Sink::Publisher(Arc::new(publisher)),
+    }
+}
+
+impl Publisher {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(self: &Arc<Self>, event: Event) {
+        let mut q = self.lock();
+        q.events.push_back(event);
+        if q.running {
+            self.ready.notify_one();
+            return;
+        }
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("events".into())
+            .stack_size(STACK)
+            .spawn(move || me.run());
+        match spawned {
+            Ok(_) => q.running = true,
+            Err(err) => log::error!("failed to start the event publisher: {err}"),
+        }
+    }
+
+    /// Publishes until the queue has stayed empty for `IDLE`, then ends.
+    fn run(&self) {
+        let mut q = self.lock();
+        let mut conn = q.conn.take();
+        loop {
+            if let Some(event) = q.events.pop_front() {
+                drop(q);
+                publish(&self.address, &self.namespace, &mut conn, &event);
+                q = self.lock();
+                continue;
+            }
+            let (guard, _) = self
+                .ready
+                .wait_timeout(q, IDLE)
+                .unwrap_or_else(|e| e.into_inner());
+            q = guard;
+            if q.events.is_empty() {
+                q.conn = conn;
+                q.running = false;
+                return;
+            }
+        }
+    }
 }
 
 /// One ttrpc connection to containerd, opened on demand.
@@ -64,7 +156,7 @@ struct Connection {
     next_stream_id: u32,
 }
 
-fn frame(stream_id: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(stream_id: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(10 + payload.len());
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     buf.extend_from_slice(&stream_id.to_be_bytes());
@@ -137,38 +229,35 @@ fn forward_payload(topic: &str, namespace: &str, event: &Event) -> Result<Vec<u8
     req.write_to_bytes().map_err(|e| e.to_string())
 }
 
-fn publish_loop(address: &str, namespace: &str, rx: Receiver<Event>) {
-    let mut conn: Option<Connection> = None;
-    for event in rx {
-        let payload = match forward_payload(event.topic, namespace, &event) {
-            Ok(p) => p,
-            Err(err) => {
-                log::error!("failed to encode {}: {err}", event.topic);
-                continue;
-            }
+fn publish(address: &str, namespace: &str, conn: &mut Option<Connection>, event: &Event) {
+    let payload = match forward_payload(event.topic, namespace, event) {
+        Ok(p) => p,
+        Err(err) => {
+            log::error!("failed to encode {}: {err}", event.topic);
+            return;
+        }
+    };
+    let mut delay = Duration::from_millis(10);
+    for attempt in 0..ATTEMPTS {
+        let result = match conn.as_mut() {
+            Some(c) => c.call("Forward", payload.clone()),
+            None => Connection::open(address)
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| {
+                    let r = c.call("Forward", payload.clone());
+                    *conn = Some(c);
+                    r
+                }),
         };
-        let mut delay = Duration::from_millis(10);
-        for attempt in 0..ATTEMPTS {
-            let result = match conn.as_mut() {
-                Some(c) => c.call("Forward", payload.clone()),
-                None => Connection::open(address)
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut c| {
-                        let r = c.call("Forward", payload.clone());
-                        conn = Some(c);
-                        r
-                    }),
-            };
-            match result {
-                Ok(()) => break,
-                Err(err) if attempt + 1 == ATTEMPTS => {
-                    log::error!("failed to publish {}: {err}", event.topic)
-                }
-                Err(_) => {
-                    conn = None;
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(4));
-                }
+        match result {
+            Ok(()) => return,
+            Err(err) if attempt + 1 == ATTEMPTS => {
+                log::error!("failed to publish {}: {err}", event.topic)
+            }
+            Err(_) => {
+                *conn = None;
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(4));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The daemon's main thread: one poll(2) over the signal pipe (SIGCHLD and the signals the shim
-//! ignores), a wake pipe, and every container's OOM eventfd — so reaping and OOM watching cost
-//! no thread of their own.
+//! ignores), a wake pipe, the ttrpc listener and connections (server.rs), and every container's
+//! OOM eventfd — so reaping, the Task API and OOM watching cost no thread of their own.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -13,6 +13,7 @@ use nix::unistd::pipe2;
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGPIPE, SIGTERM};
 
 use crate::oom::OomWatch;
+use crate::server::Server;
 
 struct State {
     oom: Vec<(Arc<File>, Arc<OomWatch>)>,
@@ -77,7 +78,7 @@ impl MainLoop {
     }
 
     /// Runs until `quit`; `on_sigchld` reaps.
-    pub fn run(&self, fds: LoopFds, on_sigchld: impl Fn()) {
+    pub fn run(&self, fds: LoopFds, server: &mut Server, on_sigchld: impl Fn()) {
         let mut sink = [0u8; 64];
         loop {
             let oom = {
@@ -91,6 +92,13 @@ impl MainLoop {
                 PollFd::new(fds.signals.as_fd(), PollFlags::POLLIN),
                 PollFd::new(fds.wake.as_fd(), PollFlags::POLLIN),
             ];
+            let served = server.poll_fds();
+            let n_served = served.len();
+            polled.extend(
+                served
+                    .into_iter()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
             polled.extend(
                 oom.iter()
                     .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
@@ -114,7 +122,9 @@ impl MainLoop {
                 while (&fds.signals).read(&mut sink).is_ok_and(|n| n > 0) {}
                 on_sigchld();
             }
-            for ((eventfd, watch), _) in oom.iter().zip(&ready[2..]).filter(|(_, r)| **r) {
+            server.on_ready(&ready[2..2 + n_served]);
+            let oom_ready = &ready[2 + n_served..];
+            for ((eventfd, watch), _) in oom.iter().zip(oom_ready).filter(|(_, r)| **r) {
                 let mut count = [0u8; 8];
                 let _ = (&**eventfd).read(&mut count);
                 // The last notification comes when the cgroup goes away: stop watching it.
@@ -124,6 +134,7 @@ impl MainLoop {
                     watch.check();
                 }
             }
+            server.answer_waits();
         }
     }
 }

@@ -17,9 +17,11 @@ pub fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> Result<bool> {
     for (n, m) in mounts.iter().enumerate() {
         let fs_type = (!m.type_.is_empty()).then_some(m.type_.as_str());
         let source = (!m.source.is_empty()).then_some(m.source.as_str());
-        if let Err(source_err) =
+        // The crate's mount forks and waits through its exit monitor.
+        let mounted = crate::daemon::with_crate_monitor(|| {
             containerd_shim::mount::mount_rootfs(fs_type, source, &m.options, &target)
-        {
+        });
+        if let Err(source_err) = mounted {
             if n > 0 {
                 unmount_rootfs(bundle);
             }

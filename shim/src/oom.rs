@@ -4,7 +4,6 @@
 //! yet there; the error says so.)
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,16 +87,6 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
         events,
     });
     Ok((watch, eventfd))
-}
-
-/// Without the daemon's main loop (the crate's own daemon path): one blocked thread.
-pub fn spawn_reader(mut eventfd: File, watch: Arc<OomWatch>) {
-    std::thread::spawn(move || {
-        let mut count = [0u8; 8];
-        while eventfd.read_exact(&mut count).is_ok() && !watch.gone() {
-            watch.check();
-        }
-    });
 }
 
 fn oom_control(path: &Path) -> String {

@@ -19,6 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::stdio::Latch;
 
 const BUF: usize = 32 * 1024;
+const PUMP_STACK: usize = 64 * 1024;
 
 pub struct Pump {
     from: File,
@@ -97,7 +98,18 @@ impl Pump {
 pub fn spawn(pumps: Vec<Pump>, wake: Option<File>, latch: Arc<Latch>) {
     let outputs = pumps.iter().filter(|p| p.output).count();
     latch.add();
-    std::thread::spawn(move || run(pumps, wake, outputs, &latch));
+    // The copy buffers are on the heap; poll and read/write need little stack.
+    let spawned = std::thread::Builder::new()
+        .name("stdio".into())
+        .stack_size(PUMP_STACK)
+        .spawn({
+            let latch = Arc::clone(&latch);
+            move || run(pumps, wake, outputs, &latch)
+        });
+    if let Err(err) = spawned {
+        log::error!("failed to start a stdio thread: {err}");
+        latch.count_down();
+    }
 }
 
 fn run(mut pumps: Vec<Pump>, mut wake: Option<File>, mut outputs: usize, latch: &Latch) {

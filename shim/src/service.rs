@@ -1,4 +1,4 @@
-//! The Task service: thin ttrpc handlers that look up the container and translate requests,
+//! The Task service: the handlers (rpc.rs decodes and dispatches) that look up the container and translate requests,
 //! plus the exit path (reaper → router → process → TaskExit after its output is copied).
 
 use std::collections::HashMap;
@@ -13,9 +13,6 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::shim::shim::*;
 use containerd_shim::protos::topics::*;
-use containerd_shim::protos::ttrpc::{self, TtrpcContext};
-use containerd_shim::protos::types::empty::Empty;
-use containerd_shim::Task;
 
 use crate::container::Container;
 use crate::error::{Error, Result};
@@ -70,7 +67,7 @@ impl Service {
         self.containers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn container(&self, id: &str) -> Result<Arc<Container>> {
+    pub(crate) fn container(&self, id: &str) -> Result<Arc<Container>> {
         self.table()
             .get(id)
             .cloned()
@@ -160,7 +157,7 @@ impl Service {
         }
     }
 
-    fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
+    pub(crate) fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
         if self.table().contains_key(&req.id) {
             return Err(Error::ContainerExists(req.id));
         }
@@ -201,7 +198,7 @@ impl Service {
         })
     }
 
-    fn do_start(&self, req: StartRequest) -> Result<StartResponse> {
+    pub(crate) fn do_start(&self, req: StartRequest) -> Result<StartResponse> {
         let c = self.container(&req.id)?;
         let (stdio, spec) = c.begin_start(&req.exec_id)?;
         if req.exec_id.is_empty() {
@@ -249,7 +246,7 @@ impl Service {
         })
     }
 
-    fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
+    pub(crate) fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
         let c = self.container(&req.id)?;
         if !req.exec_id.is_empty() {
             let p = c.delete_exec(&req.exec_id)?;
@@ -285,7 +282,7 @@ impl Service {
         })
     }
 
-    fn do_exec(&self, req: ExecProcessRequest) -> Result<()> {
+    pub(crate) fn do_exec(&self, req: ExecProcessRequest) -> Result<()> {
         let c = self.container(&req.id)?;
         let mut procs = c.lock();
         if procs.init.is_stopped() {
@@ -315,7 +312,7 @@ impl Service {
         Ok(())
     }
 
-    fn do_state(&self, req: StateRequest) -> Result<StateResponse> {
+    pub(crate) fn do_state(&self, req: StateRequest) -> Result<StateResponse> {
         let c = self.container(&req.id)?;
         let procs = c.lock();
         let p = procs.get(&req.id, &req.exec_id)?;
@@ -336,7 +333,7 @@ impl Service {
         })
     }
 
-    fn do_freeze(&self, id: &str, t: Transition) -> Result<()> {
+    pub(crate) fn do_freeze(&self, id: &str, t: Transition) -> Result<()> {
         let c = self.container(id)?;
         c.freeze(t)?;
         if t == Transition::Pause {
@@ -359,7 +356,7 @@ impl Service {
         Ok(())
     }
 
-    fn do_pids(&self, req: PidsRequest) -> Result<PidsResponse> {
+    pub(crate) fn do_pids(&self, req: PidsRequest) -> Result<PidsResponse> {
         let c = self.container(&req.id)?;
         let pids = c.runtime.ps(&c.id)?;
         let execs: HashMap<u32, String> = c
@@ -378,17 +375,21 @@ impl Service {
         })
     }
 
-    fn do_wait(&self, req: WaitRequest) -> Result<WaitResponse> {
+    /// Wait without blocking: None while the process runs (the server keeps the request
+    /// pending and asks again after every event on its loop).
+    pub(crate) fn try_wait(&self, req: &WaitRequest) -> Result<Option<WaitResponse>> {
         let c = self.container(&req.id)?;
-        let ExitInfo { status, at } = c.wait(&req.exec_id)?;
-        Ok(WaitResponse {
+        let Some(ExitInfo { status, at }) = c.try_wait(&req.exec_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(WaitResponse {
             exit_status: status,
             exited_at: MessageField::some(at),
             ..Default::default()
-        })
+        }))
     }
 
-    fn do_update(&self, req: UpdateTaskRequest) -> Result<()> {
+    pub(crate) fn do_update(&self, req: UpdateTaskRequest) -> Result<()> {
         let c = self.container(&req.id)?;
         let resources = req
             .resources
@@ -397,7 +398,7 @@ impl Service {
         c.runtime.update(&c.id, &resources.value)
     }
 
-    fn do_stats(&self, req: StatsRequest) -> Result<StatsResponse> {
+    pub(crate) fn do_stats(&self, req: StatsRequest) -> Result<StatsResponse> {
         let c = self.container(&req.id)?;
         let stats = crate::stats::metrics(c.init_pid())?;
         Ok(StatsResponse {
@@ -406,7 +407,7 @@ impl Service {
         })
     }
 
-    fn do_shutdown(&self) {
+    pub(crate) fn do_shutdown(&self) {
         if self.table().is_empty() {
             (self.hooks.shutdown)();
         }
@@ -426,88 +427,6 @@ fn exit_event(p: &Process) -> TaskExit {
         exit_status,
         exited_at: MessageField::some(at),
         ..Default::default()
-    }
-}
-
-/// The ttrpc surface: each handler only forwards to the matching `do_*` method.
-pub struct TaskService(pub Arc<Service>);
-
-type Reply<T> = ttrpc::Result<T>;
-
-impl Task for TaskService {
-    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> Reply<CreateTaskResponse> {
-        Ok(self.0.do_create(req)?)
-    }
-    fn start(&self, _: &TtrpcContext, req: StartRequest) -> Reply<StartResponse> {
-        Ok(self.0.do_start(req)?)
-    }
-    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> Reply<DeleteResponse> {
-        Ok(self.0.do_delete(req)?)
-    }
-    fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> Reply<Empty> {
-        self.0.do_exec(req)?;
-        Ok(Empty::new())
-    }
-    fn state(&self, _: &TtrpcContext, req: StateRequest) -> Reply<StateResponse> {
-        Ok(self.0.do_state(req)?)
-    }
-    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> Reply<Empty> {
-        self.0
-            .container(&req.id)?
-            .kill(&req.exec_id, req.signal, req.all)?;
-        Ok(Empty::new())
-    }
-    fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> Reply<Empty> {
-        self.0.do_freeze(&req.id, Transition::Pause)?;
-        Ok(Empty::new())
-    }
-    fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> Reply<Empty> {
-        self.0.do_freeze(&req.id, Transition::Resume)?;
-        Ok(Empty::new())
-    }
-    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> Reply<PidsResponse> {
-        Ok(self.0.do_pids(req)?)
-    }
-    fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> Reply<Empty> {
-        self.0.container(&req.id)?.close_stdin(&req.exec_id)?;
-        Ok(Empty::new())
-    }
-    fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> Reply<Empty> {
-        self.0
-            .container(&req.id)?
-            .resize_pty(&req.exec_id, req.width, req.height)?;
-        Ok(Empty::new())
-    }
-    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> Reply<Empty> {
-        Err(Error::Unimplemented("checkpoint (no criu support yet)").into())
-    }
-    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> Reply<Empty> {
-        self.0.do_update(req)?;
-        Ok(Empty::new())
-    }
-    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> Reply<WaitResponse> {
-        Ok(self.0.do_wait(req)?)
-    }
-    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> Reply<StatsResponse> {
-        Ok(self.0.do_stats(req)?)
-    }
-    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> Reply<ConnectResponse> {
-        let task_pid = self
-            .0
-            .container(&req.id)
-            .map(|c| c.init_pid())
-            .unwrap_or_default();
-        let version = env!("CARGO_PKG_VERSION").to_string();
-        Ok(ConnectResponse {
-            shim_pid: std::process::id(),
-            task_pid,
-            version,
-            ..Default::default()
-        })
-    }
-    fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> Reply<Empty> {
-        self.0.do_shutdown();
-        Ok(Empty::new())
     }
 }
 

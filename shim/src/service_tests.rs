@@ -55,7 +55,7 @@ fn an_exit_during_start_is_published_after_task_start() {
     let order: Vec<&str> = events.iter().map(|e| e.topic).collect();
     assert_eq!(order, [TASK_START_EVENT_TOPIC, TASK_EXIT_EVENT_TOPIC]);
     assert_eq!(exit_status_of(events[1].message.as_ref()), 3);
-    assert_eq!(c.wait("").unwrap().status, 3);
+    assert_eq!(c.try_wait("").unwrap().unwrap().status, 3);
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn an_exit_after_start_is_published_at_once_and_only_once() {
     service.on_exit(200, 128 + 9);
     service.on_exit(200, 128 + 9);
     assert_eq!(topics(&rx), [TASK_START_EVENT_TOPIC, TASK_EXIT_EVENT_TOPIC]);
-    assert_eq!(c.wait("").unwrap().status, 137);
+    assert_eq!(c.try_wait("").unwrap().unwrap().status, 137);
 }
 
 #[test]

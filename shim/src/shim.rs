@@ -14,10 +14,8 @@ use containerd_shim::util::write_address;
 use containerd_shim::{api::DeleteResponse, spawn, Config, ExitSignal, Flags, Shim, StartOpts};
 
 use crate::container::read_pid_file;
-use crate::events::start_publisher;
 use crate::options::RuntimeOptions;
 use crate::runtime::Runtime;
-use crate::service::{DaemonHooks, Service, TaskService};
 
 const FEATURES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/features/Features";
 
@@ -77,7 +75,7 @@ fn join_cgroup(root: &Path, cgroup: &str, pid: u32) -> std::io::Result<()> {
 }
 
 impl Shim for HuskShim {
-    type T = TaskService;
+    type T = Unserved;
 
     fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
         let bundle = if args.bundle.is_empty() {
@@ -178,18 +176,16 @@ impl Shim for HuskShim {
         self.exit.wait();
     }
 
-    /// Used only by the crate's own daemon, which `daemon::run` replaces.
+    /// The crate's own daemon never runs: `main` hands the no-action case to `daemon::run`.
     fn create_task_service(&self, _publisher: RemotePublisher) -> Self::T {
-        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-        let events = start_publisher(address, self.namespace.clone());
-        let exit = Arc::clone(&self.exit);
-        let hooks = DaemonHooks {
-            shutdown: Box::new(move || exit.signal()),
-            watch_oom: Box::new(crate::oom::spawn_reader),
-        };
-        TaskService(Service::new(&self.namespace, events, hooks))
+        Unserved
     }
 }
+
+/// The Task service type the crate's trait asks for; the real one is `rpc.rs` on our own loop.
+pub struct Unserved;
+
+impl containerd_shim::Task for Unserved {}
 
 #[cfg(test)]
 mod tests {
