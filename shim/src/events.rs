@@ -17,25 +17,37 @@ use std::time::Duration;
 #[cfg(test)]
 use std::sync::mpsc::{channel, Receiver, Sender};
 
-use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField};
+use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField, MessageFull};
 use containerd_shim::protos::shim::event::Envelope;
 use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::ttrpc::proto::{Request, Response};
-use containerd_shim::util::{convert_to_any, timestamp};
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::util::timestamp;
 
 const EVENTS_SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
 const TYPE_REQUEST: u8 = 1;
 const TYPE_RESPONSE: u8 = 2;
 /// Retry for about 20 s: long enough for containerd to restart.
 const ATTEMPTS: u32 = 12;
-/// How long the publisher thread outlives its last event (a Create/Start burst stays on one).
-const IDLE: Duration = Duration::from_secs(2);
+/// How long the publisher thread outlives its last event (one thread for a Create/Start burst;
+/// the connection to containerd is kept across threads).
+const IDLE: Duration = Duration::from_millis(100);
 /// Encoding and a unix socket write need little: keep the thread's mapping small.
 const STACK: usize = 128 * 1024;
 
 pub struct Event {
     pub topic: &'static str,
+    /// The Any type URL, without protobuf reflection: building the descriptors for one
+    /// `descriptor_dyn()` call costs ~200 KiB of heap that stays for the shim's life.
+    type_url: String,
     pub message: Box<dyn MessageDyn>,
+}
+
+/// Every event the shim publishes is in containerd's `containerd.events` package.
+const EVENTS_PACKAGE: &str = "containerd.events";
+
+fn type_url<M: Message>() -> String {
+    format!("{EVENTS_PACKAGE}.{}", M::NAME)
 }
 
 #[derive(Clone)]
@@ -66,9 +78,10 @@ struct Queue {
 }
 
 impl EventSender {
-    pub fn send(&self, topic: &'static str, message: impl MessageDyn) {
+    pub fn send<M: MessageFull>(&self, topic: &'static str, message: M) {
         let event = Event {
             topic,
+            type_url: type_url::<M>(),
             message: Box::new(message),
         };
         match &self.sink {
@@ -217,9 +230,14 @@ fn forward_payload(topic: &str, namespace: &str, event: &Event) -> Result<Vec<u8
         timestamp: MessageField::some(timestamp().map_err(|e| e.to_string())?),
         namespace: namespace.into(),
         topic: topic.into(),
-        event: MessageField::some(
-            convert_to_any(event.message.clone_box()).map_err(|e| e.to_string())?,
-        ),
+        event: MessageField::some(Any {
+            type_url: event.type_url.clone(),
+            value: event
+                .message
+                .write_to_bytes_dyn()
+                .map_err(|e| e.to_string())?,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let req = ForwardRequest {
@@ -266,6 +284,23 @@ fn publish(address: &str, namespace: &str, conn: &mut Option<Connection>, event:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_urls_match_the_descriptors_full_names() {
+        use containerd_shim::protos::events::task::*;
+        fn check<M: Message + MessageFull>() {
+            assert_eq!(type_url::<M>(), M::descriptor().full_name());
+        }
+        check::<TaskCreate>();
+        check::<TaskStart>();
+        check::<TaskDelete>();
+        check::<TaskExit>();
+        check::<TaskOOM>();
+        check::<TaskExecAdded>();
+        check::<TaskExecStarted>();
+        check::<TaskPaused>();
+        check::<TaskResumed>();
+    }
 
     #[test]
     fn frames_carry_big_endian_length_stream_and_type() {

@@ -54,7 +54,7 @@ impl Pump {
         Pump {
             from,
             to,
-            pending: Vec::with_capacity(BUF),
+            pending: Vec::new(),
             written: 0,
             output,
             closing: false,
@@ -84,7 +84,8 @@ impl Pump {
                 Ok(n) => self.pending.truncate(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => self.pending.clear(),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.pending.clear();
+                    // Idle: give the buffer back (a running container's streams mostly are).
+                    self.pending = Vec::new();
                     // CloseIO: what the client wrote is through.
                     return !self.closing;
                 }
