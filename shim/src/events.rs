@@ -17,7 +17,9 @@ use std::time::Duration;
 #[cfg(test)]
 use std::sync::mpsc::{channel, Receiver, Sender};
 
-use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField, MessageFull};
+use containerd_shim::protos::protobuf::{
+    self as protobuf, CodedOutputStream, Message, MessageDyn, MessageField, MessageFull,
+};
 use containerd_shim::protos::shim::event::Envelope;
 use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::ttrpc::proto::{Request, Response};
@@ -225,6 +227,17 @@ impl Connection {
     }
 }
 
+/// `write_to_bytes_dyn` without its `descriptor_dyn()` call (reflection, see `Event`).
+fn encode(message: &dyn MessageDyn) -> protobuf::Result<Vec<u8>> {
+    let size = message.compute_size_dyn();
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut os = CodedOutputStream::vec(&mut bytes);
+    message.write_to_with_cached_sizes_dyn(&mut os)?;
+    os.flush()?;
+    drop(os);
+    Ok(bytes)
+}
+
 fn forward_payload(topic: &str, namespace: &str, event: &Event) -> Result<Vec<u8>, String> {
     let envelope = Envelope {
         timestamp: MessageField::some(timestamp().map_err(|e| e.to_string())?),
@@ -232,10 +245,7 @@ fn forward_payload(topic: &str, namespace: &str, event: &Event) -> Result<Vec<u8
         topic: topic.into(),
         event: MessageField::some(Any {
             type_url: event.type_url.clone(),
-            value: event
-                .message
-                .write_to_bytes_dyn()
-                .map_err(|e| e.to_string())?,
+            value: encode(event.message.as_ref()).map_err(|e| e.to_string())?,
             ..Default::default()
         }),
         ..Default::default()
@@ -300,6 +310,17 @@ mod tests {
         check::<TaskExecStarted>();
         check::<TaskPaused>();
         check::<TaskResumed>();
+    }
+
+    #[test]
+    fn events_encode_as_write_to_bytes_does() {
+        let exit = containerd_shim::protos::events::task::TaskExit {
+            container_id: "c".into(),
+            pid: 7,
+            exit_status: 137,
+            ..Default::default()
+        };
+        assert_eq!(encode(&exit).unwrap(), exit.write_to_bytes().unwrap());
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl Conn {
                 Err(err) => log::warn!("bad ttrpc request on stream {stream_id}: {err}"),
             }
         }
-        if self.buf.capacity() > 64 * 1024 && self.buf.is_empty() {
+        // A Create request (with its spec) is tens of KiB: do not keep that for a
+        // connection that then idles for the container's life.
+        if self.buf.is_empty() {
             self.buf = Vec::new();
         }
         requests

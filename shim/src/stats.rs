@@ -9,10 +9,23 @@ use std::path::{Path, PathBuf};
 use containerd_shim::protos::cgroups::metrics as v1;
 use containerd_shim::protos::cgroups_v2::metrics as v2;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::types::task::ProcessInfo;
-use containerd_shim::util::convert_to_any;
+
+/// Any type URLs, named here so that no protobuf reflection tables are built (the crate's
+/// `convert_to_any` asks the descriptor, ~200 KiB of heap for the shim's life; CRI polls Stats).
+const METRICS_V1: &str = "io.containerd.cgroups.v1.Metrics";
+const METRICS_V2: &str = "io.containerd.cgroups.v2.Metrics";
+const PROCESS_DETAILS: &str = "containerd.runc.v1.ProcessDetails";
+
+fn to_any(type_url: &str, m: &impl Message) -> containerd_shim::protos::protobuf::Result<Any> {
+    Ok(Any {
+        type_url: type_url.to_string(),
+        value: m.write_to_bytes()?,
+        ..Default::default()
+    })
+}
 
 use crate::error::{Error, Result};
 
@@ -75,9 +88,9 @@ pub fn metrics(pid: u32) -> Result<Any> {
         fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
     let paths = parse_proc_cgroup(&text);
     let any = if paths.contains_key("memory") {
-        convert_to_any(Box::new(metrics_v1(&paths)))
+        to_any(METRICS_V1, &metrics_v1(&paths))
     } else {
-        convert_to_any(Box::new(metrics_v2(&paths)))
+        to_any(METRICS_V2, &metrics_v2(&paths))
     };
     any.map_err(|e| Error::InvalidArgument(format!("encode metrics: {e}")))
 }
@@ -208,11 +221,11 @@ fn metrics_v2(paths: &HashMap<String, String>) -> v2::Metrics {
 /// One `ctr task ps` row; exec processes carry their exec id as containerd's runc shim does.
 pub fn process_info(pid: u32, exec_id: Option<&String>) -> ProcessInfo {
     let info = exec_id.and_then(|id| {
-        convert_to_any(Box::new(ProcessDetails {
+        let details = ProcessDetails {
             exec_id: id.clone(),
             ..Default::default()
-        }))
-        .ok()
+        };
+        to_any(PROCESS_DETAILS, &details).ok()
     });
     ProcessInfo {
         pid,
@@ -224,6 +237,14 @@ pub fn process_info(pid: u32, exec_id: Option<&String>) -> ProcessInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_type_urls_match_the_descriptors_full_names() {
+        use containerd_shim::protos::protobuf::MessageFull;
+        assert_eq!(METRICS_V1, v1::Metrics::descriptor().full_name());
+        assert_eq!(METRICS_V2, v2::Metrics::descriptor().full_name());
+        assert_eq!(PROCESS_DETAILS, ProcessDetails::descriptor().full_name());
+    }
 
     #[test]
     fn hybrid_proc_cgroup_maps_each_controller_to_its_hierarchy() {
