@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use containerd_shim::protos::shim::shim::CreateTaskRequest;
 
@@ -53,8 +53,6 @@ pub struct Container {
     pub options: RuntimeOptions,
     pub rootfs_mounted: bool,
     processes: Mutex<Processes>,
-    /// Signalled whenever a process of this container stops (Wait blocks on it).
-    pub exited: Condvar,
     /// The OOM watcher, once the init has started.
     pub oom: Mutex<Option<std::sync::Arc<crate::oom::OomWatch>>>,
 }
@@ -136,7 +134,6 @@ impl Container {
             options,
             rootfs_mounted,
             processes,
-            exited: Condvar::new(),
             oom: Mutex::new(None),
         };
         Ok(Created { container, pid })
@@ -164,7 +161,6 @@ impl Container {
                 init,
                 execs: HashMap::new(),
             }),
-            exited: Condvar::new(),
             oom: Mutex::new(None),
         }
     }
@@ -300,7 +296,6 @@ impl Container {
         procs
             .get_mut(&self.id, exec_id)?
             .apply(Transition::Delete)?;
-        self.exited.notify_all();
         let p = procs
             .execs
             .remove(exec_id)

@@ -140,10 +140,7 @@ fn reap(service: &Service) {
     for (pid, status) in stashed {
         service.on_exit(pid, status);
     }
-    loop {
-        let Some((pid, status)) = reap_once(WaitPidFlag::WNOHANG) else {
-            break;
-        };
+    while let Some((pid, status)) = reap_once(WaitPidFlag::WNOHANG) {
         service.on_exit(pid, status);
     }
 }

@@ -107,7 +107,6 @@ impl Service {
         } else {
             self.events.send(TASK_EXIT_EVENT_TOPIC, exit_event(p));
         }
-        c.exited.notify_all();
     }
 
     /// After a successful runtime start: the state change, TaskStart/TaskExecStarted, and any
@@ -140,7 +139,6 @@ impl Service {
         if p.exit_held {
             p.exit_held = false;
             self.events.send(TASK_EXIT_EVENT_TOPIC, exit_event(p));
-            c.exited.notify_all();
         }
         Ok(p.pid)
     }
@@ -152,7 +150,6 @@ impl Service {
             if p.exit_held {
                 p.exit_held = false;
                 self.events.send(TASK_EXIT_EVENT_TOPIC, exit_event(p));
-                c.exited.notify_all();
             }
         }
     }
