@@ -19,3 +19,4 @@ pub mod signals;
 pub mod state;
 pub mod sync;
 pub mod sys;
+pub mod trace;

@@ -50,6 +50,8 @@ pub enum FromChild {
     /// Carries the seccomp notify fd in SCM_RIGHTS ([`Channel::send_with_fd`]).
     SeccompNotifyFd,
     Ready,
+    /// `husk --trace`: the init's own phases, (name, microseconds), sent just before Ready.
+    Timings { phases: Vec<(String, u64)> },
     Failed { msg: String },
 }
 

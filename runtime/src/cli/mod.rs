@@ -15,6 +15,7 @@ const GLOBAL_FLAGS: &[FlagSpec] = &[
     value(&["criu"]),
     value(&["rootless"]),
     switch(&["debug"]),
+    switch(&["trace"]),
     switch(&["systemd-cgroup"]),
     switch(&["version", "v"]),
     switch(&["help", "h"]),
@@ -32,7 +33,7 @@ const CREATE_FLAGS: &[FlagSpec] = &[
     switch(&["no-subreaper"]),
 ];
 
-const USAGE: &str = "usage: husk [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [ARGS]
+const USAGE: &str = "usage: husk [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--trace] COMMAND [ARGS]
 commands: create, start, run, exec, update, events, state, kill, delete, list, pause, resume, ps, spec, features";
 
 /// Runs the command line and returns the process's exit code.
@@ -58,7 +59,8 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
     if global_args.has("systemd-cgroup") {
         return Err(Error::Unsupported("--systemd-cgroup (the systemd cgroup driver)"));
     }
-    let global = Global { root: PathBuf::from(global_args.get("root").unwrap_or("/run/husk")) };
+    let trace = global_args.has("trace") || std::env::var_os("HUSK_TRACE").is_some_and(|v| v == "1");
+    let global = Global { root: PathBuf::from(global_args.get("root").unwrap_or("/run/husk")), trace };
     let Some((command, rest)) = global_args.positional.split_first() else {
         return Err(Error::Usage(USAGE.to_string()));
     };

@@ -60,6 +60,7 @@ impl Drop for Undo {
 }
 
 pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: bool) -> Result<Created> {
+    let mut trace = crate::trace::Trace::new(global.trace);
     crate::state::validate_id(id)?;
     let bundle = absolute(&opts.bundle)?;
     let spec = config::load(&bundle)?;
@@ -72,6 +73,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let (console_socket, console_rx) = console_for(opts.console_socket.as_deref(), terminal, wait_for_start)?;
 
+    trace.mark("parse and validate config");
     let mut undo = Undo { child: None, cgroup: None, state_dir: None };
     let state_path = make_container_resources(global, id, linux, &cgroup, wait_for_start, &mut undo)?;
     let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
@@ -90,12 +92,15 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         no_new_keyring: opts.no_new_keyring,
         hooks_handshake: init::container_hooks::needs_handshake(&spec),
         wait_for_start,
+        trace: global.trace,
         seccomp: seccomp_program(&global.root, Some(linux))?,
         exec_labels,
     };
+    trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;
     let (pid, pidfd) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan)?;
     undo.child = Some((pid, pidfd));
+    trace.mark("clone3");
 
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
@@ -105,6 +110,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
     cgroup.add_process(pid)?;
     parent_chan.send(&ToChild::Proceed)?;
+    trace.mark("id maps, join cgroup");
 
     let saved = SavedState {
         id: id.to_string(),
@@ -119,7 +125,9 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         stopped: false,
         owner: owner_name(),
     };
-    handshake(&mut parent_chan, pid, &saved, &spec)?;
+    let init_phases = handshake(&mut parent_chan, pid, &saved, &spec)?;
+    trace.add_nested(init_phases);
+    trace.mark("init set-up (until Ready)");
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -130,6 +138,10 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     }
     let (pid, pidfd) = undo.child.take().ok_or_else(|| Error::Init("child vanished".into()))?;
     undo.cgroup = None;
+    trace.mark("pid file, state.json");
+    if trace.enabled() {
+        eprintln!("husk trace {id}: create: {}", trace.render());
+    }
     Ok(Created { pid, pidfd, state_dir, saved, console_rx })
 }
 
@@ -227,10 +239,13 @@ pub fn seccomp_program(root: &Path, linux: Option<&oci_spec::runtime::Linux>) ->
 }
 
 /// Drive the child through the handshake (see sync.rs) until it is Ready.
-fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec) -> Result<()> {
+/// Returns the init's own phase timings when it sent them (--trace).
+fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec) -> Result<Vec<(String, u64)>> {
+    let mut init_phases = Vec::new();
     loop {
         match chan.recv_with_fd::<FromChild>()? {
-            Some((FromChild::Ready, _)) => return Ok(()),
+            Some((FromChild::Ready, _)) => return Ok(init_phases),
+            Some((FromChild::Timings { phases }, _)) => init_phases = phases,
             Some((FromChild::RunHooks, _)) => {
                 let state = saved.to_oci(Status::Creating);
                 let hooks = spec.hooks().as_ref();

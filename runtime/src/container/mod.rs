@@ -21,6 +21,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct Global {
     pub root: PathBuf,
+    /// --trace: print where the start time goes (see trace.rs).
+    pub trace: bool,
 }
 
 /// The time now as RFC 3339 in UTC with nanoseconds, as runc prints `created`.

@@ -43,6 +43,8 @@ pub struct InitPlan {
     pub hooks_handshake: bool,
     /// `husk run` in the foreground execs at once, without waiting on exec.fifo.
     pub wait_for_start: bool,
+    /// --trace: report the init's phases to the parent before Ready.
+    pub trace: bool,
     /// The seccomp BPF program, compiled by the parent (libseccomp takes tens of ms; the
     /// init only makes one seccomp(2) call).
     pub seccomp: Option<crate::seccomp::Program>,
@@ -129,6 +131,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx("setresgid", "0 in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx("setresuid", "0 in the user namespace")?;
     }
+    let mut trace = crate::trace::Trace::new(plan.trace);
     join_namespaces(&ns_list)?;
     let new_cgroupns = namespaces::creates(&ns_list, LinuxNamespaceType::Cgroup);
     if new_cgroupns {
@@ -136,6 +139,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     }
     set_names(spec, &ns_list)?;
     nix::unistd::setsid().ctx("setsid", "container init")?;
+    trace.mark("namespaces");
     let new_mountns = namespaces::creates(&ns_list, LinuxNamespaceType::Mount);
     if new_mountns {
         rootfs::prepare(&RootfsPlan {
@@ -147,6 +151,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
             new_netns: namespaces::creates(&ns_list, LinuxNamespaceType::Network),
             userns,
         })?;
+        trace.mark("mounts and devices");
     }
     let mut hook_state = None;
     if plan.hooks_handshake {
@@ -154,6 +159,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
         let state = expect_hooks_done(chan)?;
         container_hooks::create_container(spec, &state)?;
         hook_state = Some(state);
+        trace.mark("prestart/createRuntime/createContainer hooks");
     }
     if new_mountns {
         if plan.no_pivot {
@@ -168,7 +174,13 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
         nix::unistd::chroot(&plan.rootfs).ctx("chroot into", plan.rootfs.display())?;
         write_sysctls(spec)?;
     }
-    Ok(Prepared { program: prepare_process(plan, chan)?, hook_state })
+    trace.mark("pivot_root, masked and read-only paths, sysctl");
+    let program = prepare_process(plan, chan)?;
+    trace.mark("process: console, rlimits, creds, caps, seccomp");
+    if trace.enabled() {
+        chan.send(&FromChild::Timings { phases: trace.phases().to_vec() })?;
+    }
+    Ok(Prepared { program, hook_state })
 }
 
 fn expect_hooks_done(chan: &mut Channel) -> Result<String, InitError> {
