@@ -74,6 +74,21 @@ fn join_cgroup(root: &Path, cgroup: &str, pid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A SIGKILLed shim leaves its socket in /run/containerd/s. `shim delete` also runs after a
+/// failed create in a pod whose shim still serves other containers, so the socket is removed
+/// only when nothing listens on it any more.
+fn remove_stale_socket(address_file: &Path) {
+    let Ok(address) = std::fs::read_to_string(address_file) else { return };
+    let Some(path) = address.trim().strip_prefix("unix://") else { return };
+    let refused = matches!(
+        std::os::unix::net::UnixStream::connect(path),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    );
+    if refused {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 impl Shim for HuskShim {
     type T = Unserved;
 
@@ -133,6 +148,7 @@ impl Shim for HuskShim {
             log::warn!("failed to force-delete {}: {err}", self.id);
         }
         crate::mount::unmount_rootfs(&self.bundle);
+        remove_stale_socket(&self.bundle.join("address"));
         let pid = read_pid_file(&self.bundle.join("init.pid")).unwrap_or(0);
         Ok(DeleteResponse {
             pid,

@@ -299,6 +299,9 @@ fn sigkilled_shim(under: Under) {
     let id = unique_id("shimkill");
     s.run_detached(&id);
     let pid = shim_pid(&id).expect("shim process");
+    let bundle = s.ctrd.state().join("io.containerd.runtime.v2.task").join(s.ctrd.namespace()).join(&id);
+    let address = std::fs::read_to_string(bundle.join("address")).expect("shim address file");
+    let socket = address.trim().trim_start_matches("unix://").to_string();
     // SAFETY: kill(2) on a pid we just looked up.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     // containerd notices the dead shim and runs `shim delete`: the task ends as stopped.
@@ -315,6 +318,12 @@ fn sigkilled_shim(under: Under) {
     let _ = s.ctrd.ctr(&["tasks", "delete", &id]);
     s.ctrd.ctr_ok(&["containers", "delete", &id]);
     s.assert_clean(&id);
+    // The dead shim's socket in /run/containerd/s is gone too (husk's shim removes it in
+    // `shim delete`; and that is the shim in both variants).
+    assert!(
+        wait_until(Duration::from_secs(5), || !std::path::Path::new(&socket).exists()),
+        "socket {socket} left behind"
+    );
 }
 
 /// A containerd restarted on the same config; killed on drop, before the `Containerd` it
