@@ -294,6 +294,21 @@ fn shim_pid(id: &str) -> Option<i32> {
         .map(|(pid, _)| pid)
 }
 
+/// `ctr run -d` leaves its stdio fifos in /run/containerd/fifo/<n>/<id>-std*, and only a
+/// `ctr tasks delete` of a live task removes them; after a dead shim containerd has already
+/// deleted the task, so they stay (the Go shim too). Ours to remove: their names carry the id.
+fn remove_ctr_fifo_dirs(id: &str) {
+    let Ok(dirs) = std::fs::read_dir("/run/containerd/fifo") else { return };
+    for dir in dirs.flatten() {
+        let ours = std::fs::read_dir(dir.path())
+            .map(|files| files.flatten().any(|f| f.file_name().to_string_lossy().starts_with(&format!("{id}-"))))
+            .unwrap_or(false);
+        if ours {
+            let _ = std::fs::remove_dir_all(dir.path());
+        }
+    }
+}
+
 fn sigkilled_shim(under: Under) {
     let s = setup(under);
     let id = unique_id("shimkill");
@@ -318,6 +333,7 @@ fn sigkilled_shim(under: Under) {
     let _ = s.ctrd.ctr(&["tasks", "delete", &id]);
     s.ctrd.ctr_ok(&["containers", "delete", &id]);
     s.assert_clean(&id);
+    remove_ctr_fifo_dirs(&id);
     // The dead shim's socket in /run/containerd/s is gone too (husk's shim removes it in
     // `shim delete`; and that is the shim in both variants).
     assert!(
