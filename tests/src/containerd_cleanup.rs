@@ -171,13 +171,15 @@ fn remove_runtime_state(ns: &str, id: &str) {
 }
 
 /// rmdir the per-namespace cgroup parents and runtime state dirs: rmdir only removes
-/// empty ones, and shared namespaces are left alone altogether.
+/// empty ones. The cgroup parents of shared namespaces (CRI's /k8s.io) are rmdir'ed too: a
+/// system containerd's live containers keep theirs busy, and it recreates an empty one on
+/// demand. Shared namespaces' runtime state dirs are left alone.
 fn remove_namespace_dirs(ns: &str) {
-    if SHARED_NAMESPACES.contains(&ns) {
-        return;
-    }
     for dir in crate::cgroup_dirs(&format!("/{ns}")) {
         let _ = std::fs::remove_dir(dir);
+    }
+    if SHARED_NAMESPACES.contains(&ns) {
+        return;
     }
     for runtime in dir_names(Path::new("/run/containerd")) {
         let _ = std::fs::remove_dir(Path::new("/run/containerd").join(runtime).join(ns));

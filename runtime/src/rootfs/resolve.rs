@@ -121,10 +121,26 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn tempdir() -> PathBuf {
+    /// Removed on drop, also when an assertion fails.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for Scratch {
+        type Target = PathBuf;
+        fn deref(&self) -> &PathBuf {
+            &self.0
+        }
+    }
+
+    fn tempdir() -> Scratch {
         let dir = std::env::temp_dir().join(format!("husk-resolve-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        Scratch(dir)
     }
 
     fn rand_suffix() -> u64 {
@@ -141,14 +157,12 @@ mod tests {
         let outside = tempdir();
         let root = tempdir();
         // The image's /evil points at the host's `outside` dir; resolving must not reach it.
-        symlink(&outside, root.join("evil")).unwrap();
+        symlink(outside.as_path(), root.join("evil")).unwrap();
         let root_fd = open_dir(&root);
         let fd = open_in_root(root_fd.as_fd(), Path::new("/evil/target"), Create::Dir).unwrap();
         let resolved = std::fs::read_link(proc_fd_path(&fd)).unwrap();
-        assert!(resolved.starts_with(&root), "{resolved:?} escaped {root:?}");
+        assert!(resolved.starts_with(root.as_path()), "{resolved:?} escaped {:?}", root.as_path());
         assert!(!outside.join("target").exists());
-        std::fs::remove_dir_all(&outside).unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -159,6 +173,5 @@ mod tests {
         let resolved = std::fs::read_link(proc_fd_path(&fd)).unwrap();
         assert_eq!(resolved, root.join("x/file"));
         assert!(root.join("x/file").is_file());
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }
