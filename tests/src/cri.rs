@@ -128,6 +128,23 @@ pub fn varint_field(msg: &[u8], field: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The value of a `UInt64Value` wrapper `field` of `msg` (CRI's stats use them so that 0 and
+/// "not reported" differ); None if the field is absent.
+pub fn uint64_value(msg: &[u8], field: u32) -> Option<u64> {
+    decode(msg).into_iter().find_map(|(f, v)| match v {
+        Field::Bytes(b) if f == field => Some(varint_field(&b, 1)),
+        _ => None,
+    })
+}
+
+/// What RuntimeService/ExecSync returned (ExecSyncResponse: stdout 1, stderr 2, exit_code 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i32,
+}
+
 /// A CRI endpoint: containerd's grpc socket with the CRI plugin enabled.
 #[derive(Debug, Clone)]
 pub struct CriClient {
@@ -184,6 +201,24 @@ impl CriClient {
         let resp = std::fs::read(dir.join("resp")).unwrap_or_default();
         // One length-prefixed message; an empty body is an empty message.
         Ok(resp.get(5..).map(<[u8]>::to_vec).unwrap_or_default())
+    }
+
+    /// ExecSync of `cmd` in `container` (ExecSyncRequest: container_id 1, cmd 2, timeout 3
+    /// seconds), as the kubelet runs exec probes; panics if the call itself fails.
+    pub fn exec_sync(&self, container: &str, cmd: &[&str], timeout_secs: u64) -> ExecOutput {
+        let request = cmd
+            .iter()
+            .fold(Proto::new().string(1, container), |req, arg| {
+                req.string(2, arg)
+            })
+            .varint(3, timeout_secs);
+        let resp = self.runtime("ExecSync", request);
+        ExecOutput {
+            stdout: String::from_utf8_lossy(&bytes_field(&resp, 1)).into_owned(),
+            stderr: String::from_utf8_lossy(&bytes_field(&resp, 2)).into_owned(),
+            // int32 on the wire is a sign-extended varint: the low 32 bits are the value.
+            exit_code: varint_field(&resp, 3) as u32 as i32,
+        }
     }
 
     /// [`CriClient::call`] on RuntimeService that must succeed.

@@ -25,7 +25,7 @@ mod tempdir;
 pub use bundle::Bundle;
 pub use cmd::{output_text, run_with_input, run_with_timeout};
 pub use containerd::{Containerd, ContainerdBuilder, BUSYBOX_REF, HUSK_RUNTIME};
-pub use cri::{bytes_field, decode, varint_field, CriClient, Field, Proto};
+pub use cri::{bytes_field, decode, uint64_value, varint_field, CriClient, ExecOutput, Field, Proto};
 pub use ids::unique_id;
 pub use image::{busybox_image_archive, busybox_image_bytes, image_archive, ImageFile};
 pub use leftovers::{
