@@ -71,18 +71,27 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
     Err(HookError::Failed { kind, path, status: status.to_string(), stderr })
 }
 
-/// Hooks are rare and short: a coarse wait is enough and keeps husk free of threads.
+/// Wait on a pidfd of the hook with the timeout: no polling loop, no thread. None when the
+/// hook overran and was killed.
 fn wait_with_timeout(child: &mut std::process::Child, secs: i64) -> Option<std::process::ExitStatus> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
     let deadline = Instant::now() + Duration::from_secs(secs as u64);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+    if let Ok(pidfd) = crate::container::start::pidfd_open(child.id() as i32) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => break,
+            }
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }

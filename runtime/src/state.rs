@@ -46,7 +46,7 @@ pub struct SavedState {
 pub struct StateDir {
     pub id: String,
     pub path: PathBuf,
-    _lock: Flock<File>,
+    lock: Flock<File>,
 }
 
 /// runc's rules for ids: non-empty, no path separators or dot-dot, at most 1024 bytes.
@@ -77,7 +77,7 @@ impl StateDir {
             Err(errno) => return Err(SysError::new("create state dir", path.display(), errno).into()),
         }
         let lock = lock_dir(&path)?;
-        Ok(StateDir { id: id.to_string(), path, _lock: lock })
+        Ok(StateDir { id: id.to_string(), path, lock })
     }
 
     /// Open and lock an existing container's directory.
@@ -95,7 +95,7 @@ impl StateDir {
         if !path.join(STATE_FILE).exists() {
             return Err(Error::NotFound(id.to_string()));
         }
-        Ok(StateDir { id: id.to_string(), path, _lock: lock })
+        Ok(StateDir { id: id.to_string(), path, lock })
     }
 
     pub fn load(&self) -> Result<SavedState> {
@@ -133,7 +133,7 @@ impl StateDir {
     /// by every copy of its open file, and the init lives on long after create returns.
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self._lock.as_raw_fd()
+        self.lock.as_raw_fd()
     }
 }
 

@@ -76,17 +76,11 @@ pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
         // SAFETY: as below.
         Err(_) => unsafe { libc::_exit(1) },
     };
-    // The message may not arrive if the parent is gone; there is no one else to tell.
-    let _ = chan_send_failure(&plan, &err);
+    // exec_after_start failed after Ready, when the parent no longer listens: stderr is all
+    // there is.
+    eprintln!("husk: container {}: {err}", plan.id);
     // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's state.
     unsafe { libc::_exit(1) }
-}
-
-fn chan_send_failure(plan: &InitPlan, err: &InitError) -> Result<(), SysError> {
-    // The channel may have been consumed by exec_after_start; then stderr is all there is.
-    let msg = err.to_string();
-    eprintln!("husk: container {}: {msg}", plan.id);
-    Ok(())
 }
 
 pub(crate) fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError> {

@@ -6,45 +6,22 @@
 use super::mounts::{remount, MountContext};
 use super::options::MountOptions;
 use super::resolve::{open_in_root, proc_fd_path, Create};
+use crate::cgroups::mountinfo::{parse_mountinfo, CgroupMount};
 use crate::sys::{Context, SysError};
 use nix::mount::{mount, MsFlags};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// One cgroup hierarchy mounted on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    pub mount_point: PathBuf,
-    pub v2: bool,
-    /// The super options naming its controllers, e.g. "cpu" or "name=systemd".
-    pub options: String,
-}
-
-/// The cgroup hierarchies in a mountinfo text (fields per proc(5)).
-pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
-    mountinfo.lines().filter_map(parse_line).collect()
-}
-
-fn parse_line(line: &str) -> Option<Hierarchy> {
-    let (left, right) = line.split_once(" - ")?;
-    let mount_point = left.split(' ').nth(4)?;
-    let mut right = right.split(' ');
-    let fstype = right.next()?;
-    let super_opts = right.nth(1)?;
-    let v2 = match fstype {
-        "cgroup2" => true,
-        "cgroup" => false,
-        _ => return None,
-    };
-    let options = super_opts.split(',').filter(|o| *o != "rw" && *o != "ro").collect::<Vec<_>>().join(",");
-    Some(Hierarchy { mount_point: PathBuf::from(mount_point), v2, options })
+/// The data string that mounts this hierarchy afresh: its controllers ("cpu", "name=systemd").
+fn mount_data(h: &CgroupMount) -> String {
+    h.controllers.join(",")
 }
 
 pub fn mount_cgroups(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<(), SysError> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
-    let all = hierarchies(&mountinfo);
-    let unified_only = all.len() == 1 && all[0].v2 && all[0].mount_point == Path::new(HOST_CGROUP_ROOT);
+    // The host's hierarchies, parsed by the cgroup manager's own mountinfo reader.
+    let all = parse_mountinfo(ctx.host_mountinfo);
+    let unified_only = all.len() == 1 && all[0].unified && all[0].mount_point == Path::new(HOST_CGROUP_ROOT);
     if unified_only {
         mount_hierarchy(ctx, &all[0], dest, opts)?;
     } else {
@@ -63,14 +40,15 @@ pub fn mount_cgroups(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Re
     Ok(())
 }
 
-fn mount_hierarchy(ctx: &MountContext, h: &Hierarchy, dest: &Path, opts: &MountOptions) -> Result<(), SysError> {
+fn mount_hierarchy(ctx: &MountContext, h: &CgroupMount, dest: &Path, opts: &MountOptions) -> Result<(), SysError> {
     let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
     let target_path = proc_fd_path(&target);
     let flags = opts.flags & !MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if ctx.new_cgroupns {
-        let (fstype, data) = if h.v2 { ("cgroup2", None) } else { ("cgroup", Some(h.options.as_str())) };
+        let data = mount_data(h);
+        let (fstype, data) = if h.unified { ("cgroup2", None) } else { ("cgroup", Some(data.as_str())) };
         mount(Some(fstype), target_path.as_str(), Some(fstype), flags, data)
-            .ctx(&format!("mount {fstype} ({}) on", h.options), dest.display())?;
+            .ctx(&format!("mount {fstype} ({}) on", mount_data(h)), dest.display())?;
     } else {
         let path = ctx
             .cgroup_paths
@@ -101,10 +79,10 @@ mod tests {
 37 35 0:32 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 38 35 0:33 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-        let hs = hierarchies(text);
+        let hs = parse_mountinfo(text);
         assert_eq!(hs.len(), 3);
-        assert_eq!(hs[0], Hierarchy { mount_point: "/sys/fs/cgroup/cpu".into(), v2: false, options: "cpu".into() });
-        assert_eq!(hs[1].options, "name=systemd");
-        assert!(hs[2].v2);
+        assert_eq!((hs[0].mount_point.as_path(), hs[0].unified, mount_data(&hs[0]).as_str()), (Path::new("/sys/fs/cgroup/cpu"), false, "cpu"));
+        assert_eq!(mount_data(&hs[1]), "name=systemd");
+        assert!(hs[2].unified);
     }
 }

@@ -15,8 +15,6 @@ use oci_spec::runtime::Spec;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-pub use options::propagation_flag as propagation_flags_of;
-
 /// The flags a rootfsPropagation value stands for (None when the value is unknown).
 pub fn propagation_flags(value: &str) -> Option<MsFlags> {
     options::propagation_flag(value)
@@ -43,13 +41,14 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
     // Nothing the container mounts may reach the host: slave (or what the config asks) first.
     mount(None::<&str>, "/", None::<&str>, propagation | MsFlags::MS_REC, None::<&str>)
         .ctx("set propagation of", "/")?;
-    make_parent_mount_private(plan.rootfs)?;
+    let host_mountinfo = make_parent_mount_private(plan.rootfs)?;
     mount(Some(plan.rootfs), plan.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .ctx("bind mount rootfs on itself", plan.rootfs.display())?;
     let root_fd = nix::fcntl::open(plan.rootfs, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .ctx("open rootfs", plan.rootfs.display())?;
     let ctx = mounts::MountContext {
         rootfs: root_fd.as_fd(),
+        host_mountinfo: &host_mountinfo,
         bundle: plan.bundle,
         new_cgroupns: plan.new_cgroupns,
         new_netns: plan.new_netns,
@@ -73,8 +72,9 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
 }
 
 /// pivot_root refuses a new root whose parent mount is shared; making that parent private
-/// inside our own mount namespace changes nothing on the host.
-fn make_parent_mount_private(rootfs: &Path) -> Result<(), SysError> {
+/// inside our own mount namespace changes nothing on the host. Returns the mountinfo it read,
+/// which the cgroup mounts reuse.
+fn make_parent_mount_private(rootfs: &Path) -> Result<String, SysError> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
     let parent = mountinfo
         .lines()
@@ -91,7 +91,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<(), SysError> {
         mount(None::<&str>, parent.as_str(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
             .ctx("make private the parent mount", &parent)?;
     }
-    Ok(())
+    Ok(mountinfo)
 }
 
 /// After pivot_root (or the move for --no-pivot): masked paths, read-only paths, read-only `/`,

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 /// What the mounts need to know about the container beyond the mount entry itself.
 pub struct MountContext<'a> {
     pub rootfs: BorrowedFd<'a>,
+    /// /proc/self/mountinfo as read once at the start of the rootfs set-up.
+    pub host_mountinfo: &'a str,
     pub bundle: &'a Path,
     pub new_cgroupns: bool,
     pub new_netns: bool,
