@@ -8,7 +8,9 @@ use std::str::FromStr;
 pub enum CapError {
     #[error("capability {0} is unknown to this kernel")]
     Unknown(String),
-    #[error("capability {cap} is not in husk's bounding set, so the container cannot have it (is husk itself restricted?)")]
+    #[error(
+        "capability {cap} is not in husk's bounding set, so the container cannot have it (is husk itself restricted?)"
+    )]
     NotInBounding { cap: String },
     #[error("failed to set {set} capabilities: {why}")]
     Set { set: &'static str, why: String },
@@ -27,14 +29,20 @@ fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet, CapError> {
 /// still root with CAP_SETPCAP, before the switch to the container's user.
 pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CapError> {
     let keep = to_caps(caps.bounding())?;
-    let current = caps::read(None, CapSet::Bounding).map_err(|e| CapError::Set { set: "bounding", why: e.to_string() })?;
+    let current = caps::read(None, CapSet::Bounding).map_err(|e| CapError::Set {
+        set: "bounding",
+        why: e.to_string(),
+    })?;
     for cap in &keep {
         if !current.contains(cap) {
             return Err(CapError::NotInBounding { cap: cap.to_string() });
         }
     }
     for cap in current.difference(&keep) {
-        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| CapError::Set { set: "bounding", why: e.to_string() })?;
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| CapError::Set {
+            set: "bounding",
+            why: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -47,20 +55,37 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<(), CapError> {
     let inheritable = to_caps(caps.inheritable())?;
     let ambient = to_caps(caps.ambient())?;
     let set = |set: CapSet, name: &'static str, value: &CapsHashSet| {
-        caps::set(None, set, value).map_err(|e| CapError::Set { set: name, why: e.to_string() })
+        caps::set(None, set, value).map_err(|e| CapError::Set {
+            set: name,
+            why: e.to_string(),
+        })
     };
     // Effective may only hold what permitted holds: shrink effective first, set permitted,
     // then widen effective to what was asked.
-    set(CapSet::Effective, "effective", &effective.intersection(&permitted).copied().collect())?;
+    set(
+        CapSet::Effective,
+        "effective",
+        &effective.intersection(&permitted).copied().collect(),
+    )?;
     set(CapSet::Permitted, "permitted", &permitted)?;
     set(CapSet::Effective, "effective", &effective)?;
     set(CapSet::Inheritable, "inheritable", &inheritable)?;
     // Ambient capabilities must be in both permitted and inheritable (else EPERM). runc's own
     // `runc spec` lists ambient caps without inheritable ones (CVE-2022-29162) and runc skips
     // them silently; do the same, or every such bundle would fail to start.
-    caps::clear(None, CapSet::Ambient).map_err(|e| CapError::Set { set: "ambient", why: e.to_string() })?;
-    for cap in ambient.iter().copied().filter(|c| inheritable.contains(c) && permitted.contains(c)) {
-        caps::raise(None, CapSet::Ambient, cap).map_err(|e| CapError::Set { set: "ambient", why: e.to_string() })?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| CapError::Set {
+        set: "ambient",
+        why: e.to_string(),
+    })?;
+    for cap in ambient
+        .iter()
+        .copied()
+        .filter(|c| inheritable.contains(c) && permitted.contains(c))
+    {
+        caps::raise(None, CapSet::Ambient, cap).map_err(|e| CapError::Set {
+            set: "ambient",
+            why: e.to_string(),
+        })?;
     }
     Ok(())
 }

@@ -38,11 +38,24 @@ pub fn clone_into(namespaces: CloneFlags) -> Result<Forked, SysError> {
         ..Default::default()
     };
     // SAFETY: clone3 with no stack behaves like fork; args is a valid CloneArgs of that size.
-    let rc = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match rc {
-        -1 => Err(SysError::new("clone3", format!("with flags {namespaces:?}"), Errno::last())),
+        -1 => Err(SysError::new(
+            "clone3",
+            format!("with flags {namespaces:?}"),
+            Errno::last(),
+        )),
         0 => Ok(Forked::Child),
         // SAFETY: CLONE_PIDFD stored a new fd that we now own.
-        pid => Ok(Forked::Parent { pid: pid as i32, pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) } }),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
     }
 }

@@ -64,10 +64,14 @@ pub enum ConfigError {
 /// Read `<bundle>/config.json`, validate it and the rootfs it names.
 pub fn load(bundle: &Path) -> Result<Spec, ConfigError> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
-    let spec: Spec = serde_json::from_str(&text)
-        .map_err(|e| ConfigError::Parse { path: path.display().to_string(), why: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let spec: Spec = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
     validate(&spec)?;
     let rootfs = rootfs_path(bundle, &spec)?;
     if !rootfs.is_dir() {
@@ -94,9 +98,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     validate_mounts(spec)?;
     let linux = spec.linux().as_ref().ok_or(ConfigError::Missing("linux"))?;
     let new_ns = validate_namespaces(linux)?;
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_ns.contains(&LinuxNamespaceType::Uts)
-    {
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns.contains(&LinuxNamespaceType::Uts) {
         return Err(ConfigError::HostnameWithoutUts);
     }
     validate_userns(linux, &new_ns)?;
@@ -130,9 +132,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
 }
 
 /// The namespaces the container creates anew (those listed without a path).
-fn validate_namespaces(
-    linux: &oci_spec::runtime::Linux,
-) -> Result<HashSet<LinuxNamespaceType>, ConfigError> {
+fn validate_namespaces(linux: &oci_spec::runtime::Linux) -> Result<HashSet<LinuxNamespaceType>, ConfigError> {
     let mut seen = HashSet::new();
     let mut new_ns = HashSet::new();
     for ns in linux.namespaces().iter().flatten() {
@@ -153,10 +153,7 @@ fn validate_namespaces(
     Ok(new_ns)
 }
 
-fn validate_userns(
-    linux: &oci_spec::runtime::Linux,
-    new_ns: &HashSet<LinuxNamespaceType>,
-) -> Result<(), ConfigError> {
+fn validate_userns(linux: &oci_spec::runtime::Linux, new_ns: &HashSet<LinuxNamespaceType>) -> Result<(), ConfigError> {
     let uid_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     let gid_maps = linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     let userns = new_ns.contains(&LinuxNamespaceType::User);
@@ -180,7 +177,9 @@ fn validate_time_offsets(
     linux: &oci_spec::runtime::Linux,
     new_ns: &HashSet<LinuxNamespaceType>,
 ) -> Result<(), ConfigError> {
-    let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) else { return Ok(()) };
+    let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) else {
+        return Ok(());
+    };
     if !new_ns.contains(&LinuxNamespaceType::Time) {
         return Err(ConfigError::TimeOffsetsWithoutTimens);
     }
@@ -210,7 +209,10 @@ fn validate_mounts(spec: &Spec) -> Result<(), ConfigError> {
 }
 
 fn validate_linux_paths(linux: &oci_spec::runtime::Linux) -> Result<(), ConfigError> {
-    let lists = [("linux.maskedPaths", linux.masked_paths()), ("linux.readonlyPaths", linux.readonly_paths())];
+    let lists = [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ];
     for (field, paths) in lists {
         for path in paths.iter().flatten() {
             check_container_path(path, field)?;
@@ -237,12 +239,16 @@ fn validate_sysctl(
     new_ns: &HashSet<LinuxNamespaceType>,
     linux: &oci_spec::runtime::Linux,
 ) -> Result<(), ConfigError> {
-    let has = |t: LinuxNamespaceType| {
-        new_ns.contains(&t) || linux.namespaces().iter().flatten().any(|ns| ns.typ() == t)
-    };
+    let has =
+        |t: LinuxNamespaceType| new_ns.contains(&t) || linux.namespaces().iter().flatten().any(|ns| ns.typ() == t);
     const IPC_KEYS: [&str; 7] = [
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-        "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
     ];
     let ok = if IPC_KEYS.contains(&key) || key.starts_with("fs.mqueue.") {
         has(LinuxNamespaceType::Ipc)
@@ -315,13 +321,16 @@ mod tests {
 
     #[test]
     fn mount_destination_with_dotdot_is_rejected() {
-        let spec = spec_from(serde_json::json!({"mounts": [{"destination": "/a/../../etc", "type": "tmpfs", "source": "tmpfs"}]}));
+        let spec = spec_from(
+            serde_json::json!({"mounts": [{"destination": "/a/../../etc", "type": "tmpfs", "source": "tmpfs"}]}),
+        );
         assert!(matches!(validate(&spec), Err(ConfigError::DotDotMountDestination(_))));
     }
 
     #[test]
     fn relative_namespace_path_is_rejected() {
-        let spec = spec_from(serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "proc/1/ns/net"}]}}));
+        let spec =
+            spec_from(serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "proc/1/ns/net"}]}}));
         assert!(matches!(validate(&spec), Err(ConfigError::RelativeNamespacePath(..))));
     }
 
@@ -341,13 +350,17 @@ mod tests {
         let ns = serde_json::json!([{"type": "time"}]);
         let good = spec_from(serde_json::json!({"hostname": "", "linux": {"namespaces": ns, "timeOffsets": offsets}}));
         validate(&good).unwrap();
-        let bad = spec_from(serde_json::json!({"hostname": "", "linux": {"namespaces": ns, "timeOffsets": {"realtime": {"secs": 1}}}}));
+        let bad = spec_from(
+            serde_json::json!({"hostname": "", "linux": {"namespaces": ns, "timeOffsets": {"realtime": {"secs": 1}}}}),
+        );
         assert_eq!(validate(&bad), Err(ConfigError::BadTimeOffsetClock("realtime".into())));
     }
 
     #[test]
     fn userns_without_mappings_is_rejected() {
-        let spec = spec_from(serde_json::json!({"hostname": "", "linux": {"namespaces": [{"type": "user"}, {"type": "mount"}]}}));
+        let spec = spec_from(
+            serde_json::json!({"hostname": "", "linux": {"namespaces": [{"type": "user"}, {"type": "mount"}]}}),
+        );
         assert_eq!(validate(&spec), Err(ConfigError::UsernsWithoutMappings));
     }
 }

@@ -15,7 +15,11 @@ pub enum Error {
     #[error("invalid container id {id:?}: {why}")]
     InvalidId { id: String, why: &'static str },
     #[error("container {id}: cannot {op} a container that is {status}")]
-    WrongStatus { id: String, op: &'static str, status: Status },
+    WrongStatus {
+        id: String,
+        op: &'static str,
+        status: Status,
+    },
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),
     #[error("{0}")]

@@ -10,11 +10,24 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("{kind} hook {path}: failed to start: {why}")]
-    Spawn { kind: &'static str, path: String, why: String },
+    Spawn {
+        kind: &'static str,
+        path: String,
+        why: String,
+    },
     #[error("{kind} hook {path}: exited with {status}{stderr}")]
-    Failed { kind: &'static str, path: String, status: String, stderr: String },
+    Failed {
+        kind: &'static str,
+        path: String,
+        status: String,
+        stderr: String,
+    },
     #[error("{kind} hook {path}: timed out after {secs}s and was killed")]
-    TimedOut { kind: &'static str, path: String, secs: i64 },
+    TimedOut {
+        kind: &'static str,
+        path: String,
+        secs: i64,
+    },
     #[error("{kind} hooks: the container init got no state from the runtime")]
     NoState { kind: &'static str },
 }
@@ -50,14 +63,26 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
         }
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| HookError::Spawn { kind, path: path.clone(), why: e.to_string() })?;
+    let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
+        kind,
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is not an error (EPIPE).
         let _ = stdin.write_all(&serde_json::to_vec(state).unwrap_or_default());
     }
     let status = match hook.timeout() {
-        Some(secs) if secs > 0 => wait_with_timeout(&mut child, secs).ok_or(HookError::TimedOut { kind, path: path.clone(), secs })?,
-        _ => child.wait().map_err(|e| HookError::Spawn { kind, path: path.clone(), why: e.to_string() })?,
+        Some(secs) if secs > 0 => wait_with_timeout(&mut child, secs).ok_or(HookError::TimedOut {
+            kind,
+            path: path.clone(),
+            secs,
+        })?,
+        _ => child.wait().map_err(|e| HookError::Spawn {
+            kind,
+            path: path.clone(),
+            why: e.to_string(),
+        })?,
     };
     if status.success() {
         return Ok(());
@@ -67,8 +92,17 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
         use std::io::Read;
         let _ = err.read_to_string(&mut stderr);
     }
-    let stderr = if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) };
-    Err(HookError::Failed { kind, path, status: status.to_string(), stderr })
+    let stderr = if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", stderr.trim())
+    };
+    Err(HookError::Failed {
+        kind,
+        path,
+        status: status.to_string(),
+        stderr,
+    })
 }
 
 /// Wait on a pidfd of the hook with the timeout: no polling loop, no thread. None when the

@@ -20,7 +20,11 @@ impl LogTarget {
     pub fn write(&self, level: &str, msg: &str) {
         let Some(path) = &self.file else { return };
         let line = if self.json {
-            let entry = LogLine { level: level.to_string(), msg: msg.to_string(), time: crate::container::now_rfc3339() };
+            let entry = LogLine {
+                level: level.to_string(),
+                msg: msg.to_string(),
+                time: crate::container::now_rfc3339(),
+            };
             serde_json::to_string(&entry).unwrap_or_default()
         } else {
             format!("{} level={level} msg={msg:?}", crate::container::now_rfc3339())

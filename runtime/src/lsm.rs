@@ -30,8 +30,8 @@ pub struct HostLsm {
 
 impl HostLsm {
     pub fn detect() -> HostLsm {
-        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-            .is_ok_and(|s| s.trim() == "Y");
+        let apparmor =
+            std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
         // selinuxfs is mounted there when SELinux is enabled (enforcing or permissive).
         let selinux = Path::new("/sys/fs/selinux/enforce").exists();
         HostLsm { apparmor, selinux }
@@ -71,7 +71,10 @@ pub fn plan_process(process: &oci_spec::runtime::Process, host: HostLsm) -> Resu
     if let (Some(label), false) = (&selinux_label, host.selinux) {
         return Err(LsmError::NoSelinux(label.clone()));
     }
-    Ok(ExecLabels { apparmor_profile, selinux_label })
+    Ok(ExecLabels {
+        apparmor_profile,
+        selinux_label,
+    })
 }
 
 /// The fs data of a mount with the SELinux mount label added, for the filesystems that take a
@@ -91,7 +94,11 @@ pub fn apply_exec_labels(labels: &ExecLabels) -> Result<(), SysError> {
         // The per-LSM file (kernel 5.8+) first, the shared one on older kernels.
         let text = format!("exec {profile}");
         let per_lsm = "/proc/self/attr/apparmor/exec";
-        let path = if Path::new(per_lsm).exists() { per_lsm } else { "/proc/self/attr/exec" };
+        let path = if Path::new(per_lsm).exists() {
+            per_lsm
+        } else {
+            "/proc/self/attr/exec"
+        };
         std::fs::write(path, text).ctx(&format!("set apparmor profile {profile} in"), path)?;
     }
     if let Some(label) = &labels.selinux_label {
@@ -118,14 +125,46 @@ mod tests {
     #[test]
     fn labels_the_host_cannot_enforce_are_errors_naming_them() {
         let aa = spec(serde_json::json!({"process": {"apparmorProfile": "docker-default"}}));
-        assert_eq!(plan(&aa, HostLsm::default()), Err(LsmError::NoAppArmor("docker-default".into())));
-        let with_aa = plan(&aa, HostLsm { apparmor: true, selinux: false }).unwrap();
+        assert_eq!(
+            plan(&aa, HostLsm::default()),
+            Err(LsmError::NoAppArmor("docker-default".into()))
+        );
+        let with_aa = plan(
+            &aa,
+            HostLsm {
+                apparmor: true,
+                selinux: false,
+            },
+        )
+        .unwrap();
         assert_eq!(with_aa.apparmor_profile.as_deref(), Some("docker-default"));
         let se = spec(serde_json::json!({"process": {"selinuxLabel": "system_u:system_r:container_t:s0"}}));
-        assert!(matches!(plan(&se, HostLsm { apparmor: true, selinux: false }), Err(LsmError::NoSelinux(_))));
+        assert!(matches!(
+            plan(
+                &se,
+                HostLsm {
+                    apparmor: true,
+                    selinux: false
+                }
+            ),
+            Err(LsmError::NoSelinux(_))
+        ));
         let ml = spec(serde_json::json!({"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}));
-        assert!(matches!(plan(&ml, HostLsm::default()), Err(LsmError::NoSelinuxForMounts(_))));
-        assert_eq!(plan(&ml, HostLsm { apparmor: false, selinux: true }).unwrap(), ExecLabels::default());
+        assert!(matches!(
+            plan(&ml, HostLsm::default()),
+            Err(LsmError::NoSelinuxForMounts(_))
+        ));
+        assert_eq!(
+            plan(
+                &ml,
+                HostLsm {
+                    apparmor: false,
+                    selinux: true
+                }
+            )
+            .unwrap(),
+            ExecLabels::default()
+        );
     }
 
     #[test]
@@ -137,9 +176,18 @@ mod tests {
     #[test]
     fn mount_label_goes_to_in_memory_filesystems_only() {
         let l = Some("s0:c1");
-        assert_eq!(mount_data(Some("tmpfs"), Some("mode=755".into()), l).as_deref(), Some("mode=755,context=\"s0:c1\""));
-        assert_eq!(mount_data(Some("devpts"), None, l).as_deref(), Some("context=\"s0:c1\""));
+        assert_eq!(
+            mount_data(Some("tmpfs"), Some("mode=755".into()), l).as_deref(),
+            Some("mode=755,context=\"s0:c1\"")
+        );
+        assert_eq!(
+            mount_data(Some("devpts"), None, l).as_deref(),
+            Some("context=\"s0:c1\"")
+        );
         assert_eq!(mount_data(Some("proc"), None, l), None);
-        assert_eq!(mount_data(Some("tmpfs"), Some("size=1m".into()), None).as_deref(), Some("size=1m"));
+        assert_eq!(
+            mount_data(Some("tmpfs"), Some("size=1m".into()), None).as_deref(),
+            Some("size=1m")
+        );
     }
 }

@@ -63,7 +63,11 @@ pub fn open(kind: LinuxNamespaceType, path: &Path) -> Result<NamespaceFile, SysE
         nix::sys::stat::Mode::empty(),
     )
     .ctx(&format!("open {} namespace", proc_name(kind)), path.display())?;
-    Ok(NamespaceFile { kind, fd, path: path.display().to_string() })
+    Ok(NamespaceFile {
+        kind,
+        fd,
+        path: path.display().to_string(),
+    })
 }
 
 pub fn join(ns: &NamespaceFile) -> Result<(), SysError> {
@@ -81,7 +85,10 @@ impl ForChildren {
     pub fn enter(namespaces: &[LinuxNamespace]) -> Result<ForChildren, SysError> {
         let mut restore = Vec::new();
         for ns in namespaces {
-            let (Some(path), true) = (ns.path(), matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time)) else {
+            let (Some(path), true) = (
+                ns.path(),
+                matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time),
+            ) else {
                 continue;
             };
             let own = format!("/proc/self/ns/{}_for_children", proc_name(ns.typ()));
@@ -97,7 +104,8 @@ impl ForChildren {
     /// the offsets, the child is born inside, and `leave` puts us back.
     pub fn new_time(&mut self, offsets: Option<&HashMap<String, LinuxTimeOffset>>) -> Result<(), SysError> {
         let kind = LinuxNamespaceType::Time;
-        self.restore.push(open(kind, Path::new("/proc/self/ns/time_for_children"))?);
+        self.restore
+            .push(open(kind, Path::new("/proc/self/ns/time_for_children"))?);
         nix::sched::unshare(clone_flag(kind)).ctx("unshare", "time namespace")?;
         let text = time_offsets_text(offsets);
         if !text.is_empty() {

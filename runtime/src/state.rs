@@ -62,7 +62,10 @@ pub fn validate_id(id: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Error::InvalidId { id: id.to_string(), why })
+    Err(Error::InvalidId {
+        id: id.to_string(),
+        why,
+    })
 }
 
 impl StateDir {
@@ -77,7 +80,11 @@ impl StateDir {
             Err(errno) => return Err(SysError::new("create state dir", path.display(), errno).into()),
         }
         let lock = lock_dir(&path)?;
-        Ok(StateDir { id: id.to_string(), path, lock })
+        Ok(StateDir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
     }
 
     /// Open and lock an existing container's directory.
@@ -86,30 +93,36 @@ impl StateDir {
         let path = root.join(id);
         let lock = match lock_dir(&path) {
             Ok(lock) => lock,
-            Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => {
-                return Err(Error::NotFound(id.to_string()))
-            }
+            Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => return Err(Error::NotFound(id.to_string())),
             Err(e) => return Err(e),
         };
         // A failed create removes the directory while we waited for its lock.
         if !path.join(STATE_FILE).exists() {
             return Err(Error::NotFound(id.to_string()));
         }
-        Ok(StateDir { id: id.to_string(), path, lock })
+        Ok(StateDir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
     }
 
     pub fn load(&self) -> Result<SavedState> {
         let file = self.path.join(STATE_FILE);
         let text = std::fs::read_to_string(&file).ctx("read", file.display())?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::CorruptState { path: file.display().to_string(), why: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| Error::CorruptState {
+            path: file.display().to_string(),
+            why: e.to_string(),
+        })
     }
 
     /// Write state.json through a temp file and rename, so a reader never sees half a file.
     pub fn save(&self, state: &SavedState) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
-        let text = serde_json::to_vec(state)
-            .map_err(|e| Error::CorruptState { path: tmp.display().to_string(), why: e.to_string() })?;
+        let text = serde_json::to_vec(state).map_err(|e| Error::CorruptState {
+            path: tmp.display().to_string(),
+            why: e.to_string(),
+        })?;
         std::fs::write(&tmp, text).ctx("write", tmp.display())?;
         let dest = self.path.join(STATE_FILE);
         std::fs::rename(&tmp, &dest).ctx("rename state file to", dest.display())?;
@@ -138,8 +151,12 @@ impl StateDir {
 }
 
 fn lock_dir(path: &Path) -> Result<Flock<File>> {
-    let fd: OwnedFd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx("open state dir", path.display())?;
+    let fd: OwnedFd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open state dir", path.display())?;
     Flock::lock(File::from(fd), FlockArg::LockExclusive)
         .map_err(|(_, errno)| SysError::new("lock state dir", path.display(), errno).into())
 }

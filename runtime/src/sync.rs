@@ -28,7 +28,9 @@
 //! EOF rather than a hang.
 
 use crate::sys::{Context, SysError};
-use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -39,7 +41,9 @@ pub enum ToChild {
     Proceed,
     /// `state`: the OCI state JSON (status creating, the init's pid as the host sees it) for
     /// the hooks the init runs itself: createContainer and startContainer.
-    HooksDone { state: String },
+    HooksDone {
+        state: String,
+    },
     /// The agent at listenerPath has the notify fd: notified syscalls can be answered now.
     SeccompNotifyFdSent,
 }
@@ -51,8 +55,12 @@ pub enum FromChild {
     SeccompNotifyFd,
     Ready,
     /// `husk --trace`: the init's own phases, (name, microseconds), sent just before Ready.
-    Timings { phases: Vec<(String, u64)> },
-    Failed { msg: String },
+    Timings {
+        phases: Vec<(String, u64)>,
+    },
+    Failed {
+        msg: String,
+    },
 }
 
 /// One end of the handshake.
@@ -62,21 +70,24 @@ pub struct Channel {
 
 /// A socketpair for the handshake; both ends close on exec.
 pub fn pair() -> Result<(Channel, Channel), SysError> {
-    let (a, b): (OwnedFd, OwnedFd) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .ctx("create", "sync socketpair")?;
-    Ok((Channel { stream: UnixStream::from(a) }, Channel { stream: UnixStream::from(b) }))
+    let (a, b): (OwnedFd, OwnedFd) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .ctx("create", "sync socketpair")?;
+    Ok((
+        Channel {
+            stream: UnixStream::from(a),
+        },
+        Channel {
+            stream: UnixStream::from(b),
+        },
+    ))
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
 
 impl Channel {
     pub fn send<M: Serialize>(&mut self, msg: &M) -> Result<(), SysError> {
-        let bytes = serde_json::to_vec(msg).map_err(|_| SysError::new("encode", "sync message", nix::errno::Errno::EINVAL))?;
+        let bytes =
+            serde_json::to_vec(msg).map_err(|_| SysError::new("encode", "sync message", nix::errno::Errno::EINVAL))?;
         self.stream.write_all(&bytes).ctx("send", "sync message")
     }
 
@@ -100,10 +111,17 @@ impl Channel {
 
     /// One message with `fd` attached in SCM_RIGHTS, in the same packet.
     pub fn send_with_fd<M: Serialize>(&mut self, msg: &M, fd: BorrowedFd) -> Result<(), SysError> {
-        let bytes = serde_json::to_vec(msg).map_err(|_| SysError::new("encode", "sync message", nix::errno::Errno::EINVAL))?;
+        let bytes =
+            serde_json::to_vec(msg).map_err(|_| SysError::new("encode", "sync message", nix::errno::Errno::EINVAL))?;
         let fds = [fd.as_raw_fd()];
-        sendmsg::<()>(self.stream.as_raw_fd(), &[IoSlice::new(&bytes)], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-            .ctx("send", "sync message with fd")?;
+        sendmsg::<()>(
+            self.stream.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx("send", "sync message with fd")?;
         Ok(())
     }
 
@@ -113,7 +131,12 @@ impl Channel {
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(self.stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            match recvmsg::<()>(
+                self.stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Ok(msg) => {
                     let mut fd = None;
                     for cmsg in msg.cmsgs().ctx("read control message of", "sync message")? {
@@ -132,7 +155,8 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        let msg = serde_json::from_slice(&buf[..n]).map_err(|_| SysError::new("decode", "sync message", nix::errno::Errno::EBADMSG))?;
+        let msg = serde_json::from_slice(&buf[..n])
+            .map_err(|_| SysError::new("decode", "sync message", nix::errno::Errno::EBADMSG))?;
         Ok(Some((msg, fd)))
     }
 
@@ -148,9 +172,18 @@ mod tests {
     #[test]
     fn messages_cross_the_pair_and_eof_reads_as_none() {
         let (mut parent, mut child) = pair().unwrap();
-        child.send(&FromChild::Failed { msg: "failed to mount proc: EPERM".into() }).unwrap();
+        child
+            .send(&FromChild::Failed {
+                msg: "failed to mount proc: EPERM".into(),
+            })
+            .unwrap();
         child.send(&FromChild::Ready).unwrap();
-        assert_eq!(parent.recv::<FromChild>().unwrap(), Some(FromChild::Failed { msg: "failed to mount proc: EPERM".into() }));
+        assert_eq!(
+            parent.recv::<FromChild>().unwrap(),
+            Some(FromChild::Failed {
+                msg: "failed to mount proc: EPERM".into()
+            })
+        );
         assert_eq!(parent.recv::<FromChild>().unwrap(), Some(FromChild::Ready));
         drop(child);
         assert_eq!(parent.recv::<FromChild>().unwrap(), None);

@@ -24,7 +24,11 @@ impl std::error::Error for SysError {}
 
 impl SysError {
     pub fn new(op: impl Into<String>, object: impl fmt::Display, errno: Errno) -> Self {
-        SysError { op: op.into(), object: object.to_string(), errno }
+        SysError {
+            op: op.into(),
+            object: object.to_string(),
+            errno,
+        }
     }
 
     pub fn from_io(op: impl Into<String>, object: impl fmt::Display, err: &std::io::Error) -> Self {

@@ -14,7 +14,12 @@ pub struct Trace {
 impl Trace {
     pub fn new(enabled: bool) -> Trace {
         let now = Instant::now();
-        Trace { enabled, start: now, last: now, phases: Vec::new() }
+        Trace {
+            enabled,
+            start: now,
+            last: now,
+            phases: Vec::new(),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -25,7 +30,8 @@ impl Trace {
     pub fn mark(&mut self, phase: &str) {
         if self.enabled {
             let now = Instant::now();
-            self.phases.push((phase.to_string(), (now - self.last).as_micros() as u64));
+            self.phases
+                .push((phase.to_string(), (now - self.last).as_micros() as u64));
             self.last = now;
         }
     }
@@ -33,7 +39,8 @@ impl Trace {
     /// Phases measured elsewhere (the init), shown indented under the phase that contained them.
     pub fn add_nested(&mut self, phases: Vec<(String, u64)>) {
         if self.enabled {
-            self.phases.extend(phases.into_iter().map(|(name, us)| (format!("  init: {name}"), us)));
+            self.phases
+                .extend(phases.into_iter().map(|(name, us)| (format!("  init: {name}"), us)));
         }
     }
 
@@ -43,8 +50,15 @@ impl Trace {
 
     /// One line: `parse 0.31ms | cgroup 1.20ms | ... | total 7.90ms`.
     pub fn render(&self) -> String {
-        let mut parts: Vec<String> = self.phases.iter().map(|(name, us)| format!("{} {:.2}ms", name.trim(), *us as f64 / 1000.0)).collect();
-        parts.push(format!("total {:.2}ms", (self.last - self.start).as_micros() as f64 / 1000.0));
+        let mut parts: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(name, us)| format!("{} {:.2}ms", name.trim(), *us as f64 / 1000.0))
+            .collect();
+        parts.push(format!(
+            "total {:.2}ms",
+            (self.last - self.start).as_micros() as f64 / 1000.0
+        ));
         parts.join(" | ")
     }
 }

@@ -18,7 +18,11 @@ const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
 fn unique() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("husk-bpf-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "husk-bpf-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Root, and a cgroup2 mount at UNIFIED (hybrid) — else nothing to check here.
@@ -59,7 +63,11 @@ struct Shell {
 impl Shell {
     fn spawn() -> Shell {
         let mut child = Command::new(BUSYBOX)
-            .args(["sh", "-c", "while read -r cmd; do eval \"$cmd\" 2>&1; echo \"rc=$?\"; done"])
+            .args([
+                "sh",
+                "-c",
+                "while read -r cmd; do eval \"$cmd\" 2>&1; echo \"rc=$?\"; done",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -80,7 +88,10 @@ impl Shell {
         let mut out = String::new();
         loop {
             let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "shell exited during {cmd:?}: {out}");
+            assert!(
+                self.stdout.read_line(&mut line).unwrap() > 0,
+                "shell exited during {cmd:?}: {out}"
+            );
             if let Some(rc) = line.trim_end().strip_prefix("rc=") {
                 return (out, rc.parse().unwrap());
             }
@@ -128,7 +139,9 @@ impl Drop for TestCgroup {
         let _ = devices_bpf::detach_device_programs(&self.0);
         for _ in 0..50 {
             match fs::remove_dir(&self.0) {
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
                 _ => break,
             }
         }
@@ -145,7 +158,10 @@ fn program_denies_null_then_update_allows_it_without_a_second_program() {
     cg.add(shell.pid());
     assert!(shell.can("<", "/dev/null"), "before any program");
 
-    let deny_null = [dev(true, LinuxDeviceType::A, None, None, "rwm"), dev(false, LinuxDeviceType::C, Some(1), Some(3), "rw")];
+    let deny_null = [
+        dev(true, LinuxDeviceType::A, None, None, "rwm"),
+        dev(false, LinuxDeviceType::C, Some(1), Some(3), "rw"),
+    ];
     devices_bpf::attach_device_filter(&cg.0, &program(&deny_null)).unwrap();
     let first = devices_bpf::attached_device_programs(&cg.0).unwrap();
     assert_eq!(first.len(), 1, "{first:?}");
@@ -173,7 +189,10 @@ fn children_of_the_cgroup_are_filtered_too() {
     fs::create_dir(&nested.0).unwrap();
     let mut shell = Shell::spawn();
     nested.add(shell.pid());
-    let deny_all = [dev(false, LinuxDeviceType::A, None, None, "rwm"), dev(true, LinuxDeviceType::C, Some(1), Some(5), "r")];
+    let deny_all = [
+        dev(false, LinuxDeviceType::A, None, None, "rwm"),
+        dev(true, LinuxDeviceType::C, Some(1), Some(5), "r"),
+    ];
     devices_bpf::attach_device_filter(&cg.0, &program(&deny_all)).unwrap();
     assert!(shell.can("<", "/dev/zero"));
     assert!(!shell.can(">", "/dev/zero"), "only r was allowed");
@@ -192,7 +211,10 @@ fn read_write_open_is_refused_by_a_deny_of_read() {
     let cg = TestCgroup::new();
     let mut shell = Shell::spawn();
     cg.add(shell.pid());
-    let rules = [dev(true, LinuxDeviceType::A, None, None, "rwm"), dev(false, LinuxDeviceType::C, Some(1), Some(3), "r")];
+    let rules = [
+        dev(true, LinuxDeviceType::A, None, None, "rwm"),
+        dev(false, LinuxDeviceType::C, Some(1), Some(3), "r"),
+    ];
     devices_bpf::attach_device_filter(&cg.0, &program(&rules)).unwrap();
     assert!(!shell.can("<>", "/dev/null"), "O_RDWR");
     assert!(!shell.can("<", "/dev/null"));
@@ -231,14 +253,19 @@ fn cgroup_apply_on_a_v2_layout_attaches_the_device_program() {
         dev(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"),
         dev(false, LinuxDeviceType::C, Some(1), Some(3), "w"),
     ];
-    cg.apply(&LinuxResourcesBuilder::default().devices(rules).build().unwrap()).unwrap();
+    cg.apply(&LinuxResourcesBuilder::default().devices(rules).build().unwrap())
+        .unwrap();
     assert!(shell.can("<", "/dev/zero") && shell.can(">", "/dev/zero"));
     assert!(shell.can("<", "/dev/null"));
     assert!(!shell.can(">", "/dev/null"), "w was taken back");
     assert!(!shell.can("<", "/dev/full"), "c 1:7 was never allowed");
 
-    let update = vec![dev(true, LinuxDeviceType::A, None, None, "rwm"), dev(false, LinuxDeviceType::C, Some(1), Some(5), "rwm")];
-    cg.apply(&LinuxResourcesBuilder::default().devices(update).build().unwrap()).unwrap();
+    let update = vec![
+        dev(true, LinuxDeviceType::A, None, None, "rwm"),
+        dev(false, LinuxDeviceType::C, Some(1), Some(5), "rwm"),
+    ];
+    cg.apply(&LinuxResourcesBuilder::default().devices(update).build().unwrap())
+        .unwrap();
     assert_eq!(devices_bpf::attached_device_programs(&dir).unwrap().len(), 1);
     assert!(shell.can("<", "/dev/full") && shell.can(">", "/dev/null"));
     assert!(!shell.can("<", "/dev/zero"));
@@ -249,7 +276,9 @@ fn cgroup_apply_on_a_v2_layout_attaches_the_device_program() {
         dev(true, LinuxDeviceType::C, Some(1), None, "rwm"),
         dev(false, LinuxDeviceType::C, Some(1), Some(3), "r"),
     ];
-    let err = cg.apply(&LinuxResourcesBuilder::default().devices(hole).build().unwrap()).unwrap_err();
+    let err = cg
+        .apply(&LinuxResourcesBuilder::default().devices(hole).build().unwrap())
+        .unwrap_err();
     assert!(matches!(err, CgroupError::DeviceRule(_)), "{err}");
     assert!(!shell.can("<", "/dev/zero"));
 
@@ -268,7 +297,10 @@ fn verifier_rejection_carries_the_log_and_the_cgroup() {
     let err = devices_bpf::load_program(&bad, Path::new("/sys/fs/cgroup/unified/some/cgroup")).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, DeviceFilterError::Load { .. }), "{text}");
-    assert!(text.contains("BPF_PROG_LOAD") && text.contains("/sys/fs/cgroup/unified/some/cgroup"), "{text}");
+    assert!(
+        text.contains("BPF_PROG_LOAD") && text.contains("/sys/fs/cgroup/unified/some/cgroup"),
+        "{text}"
+    );
     assert!(text.contains("verifier log:") && text.contains("R0"), "{text}");
 }
 
@@ -297,7 +329,10 @@ struct HostCgroup(PathBuf);
 
 impl Drop for HostCgroup {
     fn drop(&mut self) {
-        for pid in fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default().lines() {
+        for pid in fs::read_to_string(self.0.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+        {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
@@ -319,13 +354,20 @@ fn loop_probe_bundle(dir: &Path, cgroups_path: &str) -> serde_json::Value {
     }
     let husk = env!("CARGO_BIN_EXE_husk");
     let out = Command::new(husk).arg("spec").current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "husk spec: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "husk spec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut config: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
     config["process"]["terminal"] = false.into();
     let probe = "mknod /tmp/loop0 b 7 0 && echo mknod-ok; (true </tmp/loop0) 2>&1 && echo loop-ok; (true </dev/zero) && echo zero-ok";
     config["process"]["args"] = serde_json::json!(["sh", "-c", probe]);
     for set in ["bounding", "effective", "permitted"] {
-        config["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_MKNOD".into());
+        config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_MKNOD".into());
     }
     config["root"] = serde_json::json!({ "path": "rootfs", "readonly": false });
     config["linux"]["cgroupsPath"] = cgroups_path.into();
@@ -353,8 +395,7 @@ fn husk_run_on_a_v2_only_mount_enforces_device_rules() {
     );
     let deny_all = serde_json::json!([{ "allow": false, "access": "rwm" }]);
     let allow_all = serde_json::json!([{ "allow": true, "access": "rwm" }]);
-    let deny_loop_read =
-        serde_json::json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "b", "major": 7, "access": "r" }]);
+    let deny_loop_read = serde_json::json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "b", "major": 7, "access": "r" }]);
     for (rules, loop_ok) in [(deny_all, false), (allow_all, true), (deny_loop_read, false)] {
         config["linux"]["resources"] = serde_json::json!({ "devices": rules });
         fs::write(bundle.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
@@ -370,8 +411,14 @@ fn husk_run_on_a_v2_only_mount_enforces_device_rules() {
         assert!(stdout.contains("mknod-ok") && stdout.contains("zero-ok"), "{context}");
         assert_eq!(stdout.contains("loop-ok"), loop_ok, "{context}");
         if !loop_ok {
-            assert!(stdout.contains("can't open /tmp/loop0: Operation not permitted"), "{context}");
+            assert!(
+                stdout.contains("can't open /tmp/loop0: Operation not permitted"),
+                "{context}"
+            );
         }
-        assert!(!Path::new(UNIFIED).join(&name).exists(), "husk run removes the cgroup: {context}");
+        assert!(
+            !Path::new(UNIFIED).join(&name).exists(),
+            "husk run removes the cgroup: {context}"
+        );
     }
 }

@@ -20,7 +20,11 @@ const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
 fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("husk-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "husk-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Root on a host with v1 controllers (v1 or hybrid); otherwise the test has nothing to check.
@@ -47,7 +51,10 @@ struct Fixture {
 impl Fixture {
     fn new(cg: Cgroup) -> Self {
         cg.create().expect("create cgroup");
-        Fixture { cg, children: Vec::new() }
+        Fixture {
+            cg,
+            children: Vec::new(),
+        }
     }
 
     /// Starts a shell that waits for a line on stdin before exec'ing `sleep`, so that the exec
@@ -68,12 +75,18 @@ impl Fixture {
     }
 
     fn dir(&self, controller: &str) -> PathBuf {
-        self.cg.v1_hierarchy(controller).unwrap_or_else(|| panic!("no {controller} hierarchy")).dir()
+        self.cg
+            .v1_hierarchy(controller)
+            .unwrap_or_else(|| panic!("no {controller} hierarchy"))
+            .dir()
     }
 
     fn read(&self, controller: &str, file: &str) -> String {
         let path = self.dir(controller).join(file);
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_string()
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
     }
 
     fn kill_children(&mut self) {
@@ -106,7 +119,16 @@ fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
 fn resources() -> LinuxResources {
     LinuxResourcesBuilder::default()
         .memory(LinuxMemoryBuilder::default().limit(64i64 << 20).build().unwrap())
-        .cpu(LinuxCpuBuilder::default().shares(512u64).quota(20_000i64).period(100_000u64).cpus("0").mems("0").build().unwrap())
+        .cpu(
+            LinuxCpuBuilder::default()
+                .shares(512u64)
+                .quota(20_000i64)
+                .period(100_000u64)
+                .cpus("0")
+                .mems("0")
+                .build()
+                .unwrap(),
+        )
         .pids(LinuxPidsBuilder::default().limit(20).build().unwrap())
         .build()
         .unwrap()
@@ -131,16 +153,25 @@ fn v1_limits_processes_freeze_stats_and_destroy_on_the_real_host() {
     assert_eq!(fx.cg.pids().unwrap(), vec![pid]);
     for h in fx.cg.hierarchies() {
         let procs = fs::read_to_string(h.dir().join("cgroup.procs")).unwrap();
-        assert!(procs.lines().any(|l| l == pid.to_string()), "{pid} not in {}", h.dir().display());
+        assert!(
+            procs.lines().any(|l| l == pid.to_string()),
+            "{pid} not in {}",
+            h.dir().display()
+        );
     }
-    wait_for("sleep to exec", || fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep"));
+    wait_for("sleep to exec", || {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
 
     fx.cg.freeze().unwrap();
     assert!(fx.cg.is_frozen().unwrap());
     assert_eq!(fx.read("freezer", "freezer.state"), "FROZEN");
     // The v1 freezer parks tasks in uninterruptible sleep.
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(status.lines().any(|l| l.starts_with("State:") && l.contains('D')), "{status}");
+    assert!(
+        status.lines().any(|l| l.starts_with("State:") && l.contains('D')),
+        "{status}"
+    );
     fx.cg.thaw().unwrap();
     assert!(!fx.cg.is_frozen().unwrap());
     assert_eq!(fx.read("freezer", "freezer.state"), "THAWED");
@@ -200,8 +231,15 @@ fn memory_and_swap_can_be_raised_and_lowered_in_any_order() {
         let m = LinuxMemoryBuilder::default().limit(limit).swap(swap).build().unwrap();
         LinuxResourcesBuilder::default().memory(m).build().unwrap()
     };
-    for (limit, swap) in [(256i64 << 20, 512i64 << 20), (64 << 20, 128 << 20), (1 << 30, 2 << 30), (32 << 20, 32 << 20)] {
-        fx.cg.apply(&mem(limit, swap)).unwrap_or_else(|e| panic!("{limit}/{swap}: {e}"));
+    for (limit, swap) in [
+        (256i64 << 20, 512i64 << 20),
+        (64 << 20, 128 << 20),
+        (1 << 30, 2 << 30),
+        (32 << 20, 32 << 20),
+    ] {
+        fx.cg
+            .apply(&mem(limit, swap))
+            .unwrap_or_else(|e| panic!("{limit}/{swap}: {e}"));
         assert_eq!(fx.read("memory", "memory.limit_in_bytes"), limit.to_string());
         assert_eq!(fx.read("memory", "memory.memsw.limit_in_bytes"), swap.to_string());
     }
@@ -210,7 +248,9 @@ fn memory_and_swap_can_be_raised_and_lowered_in_any_order() {
         LinuxResourcesBuilder::default().cpu(c).build().unwrap()
     };
     for (quota, period) in [(50_000i64, 100_000u64), (5_000, 10_000), (-1, 1_000_000)] {
-        fx.cg.apply(&cpu(quota, period)).unwrap_or_else(|e| panic!("{quota}/{period}: {e}"));
+        fx.cg
+            .apply(&cpu(quota, period))
+            .unwrap_or_else(|e| panic!("{quota}/{period}: {e}"));
         assert_eq!(fx.read("cpu", "cpu.cfs_period_us"), period.to_string());
         assert_eq!(fx.read("cpu", "cpu.cfs_quota_us"), quota.to_string());
     }
@@ -222,9 +262,23 @@ fn device_rules_reach_devices_list() {
         return;
     }
     let fx = Fixture::new(Cgroup::for_container(Some(&format!("/{}", unique("dev"))), "ctr").unwrap());
-    let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap();
-    let null = LinuxDeviceCgroupBuilder::default().allow(true).typ(LinuxDeviceType::C).major(1).minor(3).access("rwm").build().unwrap();
-    let res = LinuxResourcesBuilder::default().devices(vec![deny_all, null]).build().unwrap();
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .unwrap();
+    let null = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(LinuxDeviceType::C)
+        .major(1)
+        .minor(3)
+        .access("rwm")
+        .build()
+        .unwrap();
+    let res = LinuxResourcesBuilder::default()
+        .devices(vec![deny_all, null])
+        .build()
+        .unwrap();
     fx.cg.apply(&res).unwrap();
     assert_eq!(fx.read("devices", "devices.list"), "c 1:3 rwm");
 }
@@ -236,14 +290,39 @@ fn missing_controllers_on_this_host_are_errors() {
     }
     let fx = Fixture::new(Cgroup::for_container(Some(&format!("/{}", unique("missing"))), "ctr").unwrap());
     if fx.cg.v1_hierarchy("net_cls").is_none() {
-        let net = LinuxResourcesBuilder::default().network(LinuxNetworkBuilder::default().class_id(0x100001u32).build().unwrap()).build().unwrap();
+        let net = LinuxResourcesBuilder::default()
+            .network(LinuxNetworkBuilder::default().class_id(0x100001u32).build().unwrap())
+            .build()
+            .unwrap();
         let err = fx.cg.apply(&net).unwrap_err();
-        assert!(matches!(err, CgroupError::MissingController { controller: "net_cls", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                CgroupError::MissingController {
+                    controller: "net_cls",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
-    let odd_size = LinuxHugepageLimitBuilder::default().page_size("3MB").limit(0i64).build().unwrap();
-    let res = LinuxResourcesBuilder::default().hugepage_limits(vec![odd_size]).build().unwrap();
+    let odd_size = LinuxHugepageLimitBuilder::default()
+        .page_size("3MB")
+        .limit(0i64)
+        .build()
+        .unwrap();
+    let res = LinuxResourcesBuilder::default()
+        .hugepage_limits(vec![odd_size])
+        .build()
+        .unwrap();
     let err = fx.cg.apply(&res).unwrap_err();
-    assert!(matches!(err, CgroupError::MissingFile { .. } | CgroupError::MissingController { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CgroupError::MissingFile { .. } | CgroupError::MissingController { .. }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -254,7 +333,10 @@ fn relative_path_goes_below_our_own_cgroup_and_destroy_keeps_it() {
     let name = unique("rel");
     let fx = Fixture::new(Cgroup::for_container(Some(&name), "ctr").unwrap());
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-    let own_memory = own.lines().find_map(|l| l.split_once(":memory:")).map(|(_, p)| p.to_string());
+    let own_memory = own
+        .lines()
+        .find_map(|l| l.split_once(":memory:"))
+        .map(|(_, p)| p.to_string());
     let memory = fx.cg.v1_hierarchy("memory").unwrap();
     let expected = Path::new(own_memory.as_deref().unwrap_or("/").trim_start_matches('/')).join(&name);
     assert_eq!(memory.path, expected);
@@ -275,14 +357,25 @@ fn v1_oom_eventfd_counts_an_oom_kill() {
     if fx.dir("memory").join("memory.memsw.limit_in_bytes").exists() {
         m = m.swap(limit); // no swap: the hog must be killed, not swapped out
     }
-    fx.cg.apply(&LinuxResourcesBuilder::default().memory(m.build().unwrap()).build().unwrap()).unwrap();
+    fx.cg
+        .apply(
+            &LinuxResourcesBuilder::default()
+                .memory(m.build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     let OomEventSource::EventFd(efd) = fx.cg.oom_event_source().unwrap() else {
         eprintln!("skipped: memory is not a v1 controller here");
         return;
     };
     // dd allocates and fills a 64 MiB buffer: four times the limit.
     fx.spawn_in_cgroup("exec /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1");
-    let mut pfd = libc::pollfd { fd: efd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: efd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
     assert_eq!(ready, 1, "no OOM event within 10 s");
@@ -305,7 +398,15 @@ fn v2_unified_mount_creates_joins_freezes_and_destroys() {
         eprintln!("skipped: needs root and a cgroup2 mount at {UNIFIED}");
         return;
     }
-    let mut fx = Fixture::new(Cgroup::with_root(Path::new(UNIFIED), Layout::V2, Some(&format!("/{}", unique("v2"))), "ctr").unwrap());
+    let mut fx = Fixture::new(
+        Cgroup::with_root(
+            Path::new(UNIFIED),
+            Layout::V2,
+            Some(&format!("/{}", unique("v2"))),
+            "ctr",
+        )
+        .unwrap(),
+    );
     let dir = fx.cg.unified_hierarchy().unwrap().dir();
     let pid = fx.spawn_in_cgroup("exec sleep 1000");
     assert_eq!(fx.cg.pids().unwrap(), vec![pid]);
@@ -315,9 +416,23 @@ fn v2_unified_mount_creates_joins_freezes_and_destroys() {
     fx.cg.thaw().unwrap();
     assert!(!fx.cg.is_frozen().unwrap());
     if fx.cg.unified_controllers().unwrap().iter().any(|c| c == "hugetlb") {
-        let h = LinuxHugepageLimitBuilder::default().page_size("2MB").limit(4i64 << 21).build().unwrap();
-        fx.cg.apply(&LinuxResourcesBuilder::default().hugepage_limits(vec![h]).build().unwrap()).unwrap();
-        assert_eq!(fs::read_to_string(dir.join("hugetlb.2MB.max")).unwrap().trim(), (4u64 << 21).to_string());
+        let h = LinuxHugepageLimitBuilder::default()
+            .page_size("2MB")
+            .limit(4i64 << 21)
+            .build()
+            .unwrap();
+        fx.cg
+            .apply(
+                &LinuxResourcesBuilder::default()
+                    .hugepage_limits(vec![h])
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("hugetlb.2MB.max")).unwrap().trim(),
+            (4u64 << 21).to_string()
+        );
         if let Ok(rsvd) = fs::read_to_string(dir.join("hugetlb.2MB.rsvd.max")) {
             assert_eq!(rsvd.trim(), (4u64 << 21).to_string());
         }
@@ -334,8 +449,14 @@ fn some_disk() -> Option<String> {
     disks.sort_by_key(|e| e.file_name());
     disks
         .into_iter()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with("zram") && !e.file_name().to_string_lossy().starts_with("loop"))
-        .find_map(|e| fs::read_to_string(e.path().join("dev")).ok().map(|d| d.trim().to_string()))
+        .filter(|e| {
+            !e.file_name().to_string_lossy().starts_with("zram") && !e.file_name().to_string_lossy().starts_with("loop")
+        })
+        .find_map(|e| {
+            fs::read_to_string(e.path().join("dev"))
+                .ok()
+                .map(|d| d.trim().to_string())
+        })
 }
 
 #[test]
@@ -347,21 +468,45 @@ fn blkio_weight_falls_back_to_bfq_and_throttles_reach_the_kernel() {
         eprintln!("skipped: no block device");
         return;
     };
-    let (major, minor) = disk.split_once(':').map(|(a, b)| (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap())).unwrap();
+    let (major, minor) = disk
+        .split_once(':')
+        .map(|(a, b)| (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap()))
+        .unwrap();
     let fx = Fixture::new(Cgroup::for_container(Some(&format!("/{}", unique("blkio"))), "ctr").unwrap());
-    let throttle = oci_spec::runtime::LinuxThrottleDeviceBuilder::default().major(major).minor(minor).rate(1u64 << 20).build().unwrap();
+    let throttle = oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+        .major(major)
+        .minor(minor)
+        .rate(1u64 << 20)
+        .build()
+        .unwrap();
     let dir = fx.dir("blkio");
     // Proportional weights need CFQ (blkio.weight) or BFQ (blkio.bfq.weight) in the kernel.
-    let weight_file = ["blkio.weight", "blkio.bfq.weight"].into_iter().find(|f| dir.join(f).exists());
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| dir.join(f).exists());
     let mut b = oci_spec::runtime::LinuxBlockIoBuilder::default().throttle_read_bps_device(vec![throttle]);
     if weight_file.is_some() {
         b = b.weight(300u16);
     }
-    fx.cg.apply(&LinuxResourcesBuilder::default().block_io(b.build().unwrap()).build().unwrap()).unwrap();
-    assert_eq!(fx.read("blkio", "blkio.throttle.read_bps_device"), format!("{disk} {}", 1u64 << 20));
+    fx.cg
+        .apply(
+            &LinuxResourcesBuilder::default()
+                .block_io(b.build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        fx.read("blkio", "blkio.throttle.read_bps_device"),
+        format!("{disk} {}", 1u64 << 20)
+    );
     if let Some(weight_file) = weight_file {
         // blkio.bfq.weight reads back as "default 300".
-        assert!(fx.read("blkio", weight_file).ends_with("300"), "{}", fx.read("blkio", weight_file));
+        assert!(
+            fx.read("blkio", weight_file).ends_with("300"),
+            "{}",
+            fx.read("blkio", weight_file)
+        );
     }
 }
 
@@ -393,7 +538,8 @@ fn concurrent_create_and_destroy_under_one_parent_never_fail() {
                     let cg = Cgroup::for_container(Some(&format!("/{parent}/c{t}-{i}")), "c").unwrap();
                     let made = cg.create();
                     let removed = cg.destroy();
-                    made.and(removed).unwrap_or_else(|e| panic!("thread {t} round {i}: {e}"));
+                    made.and(removed)
+                        .unwrap_or_else(|e| panic!("thread {t} round {i}: {e}"));
                 }
             })
         })

@@ -28,8 +28,7 @@ impl ConsoleSocket {
         let n = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("husk-pty-{}-{n}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let listener =
-            UnixListener::bind(&path).map_err(Error::io("bind console socket", &path))?;
+        let listener = UnixListener::bind(&path).map_err(Error::io("bind console socket", &path))?;
         Ok(ConsoleSocket { path, listener })
     }
 
@@ -105,8 +104,7 @@ mod tests {
     fn master_sent_before_accept_is_received_after_the_sender_closed() {
         let sock = ConsoleSocket::new().unwrap();
         let (file_to_send, path) = {
-            let path =
-                std::env::temp_dir().join(format!("husk-console-test-{}", std::process::id()));
+            let path = std::env::temp_dir().join(format!("husk-console-test-{}", std::process::id()));
             std::fs::write(&path, b"x").unwrap();
             (File::open(&path).unwrap(), path)
         };

@@ -24,24 +24,20 @@ impl Processes {
         if exec_id.is_empty() {
             return Ok(&self.init);
         }
-        self.execs
-            .get(exec_id)
-            .ok_or_else(|| Error::ProcessNotFound {
-                id: id.into(),
-                exec_id: exec_id.into(),
-            })
+        self.execs.get(exec_id).ok_or_else(|| Error::ProcessNotFound {
+            id: id.into(),
+            exec_id: exec_id.into(),
+        })
     }
 
     pub fn get_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Process> {
         if exec_id.is_empty() {
             return Ok(&mut self.init);
         }
-        self.execs
-            .get_mut(exec_id)
-            .ok_or_else(|| Error::ProcessNotFound {
-                id: id.into(),
-                exec_id: exec_id.into(),
-            })
+        self.execs.get_mut(exec_id).ok_or_else(|| Error::ProcessNotFound {
+            id: id.into(),
+            exec_id: exec_id.into(),
+        })
     }
 }
 
@@ -72,11 +68,7 @@ pub fn read_pid_file(path: &Path) -> Result<u32> {
 
 impl Container {
     /// Mounts the rootfs, then `runtime create`; on failure nothing is left mounted.
-    pub fn create(
-        req: &CreateTaskRequest,
-        namespace: &str,
-        options: RuntimeOptions,
-    ) -> Result<Created> {
+    pub fn create(req: &CreateTaskRequest, namespace: &str, options: RuntimeOptions) -> Result<Created> {
         let bundle = PathBuf::from(&req.bundle);
         options.save(&bundle)?;
         let rootfs_mounted = crate::mount::mount_rootfs(&bundle, &req.rootfs)?;
@@ -98,9 +90,7 @@ impl Container {
             }
             err
         };
-        let mut prepared =
-            PreparedIo::new(&stdio, options.io_uid, options.io_gid, &req.id, namespace)
-                .map_err(undo)?;
+        let mut prepared = PreparedIo::new(&stdio, options.io_uid, options.io_gid, &req.id, namespace).map_err(undo)?;
         let pid_file = bundle.join("init.pid");
         let args = CreateArgs {
             bundle: &bundle,
@@ -193,12 +183,7 @@ impl Container {
     }
 
     /// `runtime exec` for a created exec; returns its pid and stdio.
-    pub fn run_exec(
-        &self,
-        exec_id: &str,
-        stdio: &StdioPaths,
-        spec: &[u8],
-    ) -> Result<(u32, ProcessIo)> {
+    pub fn run_exec(&self, exec_id: &str, stdio: &StdioPaths, spec: &[u8]) -> Result<(u32, ProcessIo)> {
         let process_file = self.bundle.join(format!("{exec_id}.json"));
         let pid_file = self.bundle.join(format!("{exec_id}.pid"));
         fs::write(&process_file, spec).map_err(Error::io("write exec process", &process_file))?;
@@ -251,8 +236,7 @@ impl Container {
         }
         let sig = nix::sys::signal::Signal::try_from(signal as i32)
             .map_err(|_| Error::InvalidArgument(format!("signal {signal}")))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
-            .map_err(Error::sys("signal exec process"))
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(Error::sys("signal exec process"))
     }
 
     /// Pause or resume the init through the runtime, then record the transition.
@@ -293,16 +277,11 @@ impl Container {
 
     pub fn delete_exec(&self, exec_id: &str) -> Result<Process> {
         let mut procs = self.lock();
-        procs
-            .get_mut(&self.id, exec_id)?
-            .apply(Transition::Delete)?;
-        let p = procs
-            .execs
-            .remove(exec_id)
-            .ok_or_else(|| Error::ProcessNotFound {
-                id: self.id.clone(),
-                exec_id: exec_id.into(),
-            })?;
+        procs.get_mut(&self.id, exec_id)?.apply(Transition::Delete)?;
+        let p = procs.execs.remove(exec_id).ok_or_else(|| Error::ProcessNotFound {
+            id: self.id.clone(),
+            exec_id: exec_id.into(),
+        })?;
         if let Some(io) = &p.io {
             io.release();
         }
@@ -313,8 +292,7 @@ impl Container {
         let procs = self.lock();
         let p = procs.get(&self.id, exec_id)?;
         let console = p.io.as_ref().and_then(|io| io.console.as_ref());
-        let console = console
-            .ok_or_else(|| Error::InvalidArgument(format!("process {} has no tty", p.pid)))?;
+        let console = console.ok_or_else(|| Error::InvalidArgument(format!("process {} has no tty", p.pid)))?;
         crate::console::resize(console, width, height)
     }
 

@@ -53,18 +53,14 @@ pub fn run(flags: Flags) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    let (main_loop, loop_fds) =
-        MainLoop::new().map_err(|e| format!("failed to set up signals: {e}"))?;
+    let (main_loop, loop_fds) = MainLoop::new().map_err(|e| format!("failed to set up signals: {e}"))?;
     crate::logger::init(flags.debug);
-    let Some(listener) =
-        bind(&flags.socket).map_err(|e| format!("failed to bind {}: {e}", flags.socket))?
-    else {
+    let Some(listener) = bind(&flags.socket).map_err(|e| format!("failed to bind {}: {e}", flags.socket))? else {
         write_address(&flags.socket).map_err(|e| e.to_string())?;
         server_started();
         return Ok(());
     };
-    let ttrpc_address =
-        std::env::var("TTRPC_ADDRESS").map_err(|_| "TTRPC_ADDRESS is not set".to_string())?;
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").map_err(|_| "TTRPC_ADDRESS is not set".to_string())?;
     let events = start_publisher(ttrpc_address, flags.namespace.clone());
     // Shutdown ends the loop below, which runs on this (the main) thread.
     let (quit, oom) = (Arc::clone(&main_loop), Arc::clone(&main_loop));
@@ -73,8 +69,7 @@ pub fn run(flags: Flags) -> Result<(), String> {
         watch_oom: Box::new(move |eventfd, watch| oom.add_oom(eventfd, watch)),
     };
     let service = Service::new(&flags.namespace, events, hooks);
-    let mut server = Server::new(listener, Arc::clone(&service))
-        .map_err(|e| format!("failed to listen: {e}"))?;
+    let mut server = Server::new(listener, Arc::clone(&service)).map_err(|e| format!("failed to listen: {e}"))?;
     // Runtime commands run on this thread, which is also the only reaper: they wait for
     // their own pid directly.
     crate::runtime::wait_directly();
@@ -118,10 +113,7 @@ pub fn with_crate_monitor<T: Send>(f: impl FnOnce() -> T + Send) -> T {
             match reap_once(WaitPidFlag::WNOHANG) {
                 Some((pid, status)) => {
                     let _ = monitor_notify_by_pid(pid, status);
-                    STASHED
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((pid, status));
+                    STASHED.lock().unwrap_or_else(|e| e.into_inner()).push((pid, status));
                 }
                 None => std::thread::sleep(Duration::from_millis(1)),
             }

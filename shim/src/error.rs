@@ -51,10 +51,7 @@ pub enum Error {
         source: io::Error,
     },
     #[error("failed to {action}: {source}")]
-    Sys {
-        action: &'static str,
-        source: nix::Error,
-    },
+    Sys { action: &'static str, source: nix::Error },
     #[error("failed to decode {what}: {source}")]
     Decode {
         what: &'static str,
@@ -75,11 +72,7 @@ pub enum Error {
 impl Error {
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| Error::Io { action, path, source }
     }
 
     pub fn sys(action: &'static str) -> impl FnOnce(nix::Error) -> Error {
@@ -88,9 +81,7 @@ impl Error {
 
     fn code(&self) -> Code {
         match self {
-            Error::ContainerNotFound(_)
-            | Error::ProcessNotFound { .. }
-            | Error::ProcessFinished(_) => Code::NOT_FOUND,
+            Error::ContainerNotFound(_) | Error::ProcessNotFound { .. } | Error::ProcessFinished(_) => Code::NOT_FOUND,
             Error::ContainerExists(_) | Error::ExecExists { .. } => Code::ALREADY_EXISTS,
             Error::InvalidTransition { .. } | Error::InitExited(_) => Code::FAILED_PRECONDITION,
             Error::InvalidArgument(_) | Error::Decode { .. } => Code::INVALID_ARGUMENT,
@@ -119,24 +110,15 @@ mod tests {
 
     #[test]
     fn error_kinds_map_to_the_codes_containerd_checks() {
-        assert_eq!(
-            code_of(Error::ContainerNotFound("c".into())),
-            Code::NOT_FOUND as i32
-        );
-        assert_eq!(
-            code_of(Error::ContainerExists("c".into())),
-            Code::ALREADY_EXISTS as i32
-        );
+        assert_eq!(code_of(Error::ContainerNotFound("c".into())), Code::NOT_FOUND as i32);
+        assert_eq!(code_of(Error::ContainerExists("c".into())), Code::ALREADY_EXISTS as i32);
         let bad = Error::InvalidTransition {
             id: "c".into(),
             action: "start",
             state: "stopped",
         };
         assert_eq!(code_of(bad), Code::FAILED_PRECONDITION as i32);
-        assert_eq!(
-            code_of(Error::Unimplemented("checkpoint")),
-            Code::UNIMPLEMENTED as i32
-        );
+        assert_eq!(code_of(Error::Unimplemented("checkpoint")), Code::UNIMPLEMENTED as i32);
     }
 
     #[test]

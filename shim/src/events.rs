@@ -9,21 +9,21 @@
 //! The crate's ttrpc client would add two threads per shim for a call made a few times per
 //! container, and it never reconnects after containerd restarts; this one reconnects.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 #[cfg(test)]
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::{
     self as protobuf, CodedOutputStream, Message, MessageDyn, MessageField, MessageFull,
 };
 use containerd_shim::protos::shim::event::Envelope;
 use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::ttrpc::proto::{Request, Response};
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::util::timestamp;
 
 const EVENTS_SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
@@ -151,10 +151,7 @@ impl Publisher {
                 q = self.lock();
                 continue;
             }
-            let (guard, _) = self
-                .ready
-                .wait_timeout(q, IDLE)
-                .unwrap_or_else(|e| e.into_inner());
+            let (guard, _) = self.ready.wait_timeout(q, IDLE).unwrap_or_else(|e| e.into_inner());
             q = guard;
             if q.events.is_empty() {
                 q.conn = conn;
@@ -206,15 +203,11 @@ impl Connection {
             .map_err(|e| e.to_string())?;
         loop {
             let mut header = [0u8; 10];
-            self.stream
-                .read_exact(&mut header)
-                .map_err(|e| e.to_string())?;
+            self.stream.read_exact(&mut header).map_err(|e| e.to_string())?;
             let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
             let stream_id = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
             let mut body = vec![0u8; len];
-            self.stream
-                .read_exact(&mut body)
-                .map_err(|e| e.to_string())?;
+            self.stream.read_exact(&mut body).map_err(|e| e.to_string())?;
             if stream_id != id || header[8] != TYPE_RESPONSE {
                 continue;
             }
@@ -269,13 +262,11 @@ fn publish(address: &str, namespace: &str, conn: &mut Option<Connection>, event:
     for attempt in 0..ATTEMPTS {
         let result = match conn.as_mut() {
             Some(c) => c.call("Forward", payload.clone()),
-            None => Connection::open(address)
-                .map_err(|e| e.to_string())
-                .and_then(|mut c| {
-                    let r = c.call("Forward", payload.clone());
-                    *conn = Some(c);
-                    r
-                }),
+            None => Connection::open(address).map_err(|e| e.to_string()).and_then(|mut c| {
+                let r = c.call("Forward", payload.clone());
+                *conn = Some(c);
+                r
+            }),
         };
         match result {
             Ok(()) => return,

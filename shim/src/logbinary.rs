@@ -21,9 +21,7 @@ pub fn parse_uri(uri: &str) -> Result<(String, Vec<String>)> {
         .ok_or_else(|| Error::InvalidArgument(format!("not a binary uri: {uri}")))?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "binary uri without a path: {uri}"
-        )));
+        return Err(Error::InvalidArgument(format!("binary uri without a path: {uri}")));
     }
     let mut args = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -75,9 +73,7 @@ pub fn spawn(uri: &str, id: &str, namespace: &str) -> Result<(OwnedFd, OwnedFd)>
         .env_clear()
         .env("CONTAINER_ID", id)
         .env("CONTAINER_NAMESPACE", namespace);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     // SAFETY: only dup2, which is async-signal-safe, runs between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -89,8 +85,7 @@ pub fn spawn(uri: &str, id: &str, namespace: &str) -> Result<(OwnedFd, OwnedFd)>
             Ok(())
         });
     }
-    cmd.spawn()
-        .map_err(Error::io("start logging binary", &path))?;
+    cmd.spawn().map_err(Error::io("start logging binary", &path))?;
     drop((out_r, err_r, ready_w));
     let mut byte = [0u8; 1];
     File::from(ready_r)

@@ -24,11 +24,7 @@ impl Log for FifoLog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let msg = record
-            .args()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"");
+        let msg = record.args().to_string().replace('\\', "\\\\").replace('"', "\\\"");
         let level = record.level().as_str().to_lowercase();
         let line = format!(
             "time=\"{}\" level={level} msg=\"{msg}\" runtime=io.containerd.husk.v2\n",
@@ -73,10 +69,6 @@ pub fn init(debug: bool) {
     };
     let level = if debug { Level::Debug } else { Level::Info };
     if log::set_boxed_logger(Box::new(FifoLog { file, level })).is_ok() {
-        log::set_max_level(if debug {
-            LevelFilter::Debug
-        } else {
-            LevelFilter::Info
-        });
+        log::set_max_level(if debug { LevelFilter::Debug } else { LevelFilter::Info });
     }
 }

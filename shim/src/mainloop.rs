@@ -94,15 +94,8 @@ impl MainLoop {
             ];
             let served = server.poll_fds();
             let n_served = served.len();
-            polled.extend(
-                served
-                    .into_iter()
-                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
-            );
-            polled.extend(
-                oom.iter()
-                    .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
-            );
+            polled.extend(served.into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            polled.extend(oom.iter().map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
             match poll(&mut polled, PollTimeout::NONE) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(err) => {

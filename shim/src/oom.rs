@@ -48,20 +48,16 @@ impl OomWatch {
 
 pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, File)> {
     let proc_path = format!("/proc/{pid}/cgroup");
-    let text =
-        fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
+    let text = fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
     let paths = parse_proc_cgroup(&text);
     let Some((mount, rel)) = paths.get("memory").and_then(|p| p.split_once('\0')) else {
-        return Err(Error::InvalidArgument(
-            "no cgroup v1 memory controller".into(),
-        ));
+        return Err(Error::InvalidArgument("no cgroup v1 memory controller".into()));
     };
     let dir = Path::new("/sys/fs/cgroup")
         .join(mount)
         .join(rel.trim_start_matches('/'));
     let control_path = dir.join("memory.oom_control");
-    let control =
-        File::open(&control_path).map_err(Error::io("open memory.oom_control", &control_path))?;
+    let control = File::open(&control_path).map_err(Error::io("open memory.oom_control", &control_path))?;
     // SAFETY: eventfd returns a new fd or -1; we own it from here on.
     let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if efd < 0 {
@@ -72,11 +68,8 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
     // SAFETY: efd is a fresh fd that nothing else owns.
     let eventfd = unsafe { File::from_raw_fd(efd) };
     let register = dir.join("cgroup.event_control");
-    fs::write(
-        &register,
-        format!("{} {}", eventfd.as_raw_fd(), control.as_raw_fd()),
-    )
-    .map_err(Error::io("register oom eventfd", &register))?;
+    fs::write(&register, format!("{} {}", eventfd.as_raw_fd(), control.as_raw_fd()))
+        .map_err(Error::io("register oom eventfd", &register))?;
     // The eventfd stays registered as long as it is open; the control fd is not needed after.
     drop(control);
     let reported = Arc::new(AtomicU64::new(oom_kill_count(&control_path)));

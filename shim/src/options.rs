@@ -15,10 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 const OPTIONS_FILE: &str = "husk-options.json";
-const RUNC_OPTIONS_TYPES: [&str; 2] = [
-    "containerd.runc.v1.Options",
-    "io.containerd.runc.v1.Options",
-];
+const RUNC_OPTIONS_TYPES: [&str; 2] = ["containerd.runc.v1.Options", "io.containerd.runc.v1.Options"];
 const GENERIC_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,11 +40,10 @@ impl RuntimeOptions {
         };
         let name = any.type_url.rsplit('/').next().unwrap_or_default();
         if RUNC_OPTIONS_TYPES.contains(&name) {
-            let runc =
-                RuncOptions::parse_from_bytes(&any.value).map_err(|source| Error::Decode {
-                    what: "runc options",
-                    source,
-                })?;
+            let runc = RuncOptions::parse_from_bytes(&any.value).map_err(|source| Error::Decode {
+                what: "runc options",
+                source,
+            })?;
             return Ok(RuntimeOptions::from(runc));
         }
         if name == GENERIC_OPTIONS_TYPE {
@@ -55,8 +51,7 @@ impl RuntimeOptions {
             if path.is_empty() {
                 return Ok(RuntimeOptions::default());
             }
-            let text =
-                fs::read_to_string(&path).map_err(Error::io("read runtime options", &path))?;
+            let text = fs::read_to_string(&path).map_err(Error::io("read runtime options", &path))?;
             return parse_toml_options(&text);
         }
         Err(Error::InvalidArgument(format!(
@@ -102,10 +97,7 @@ impl RuntimeOptions {
             return Path::new(&self.root).join(namespace);
         }
         let binary = self.binary();
-        let name = binary
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("husk");
+        let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("husk");
         Path::new("/run/containerd").join(name).join(namespace)
     }
 }
@@ -137,8 +129,8 @@ fn generic_config_path(bytes: &[u8]) -> Result<String> {
         if tag >> 3 == 2 && tag & 7 == 2 {
             path = input.read_string().map_err(decode)?;
         } else {
-            let wire_type = WireType::new(tag & 7)
-                .ok_or_else(|| Error::InvalidArgument("runtimeoptions: bad wire type".into()))?;
+            let wire_type =
+                WireType::new(tag & 7).ok_or_else(|| Error::InvalidArgument("runtimeoptions: bad wire type".into()))?;
             input.skip_field(wire_type).map_err(decode)?;
         }
     }
@@ -153,9 +145,7 @@ pub fn parse_toml_options(text: &str) -> Result<RuntimeOptions> {
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(Error::InvalidArgument(format!(
-                "runtime options: bad line {line:?}"
-            )));
+            return Err(Error::InvalidArgument(format!("runtime options: bad line {line:?}")));
         };
         let value = value
             .split(" #")
@@ -179,11 +169,7 @@ pub fn parse_toml_options(text: &str) -> Result<RuntimeOptions> {
             "IoUid" => opts.io_uid = number()?,
             "IoGid" => opts.io_gid = number()?,
             "ShimCgroup" => opts.shim_cgroup = value.clone(),
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "runtime options: unknown key {other}"
-                )))
-            }
+            other => return Err(Error::InvalidArgument(format!("runtime options: unknown key {other}"))),
         }
     }
     Ok(opts)
@@ -208,15 +194,13 @@ mod tests {
         let opts = RuntimeOptions::from_any(Some(&any)).unwrap();
         assert_eq!(opts.binary(), PathBuf::from("/usr/sbin/runc"));
         assert!(opts.no_pivot_root);
-        assert_eq!(
-            opts.root("k8s.io"),
-            PathBuf::from("/run/containerd/runc/k8s.io")
-        );
+        assert_eq!(opts.root("k8s.io"), PathBuf::from("/run/containerd/runc/k8s.io"));
     }
 
     #[test]
     fn toml_option_files_use_the_runc_option_keys() {
-        let text = "# husk\n[options]\nBinaryName = \"crun\"\nRoot = \"/run/x\" # state\nNoNewKeyring = true\nIoUid = 1000\n";
+        let text =
+            "# husk\n[options]\nBinaryName = \"crun\"\nRoot = \"/run/x\" # state\nNoNewKeyring = true\nIoUid = 1000\n";
         let opts = parse_toml_options(text).unwrap();
         assert_eq!(opts.binary_name, "crun");
         assert_eq!(opts.root("default"), PathBuf::from("/run/x/default"));

@@ -152,10 +152,7 @@ impl Process {
     }
 
     pub fn exit_status(&self) -> (u32, Timestamp) {
-        self.exit
-            .as_ref()
-            .map(|e| (e.status, e.at.clone()))
-            .unwrap_or_default()
+        self.exit.as_ref().map(|e| (e.status, e.at.clone())).unwrap_or_default()
     }
 }
 

@@ -141,10 +141,7 @@ fn run(mut pumps: Vec<Pump>, mut wake: Option<File>, mut outputs: usize, latch: 
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => break,
             }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
+            let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
             let woken = wake.is_some() && ready.last().copied().unwrap_or(false);
             (ready, woken)
         };

@@ -101,11 +101,7 @@ mod tests {
         let watch = router.watch();
         assert_eq!(router.route(42, 3), None);
         assert_eq!(router.register(watch, 42, owner("e1")), Some(3));
-        assert_eq!(
-            router.route(42, 3),
-            None,
-            "an early exit is not registered again"
-        );
+        assert_eq!(router.route(42, 3), None, "an early exit is not registered again");
     }
 
     #[test]
@@ -115,9 +111,6 @@ mod tests {
         assert_eq!(router.register(watch, 7, owner("")), None);
         assert_eq!(router.route(7, 0), Some(owner("")));
         assert_eq!(router.route(7, 0), None);
-        assert!(
-            router.lock().watches.is_empty(),
-            "watches close on registration"
-        );
+        assert!(router.lock().watches.is_empty(), "watches close on registration");
     }
 }

@@ -34,10 +34,7 @@ fn encode(reply: Result<impl Message>) -> std::result::Result<Vec<u8>, Status> {
         .map_err(|e| get_status(Code::INTERNAL, e))
 }
 
-fn call<Req: Message, Resp: Message>(
-    payload: &[u8],
-    handler: impl FnOnce(Req) -> Result<Resp>,
-) -> Outcome {
+fn call<Req: Message, Resp: Message>(payload: &[u8], handler: impl FnOnce(Req) -> Result<Resp>) -> Outcome {
     match Req::parse_from_bytes(payload) {
         Ok(req) => Outcome::Reply(encode(handler(req))),
         Err(e) => Outcome::Reply(Err(get_status(Code::INVALID_ARGUMENT, e))),
@@ -45,10 +42,7 @@ fn call<Req: Message, Resp: Message>(
 }
 
 /// The answer to a pending Wait: None while the process still runs.
-pub fn wait_reply(
-    service: &Service,
-    req: &WaitRequest,
-) -> Option<std::result::Result<Vec<u8>, Status>> {
+pub fn wait_reply(service: &Service, req: &WaitRequest) -> Option<std::result::Result<Vec<u8>, Status>> {
     match service.try_wait(req) {
         Ok(None) => None,
         Ok(Some(resp)) => Some(encode(Ok(resp))),
@@ -66,9 +60,7 @@ pub fn dispatch(service: &Service, name: &str, method: &str, payload: &[u8]) -> 
         "Create" => call(payload, |r: CreateTaskRequest| s.do_create(r)),
         "Start" => call(payload, |r: StartRequest| s.do_start(r)),
         "Delete" => call(payload, |r: DeleteRequest| s.do_delete(r)),
-        "Exec" => call(payload, |r: ExecProcessRequest| {
-            s.do_exec(r).map(|()| Empty::new())
-        }),
+        "Exec" => call(payload, |r: ExecProcessRequest| s.do_exec(r).map(|()| Empty::new())),
         "State" => call(payload, |r: StateRequest| s.do_state(r)),
         "Kill" => call(payload, |r: KillRequest| {
             s.container(&r.id)?.kill(&r.exec_id, r.signal, r.all)?;
@@ -86,16 +78,13 @@ pub fn dispatch(service: &Service, name: &str, method: &str, payload: &[u8]) -> 
             Ok(Empty::new())
         }),
         "ResizePty" => call(payload, |r: ResizePtyRequest| {
-            s.container(&r.id)?
-                .resize_pty(&r.exec_id, r.width, r.height)?;
+            s.container(&r.id)?.resize_pty(&r.exec_id, r.width, r.height)?;
             Ok(Empty::new())
         }),
         "Checkpoint" => call(payload, |_: CheckpointTaskRequest| -> Result<Empty> {
             Err(Error::Unimplemented("checkpoint (no criu support yet)"))
         }),
-        "Update" => call(payload, |r: UpdateTaskRequest| {
-            s.do_update(r).map(|()| Empty::new())
-        }),
+        "Update" => call(payload, |r: UpdateTaskRequest| s.do_update(r).map(|()| Empty::new())),
         "Stats" => call(payload, |r: StatsRequest| s.do_stats(r)),
         "Connect" => call(payload, |r: ConnectRequest| Ok(connect(s, &r))),
         "Shutdown" => call(payload, |_: ShutdownRequest| {
@@ -114,10 +103,7 @@ pub fn dispatch(service: &Service, name: &str, method: &str, payload: &[u8]) -> 
 }
 
 fn connect(s: &Service, req: &ConnectRequest) -> ConnectResponse {
-    let task_pid = s
-        .container(&req.id)
-        .map(|c| c.init_pid())
-        .unwrap_or_default();
+    let task_pid = s.container(&req.id).map(|c| c.init_pid()).unwrap_or_default();
     ConnectResponse {
         shim_pid: std::process::id(),
         task_pid,

@@ -31,10 +31,7 @@ pub fn waits_directly() -> bool {
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(-1)
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
 }
 
 #[derive(Debug, Clone)]
@@ -132,13 +129,11 @@ impl Runtime {
     }
 
     pub fn create(&self, id: &str, a: &CreateArgs, stdio: ChildStdio) -> Result<()> {
-        self.run("create", self.create_args(id, a), stdio, None)
-            .map(drop)
+        self.run("create", self.create_args(id, a), stdio, None).map(drop)
     }
 
     pub fn exec(&self, id: &str, a: &ExecArgs, stdio: ChildStdio) -> Result<()> {
-        self.run("exec", self.exec_args(id, a), stdio, None)
-            .map(drop)
+        self.run("exec", self.exec_args(id, a), stdio, None).map(drop)
     }
 
     pub fn start(&self, id: &str) -> Result<()> {
@@ -169,12 +164,7 @@ impl Runtime {
     }
 
     pub fn ps(&self, id: &str) -> Result<Vec<u32>> {
-        let out = self.run(
-            "ps",
-            os(&["ps", "--format", "json", id]),
-            ChildStdio::default(),
-            None,
-        )?;
+        let out = self.run("ps", os(&["ps", "--format", "json", id]), ChildStdio::default(), None)?;
         serde_json::from_slice::<Option<Vec<u32>>>(&out)
             .map(Option::unwrap_or_default)
             .map_err(|source| self.output_error("ps", source))
@@ -189,8 +179,7 @@ impl Runtime {
     }
 
     fn run_simple(&self, command: &'static str, args: Vec<OsString>) -> Result<()> {
-        self.run(command, args, ChildStdio::default(), None)
-            .map(drop)
+        self.run(command, args, ChildStdio::default(), None).map(drop)
     }
 
     /// Runs one runtime command to completion and returns its stdout. On failure the error is
@@ -267,10 +256,7 @@ impl Runtime {
         if !stderr.is_empty() {
             return stderr.to_string();
         }
-        format!(
-            "{} {command} exited with status {code}",
-            self.binary.display()
-        )
+        format!("{} {command} exited with status {code}", self.binary.display())
     }
 }
 
@@ -321,13 +307,7 @@ mod tests {
             strings(runtime().exec_args("c1", &a)).join(" "),
             "exec --process /b/p.json --detach --pid-file /b/e.pid c1"
         );
-        assert_eq!(
-            strings(Runtime::kill_args("c1", 9, true)).join(" "),
-            "kill --all c1 9"
-        );
-        assert_eq!(
-            strings(Runtime::delete_args("c1", true)).join(" "),
-            "delete --force c1"
-        );
+        assert_eq!(strings(Runtime::kill_args("c1", 9, true)).join(" "), "kill --all c1 9");
+        assert_eq!(strings(Runtime::delete_args("c1", true)).join(" "), "delete --force c1");
     }
 }

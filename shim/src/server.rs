@@ -109,10 +109,7 @@ impl Conn {
         let sent = response
             .write_to_bytes()
             .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|body| {
-                self.stream
-                    .write_all(&frame(stream_id, TYPE_RESPONSE, &body))
-            });
+            .and_then(|body| self.stream.write_all(&frame(stream_id, TYPE_RESPONSE, &body)));
         if let Err(err) = sent {
             log::warn!("failed to send ttrpc response: {err}");
             self.closed = true;

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
@@ -183,10 +182,7 @@ impl Service {
             id: req.id.clone(),
             exec_id: String::new(),
         };
-        if let Some(status) = self
-            .router
-            .register(watch, created.pid as i32, owner.clone())
-        {
+        if let Some(status) = self.router.register(watch, created.pid as i32, owner.clone()) {
             self.process_exited(&owner, status);
         }
         Ok(CreateTaskResponse {
@@ -356,12 +352,7 @@ impl Service {
     pub(crate) fn do_pids(&self, req: PidsRequest) -> Result<PidsResponse> {
         let c = self.container(&req.id)?;
         let pids = c.runtime.ps(&c.id)?;
-        let execs: HashMap<u32, String> = c
-            .lock()
-            .execs
-            .values()
-            .map(|p| (p.pid, p.exec_id.clone()))
-            .collect();
+        let execs: HashMap<u32, String> = c.lock().execs.values().map(|p| (p.pid, p.exec_id.clone())).collect();
         let processes = pids
             .into_iter()
             .map(|pid| crate::stats::process_info(pid, execs.get(&pid)))

@@ -22,12 +22,7 @@ fn service_with(id: &str, pid: u32) -> (Arc<Service>, Arc<Container>, Receiver<E
         id: id.to_string(),
         exec_id: String::new(),
     };
-    assert_eq!(
-        service
-            .router
-            .register(service.router.watch(), pid as i32, owner),
-        None
-    );
+    assert_eq!(service.router.register(service.router.watch(), pid as i32, owner), None);
     (service, c, rx)
 }
 

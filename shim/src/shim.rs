@@ -20,10 +20,7 @@ use crate::runtime::Runtime;
 const FEATURES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/features/Features";
 
 /// Annotations that put containers of one pod into one shim (CRI, and runc shim grouping).
-const GROUP_ANNOTATIONS: [&str; 2] = [
-    "io.kubernetes.cri.sandbox-id",
-    "io.containerd.runc.v2.group",
-];
+const GROUP_ANNOTATIONS: [&str; 2] = ["io.kubernetes.cri.sandbox-id", "io.containerd.runc.v2.group"];
 
 pub struct HuskShim {
     namespace: String,
@@ -40,13 +37,7 @@ pub fn grouping(bundle: &Path, id: &str) -> String {
         .and_then(|v| v.get("annotations").cloned());
     GROUP_ANNOTATIONS
         .iter()
-        .find_map(|key| {
-            annotations
-                .as_ref()?
-                .get(*key)?
-                .as_str()
-                .map(str::to_string)
-        })
+        .find_map(|key| annotations.as_ref()?.get(*key)?.as_str().map(str::to_string))
         .unwrap_or_else(|| id.to_string())
 }
 
@@ -78,8 +69,12 @@ fn join_cgroup(root: &Path, cgroup: &str, pid: u32) -> std::io::Result<()> {
 /// failed create in a pod whose shim still serves other containers, so the socket is removed
 /// only when nothing listens on it any more.
 fn remove_stale_socket(address_file: &Path) {
-    let Ok(address) = std::fs::read_to_string(address_file) else { return };
-    let Some(path) = address.trim().strip_prefix("unix://") else { return };
+    let Ok(address) = std::fs::read_to_string(address_file) else {
+        return;
+    };
+    let Some(path) = address.trim().strip_prefix("unix://") else {
+        return;
+    };
     let refused = matches!(
         std::os::unix::net::UnixStream::connect(path),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
@@ -111,26 +106,16 @@ impl Shim for HuskShim {
     /// accepts the bare address, so print it here and end the process.
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
         let grouping = grouping(&self.bundle, &opts.id);
-        let options = opts
-            .extensions
-            .first()
-            .map(|any| RuntimeOptions::from_any(Some(any)));
+        let options = opts.extensions.first().map(|any| RuntimeOptions::from_any(Some(any)));
         let (pid, address) = spawn(opts, &grouping, Vec::new())?;
-        if let Some(Ok(options)) =
-            options.filter(|o| o.as_ref().is_ok_and(|o| !o.shim_cgroup.is_empty()))
-        {
+        if let Some(Ok(options)) = options.filter(|o| o.as_ref().is_ok_and(|o| !o.shim_cgroup.is_empty())) {
             if let Err(err) = join_cgroup(Path::new(CGROUP_ROOT), &options.shim_cgroup, pid) {
-                eprintln!(
-                    "failed to move shim {pid} into {}: {err}",
-                    options.shim_cgroup
-                );
+                eprintln!("failed to move shim {pid} into {}: {err}", options.shim_cgroup);
             }
         }
         write_address(&address)?;
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout
-            .write_all(address.as_bytes())
-            .and_then(|_| stdout.flush());
+        let _ = stdout.write_all(address.as_bytes()).and_then(|_| stdout.flush());
         std::process::exit(0);
     }
 
@@ -160,10 +145,7 @@ impl Shim for HuskShim {
 
     /// `-info`: the name, the shim's version and, when the runtime has a `features` command,
     /// its OCI features json (as containerd's runc shim reports it).
-    fn runtime_info(
-        runtime_id: &str,
-        options: Option<&Any>,
-    ) -> containerd_shim::Result<RuntimeInfo> {
+    fn runtime_info(runtime_id: &str, options: Option<&Any>) -> containerd_shim::Result<RuntimeInfo> {
         let options = RuntimeOptions::from_any(options).unwrap_or_default();
         let features = std::process::Command::new(options.binary())
             .arg("features")

@@ -36,8 +36,7 @@ pub fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
     let mut paths = HashMap::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
         if controllers.is_empty() {
@@ -52,11 +51,7 @@ pub fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
 
 fn v1_dir(paths: &HashMap<String, String>, controller: &str) -> Option<PathBuf> {
     let (mount, path) = paths.get(controller)?.split_once('\0')?;
-    Some(
-        Path::new(CGROUP_ROOT)
-            .join(mount)
-            .join(path.trim_start_matches('/')),
-    )
+    Some(Path::new(CGROUP_ROOT).join(mount).join(path.trim_start_matches('/')))
 }
 
 fn read_u64(path: &Path) -> u64 {
@@ -84,8 +79,7 @@ fn read_keyed(path: &Path) -> HashMap<String, u64> {
 
 pub fn metrics(pid: u32) -> Result<Any> {
     let proc_path = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let text =
-        fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
+    let text = fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
     let paths = parse_proc_cgroup(&text);
     let any = if paths.contains_key("memory") {
         to_any(METRICS_V1, &metrics_v1(&paths))
@@ -117,10 +111,7 @@ fn metrics_v1(paths: &HashMap<String, String>) -> v1::Metrics {
             total: read_u64(&dir.join("cpuacct.usage")),
             user: ticks("user"),
             kernel: ticks("system"),
-            per_cpu: per_cpu
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect(),
+            per_cpu: per_cpu.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
             ..Default::default()
         };
         let mut cpu = v1::CPUStat {

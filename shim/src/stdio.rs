@@ -101,18 +101,11 @@ fn chown_io(fd: &OwnedFd, uid: u32, gid: u32) -> Result<()> {
     if uid == 0 && gid == 0 {
         return Ok(());
     }
-    fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-        .map_err(Error::sys("chown stdio pipe"))
+    fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(Error::sys("chown stdio pipe"))
 }
 
 impl PreparedIo {
-    pub fn new(
-        paths: &StdioPaths,
-        io_uid: u32,
-        io_gid: u32,
-        id: &str,
-        namespace: &str,
-    ) -> Result<PreparedIo> {
+    pub fn new(paths: &StdioPaths, io_uid: u32, io_gid: u32, id: &str, namespace: &str) -> Result<PreparedIo> {
         let mut prepared = PreparedIo {
             child: ChildStdio::default(),
             console_socket: None,
@@ -166,11 +159,7 @@ impl PreparedIo {
         let mut pumps = Vec::new();
         if let Some(socket) = &self.console_socket {
             let master = socket.receive_master()?;
-            let dup = || {
-                master
-                    .try_clone()
-                    .map_err(Error::io("dup pty master", "ptmx"))
-            };
+            let dup = || master.try_clone().map_err(Error::io("dup pty master", "ptmx"));
             if let Some(dest) = open_output(&Destination::parse(&self.paths.stdout))? {
                 pumps.push(Pump::output(dup()?, dest));
             }

@@ -21,12 +21,8 @@ impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
         let id = unique_id("b");
         let dir = TempDir::new("bundle");
-        busybox_rootfs(&dir.join("rootfs")).unwrap_or_else(|e| {
-            panic!(
-                "failed to write busybox rootfs in {}: {e}",
-                dir.path().display()
-            )
-        });
+        busybox_rootfs(&dir.join("rootfs"))
+            .unwrap_or_else(|e| panic!("failed to write busybox rootfs in {}: {e}", dir.path().display()));
         let config = default_spec(args, &format!("/husk-test/{id}"));
         let bundle = Bundle { dir, id, config };
         bundle.save();
@@ -50,11 +46,9 @@ impl Bundle {
 
     /// Write config.json.
     pub fn save(&self) {
-        let text =
-            serde_json::to_string_pretty(&self.config).expect("a serde_json::Value serializes");
+        let text = serde_json::to_string_pretty(&self.config).expect("a serde_json::Value serializes");
         let path = self.config_path();
-        std::fs::write(&path, text)
-            .unwrap_or_else(|e| panic!("failed to write {}: {e}", path.display()));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("failed to write {}: {e}", path.display()));
     }
 
     pub fn path(&self) -> &Path {

@@ -17,11 +17,7 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
 /// [`run_with_timeout`] with `input` written to the command's stdin (then closed), or
 /// stdin from /dev/null when `input` is None.
 pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
-    let stdin = if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    };
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
     let mut child = cmd
         .stdin(stdin)
         .stdout(Stdio::piped())
@@ -50,15 +46,9 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration
     let stdout = std::mem::take(&mut *out_buf.lock().unwrap_or_else(|p| p.into_inner()));
     let mut stderr = std::mem::take(&mut *err_buf.lock().unwrap_or_else(|p| p.into_inner()));
     if timed_out {
-        stderr.extend_from_slice(
-            format!("\nhusk-e2e: timed out after {timeout:?}, killed\n").as_bytes(),
-        );
+        stderr.extend_from_slice(format!("\nhusk-e2e: timed out after {timeout:?}, killed\n").as_bytes());
     }
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+    Output { status, stdout, stderr }
 }
 
 fn wait_deadline(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
@@ -69,9 +59,7 @@ fn wait_deadline(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
                 let _ = child.kill();
-                let status = child
-                    .wait()
-                    .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+                let status = child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
                 return (status, true);
             }
             Err(e) => panic!("failed to wait for child {}: {e}", child.id()),

@@ -241,16 +241,12 @@ impl Containerd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "containerd did not answer within 30s: {last}\n{}",
-            self.log()
-        );
+        panic!("containerd did not answer within 30s: {last}\n{}", self.log());
     }
 }
 
 fn spawn_containerd(config: &Path, log: &Path, path: &str) -> Child {
-    let log_file =
-        File::create(log).unwrap_or_else(|e| panic!("failed to create {}: {e}", log.display()));
+    let log_file = File::create(log).unwrap_or_else(|e| panic!("failed to create {}: {e}", log.display()));
     let log_err = log_file
         .try_clone()
         .unwrap_or_else(|e| panic!("failed to dup log fd: {e}"));

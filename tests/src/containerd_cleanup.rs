@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::containerd::Containerd;
-use crate::leftovers::{
-    processes_mentioning, remove_cgroup, subdir_names as dir_names, wait_until,
-};
+use crate::leftovers::{processes_mentioning, remove_cgroup, subdir_names as dir_names, wait_until};
 
 /// Where the v2 shims keep per-task bundles: <state>/io.containerd.runtime.v2.task/<ns>/<id>.
 const TASK_DIR: &str = "io.containerd.runtime.v2.task";
@@ -24,16 +22,10 @@ impl Drop for Containerd {
                 self.log_tail(200)
             );
         }
-        let alive = self
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        let alive = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
         // Shim sockets and on-disk tasks are read before the delete makes them disappear.
         let mut tasks = self.tasks_on_disk();
-        let shim_sockets: Vec<PathBuf> = tasks
-            .iter()
-            .filter_map(|(ns, id)| self.shim_socket(ns, id))
-            .collect();
+        let shim_sockets: Vec<PathBuf> = tasks.iter().filter_map(|(ns, id)| self.shim_socket(ns, id)).collect();
         if alive {
             tasks.extend(self.delete_all_tasks());
         }
@@ -99,14 +91,7 @@ impl Containerd {
     /// The shim's socket file, from the `address` file it leaves in the task bundle
     /// ("unix:///run/containerd/s/<hash>"); a killed shim leaves the socket behind.
     fn shim_socket(&self, ns: &str, id: &str) -> Option<PathBuf> {
-        let text = std::fs::read_to_string(
-            self.state()
-                .join(TASK_DIR)
-                .join(ns)
-                .join(id)
-                .join("address"),
-        )
-        .ok()?;
+        let text = std::fs::read_to_string(self.state().join(TASK_DIR).join(ns).join(id).join("address")).ok()?;
         let path = text.trim().strip_prefix("unix://")?;
         Some(PathBuf::from(path))
     }
@@ -120,9 +105,7 @@ impl Containerd {
             // SAFETY: kill has no memory effects; pid is our own child, not yet reaped.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let exited = wait_until(Duration::from_secs(5), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
+        let exited = wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_))));
         if !exited {
             let _ = child.kill();
         }
@@ -138,15 +121,10 @@ fn kill_processes_mentioning(needle: &str) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let gone = wait_until(Duration::from_secs(5), || {
-        processes_mentioning(needle)
-            .iter()
-            .all(|(pid, _)| is_zombie(*pid))
+        processes_mentioning(needle).iter().all(|(pid, _)| is_zombie(*pid))
     });
     if !gone {
-        eprintln!(
-            "husk-e2e: processes still running: {:#?}",
-            processes_mentioning(needle)
-        );
+        eprintln!("husk-e2e: processes still running: {:#?}", processes_mentioning(needle));
     }
 }
 

@@ -34,12 +34,7 @@ pub(crate) fn render(dir: &Path, opts: &ContainerdBuilder) -> String {
     if cri {
         required.push("io.containerd.grpc.v1.cri");
     }
-    let quoted = |list: Vec<&str>| {
-        list.iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let quoted = |list: Vec<&str>| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
     let (disabled, required) = (quoted(disabled), quoted(required));
     let mut toml = format!(
         r#"version = 2
@@ -73,10 +68,7 @@ required_plugins = [{required}]
 /// CRI keeps CNI config, binaries and network namespaces in the temp dir too (its defaults
 /// are /etc/cni/net.d, /opt/cni/bin and /var/run/netns).
 fn cri_tables(d: std::path::Display<'_>, options: &[String]) -> String {
-    let options = options
-        .iter()
-        .map(|l| format!("  {l}\n"))
-        .collect::<String>();
+    let options = options.iter().map(|l| format!("  {l}\n")).collect::<String>();
     format!(
         r#"
 [plugins."io.containerd.grpc.v1.cri"]

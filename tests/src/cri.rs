@@ -208,9 +208,7 @@ impl CriClient {
     pub fn exec_sync(&self, container: &str, cmd: &[&str], timeout_secs: u64) -> ExecOutput {
         let request = cmd
             .iter()
-            .fold(Proto::new().string(1, container), |req, arg| {
-                req.string(2, arg)
-            })
+            .fold(Proto::new().string(1, container), |req, arg| req.string(2, arg))
             .varint(3, timeout_secs);
         let resp = self.runtime("ExecSync", request);
         ExecOutput {

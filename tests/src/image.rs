@@ -53,12 +53,7 @@ pub struct ImageFile<'a> {
 
 /// Write a one-layer image archive holding only `files` to `path`, named `reference` (as
 /// [`busybox_image_archive`] names it) and running `entrypoint`.
-pub fn image_archive(
-    path: &Path,
-    reference: &str,
-    files: &[ImageFile<'_>],
-    entrypoint: &[&str],
-) -> io::Result<()> {
+pub fn image_archive(path: &Path, reference: &str, files: &[ImageFile<'_>], entrypoint: &[&str]) -> io::Result<()> {
     let mut layer = tar::Builder::new(Vec::new());
     for f in files {
         append_file(&mut layer, f.path, f.data, f.mode)?;
@@ -83,12 +78,7 @@ fn build_archive(reference: &str) -> io::Result<Vec<u8>> {
 }
 
 /// The image-layout tar of one layer and its runtime `config` (the image config's "config").
-fn archive_of_layer(
-    reference: &str,
-    layer: Vec<u8>,
-    config: Value,
-    created_by: &str,
-) -> io::Result<Vec<u8>> {
+fn archive_of_layer(reference: &str, layer: Vec<u8>, config: Value, created_by: &str) -> io::Result<Vec<u8>> {
     let diff_id = digest(&layer);
     let config = to_bytes(&image_config(&diff_id, config, created_by));
     let manifest = to_bytes(&json!({
@@ -106,17 +96,10 @@ fn archive_of_layer(
         "io.containerd.image.name": reference,
         "org.opencontainers.image.ref.name": tag,
     });
-    let index = to_bytes(
-        &json!({ "schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [manifest_desc] }),
-    );
+    let index = to_bytes(&json!({ "schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [manifest_desc] }));
 
     let mut out = tar::Builder::new(Vec::new());
-    append_file(
-        &mut out,
-        "oci-layout",
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-        0o644,
-    )?;
+    append_file(&mut out, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)?;
     append_file(&mut out, "index.json", &index, 0o644)?;
     append_dir(&mut out, "blobs/")?;
     append_dir(&mut out, "blobs/sha256/")?;
@@ -165,12 +148,7 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
-fn append_file(
-    out: &mut tar::Builder<Vec<u8>>,
-    path: &str,
-    data: &[u8],
-    mode: u32,
-) -> io::Result<()> {
+fn append_file(out: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) -> io::Result<()> {
     let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
     out.append_data(&mut h, path, data)
 }

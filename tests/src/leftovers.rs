@@ -30,11 +30,7 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
         if pid == me {
@@ -153,11 +149,7 @@ pub fn assert_no_processes_mentioning(needle: &str) {
 /// Panics unless, within a few seconds, nothing is mounted at or below `dir`.
 pub fn assert_no_mounts_under(dir: &Path) {
     if !wait_until(SETTLE, || mounts_under(dir).is_empty()) {
-        panic!(
-            "mounts under {} are left: {:#?}",
-            dir.display(),
-            mounts_under(dir)
-        );
+        panic!("mounts under {} are left: {:#?}", dir.display(), mounts_under(dir));
     }
 }
 
@@ -207,12 +199,7 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -239,10 +226,8 @@ mod tests {
 
     #[test]
     fn mountinfo_line_gives_point_and_type() {
-        let m = parse_mountinfo_line(
-            "36 35 98:0 / /tmp/a\\040b rw,noatime shared:1 - overlay overlay rw",
-        )
-        .expect("parses");
+        let m =
+            parse_mountinfo_line("36 35 98:0 / /tmp/a\\040b rw,noatime shared:1 - overlay overlay rw").expect("parses");
         assert_eq!(m.point, PathBuf::from("/tmp/a b"));
         assert_eq!(m.fstype, "overlay");
     }

@@ -29,8 +29,8 @@ pub use cri::{bytes_field, decode, uint64_value, varint_field, CriClient, ExecOu
 pub use ids::unique_id;
 pub use image::{busybox_image_archive, busybox_image_bytes, image_archive, ImageFile};
 pub use leftovers::{
-    assert_no_cgroup, assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning,
-    cgroup_dirs, mounts_under, processes_mentioning, remove_cgroup, wait_until,
+    assert_no_cgroup, assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning, cgroup_dirs,
+    mounts_under, processes_mentioning, remove_cgroup, wait_until,
 };
 pub use paths::{husk_bin, shim_bin, target_dir};
 pub use pause::{build_pause, pause_image_archive, pause_source, PAUSE_REF};

@@ -14,9 +14,7 @@ pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe of the test binary");
     let dir = exe.parent().expect("test binary has a parent directory");
     if dir.file_name().is_some_and(|n| n == "deps") {
-        dir.parent()
-            .expect("deps/ has a parent directory")
-            .to_path_buf()
+        dir.parent().expect("deps/ has a parent directory").to_path_buf()
     } else {
         dir.to_path_buf()
     }

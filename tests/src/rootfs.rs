@@ -42,23 +42,13 @@ pub(crate) fn layout() -> io::Result<&'static [Entry]> {
 
 fn build_layout() -> io::Result<Vec<Entry>> {
     let binary: &'static [u8] = Box::leak(std::fs::read(BUSYBOX)?.into_boxed_slice());
-    let mut entries: Vec<Entry> = [
-        "bin",
-        "dev",
-        "etc",
-        "home",
-        "home/user",
-        "proc",
-        "root",
-        "sys",
-        "tmp",
-    ]
-    .iter()
-    .map(|d| Entry::Dir {
-        path: d.to_string(),
-        mode: if *d == "tmp" { 0o1777 } else { 0o755 },
-    })
-    .collect();
+    let mut entries: Vec<Entry> = ["bin", "dev", "etc", "home", "home/user", "proc", "root", "sys", "tmp"]
+        .iter()
+        .map(|d| Entry::Dir {
+            path: d.to_string(),
+            mode: if *d == "tmp" { 0o1777 } else { 0o755 },
+        })
+        .collect();
     entries.push(Entry::File {
         path: "bin/busybox".into(),
         mode: 0o755,
@@ -88,10 +78,7 @@ fn build_layout() -> io::Result<Vec<Entry>> {
 fn applets() -> io::Result<Vec<String>> {
     let out = std::process::Command::new(BUSYBOX).arg("--list").output()?;
     if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "{BUSYBOX} --list failed: {}",
-            out.status
-        )));
+        return Err(io::Error::other(format!("{BUSYBOX} --list failed: {}", out.status)));
     }
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

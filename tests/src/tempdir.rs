@@ -87,9 +87,7 @@ pub fn unmount_all_under(dir: &Path) {
             // SAFETY: c is a valid NUL-terminated path.
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
                 let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EINVAL)
-                    && err.raw_os_error() != Some(libc::ENOENT)
-                {
+                if err.raw_os_error() != Some(libc::EINVAL) && err.raw_os_error() != Some(libc::ENOENT) {
                     eprintln!("husk-e2e: failed to unmount {}: {err}", point.display());
                 }
             }

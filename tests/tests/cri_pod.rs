@@ -13,9 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use husk_e2e::{
-    bytes_field, cgroup_dirs, decode, pause_image_archive, processes_mentioning, remove_cgroup,
-    uint64_value, unique_id, varint_field, wait_until, Containerd, CriClient, ExecOutput, Field,
-    Proto, TempDir, BUSYBOX_REF, HUSK_RUNTIME, PAUSE_REF,
+    bytes_field, cgroup_dirs, decode, pause_image_archive, processes_mentioning, remove_cgroup, uint64_value,
+    unique_id, varint_field, wait_until, Containerd, CriClient, ExecOutput, Field, Proto, TempDir, BUSYBOX_REF,
+    HUSK_RUNTIME, PAUSE_REF,
 };
 
 /// The namespace the CRI plugin keeps everything in.
@@ -68,9 +68,7 @@ fn sandbox_config(name: &str, log_dir: &str, host_network: bool) -> Proto {
     }
     let namespaces = Proto::new().varint(1, NAMESPACE_MODE_NODE);
     let security = Proto::new().message(1, namespaces);
-    config
-        .string(3, log_dir)
-        .message(8, Proto::new().message(2, security))
+    config.string(3, log_dir).message(8, Proto::new().message(2, security))
 }
 
 /// Run a pod with one busybox container running `script` through CRI, wait for it to exit 0,
@@ -109,10 +107,7 @@ fn run_pod_with(
         .string(11, "hello.log");
     let resp = cri.runtime(
         "CreateContainer",
-        Proto::new()
-            .string(1, &pod)
-            .message(2, config)
-            .message(3, sandbox),
+        Proto::new().string(1, &pod).message(2, config).message(3, sandbox),
     );
     let container = String::from_utf8(bytes_field(&resp, 1)).expect("utf-8 container id");
     cri.runtime("StartContainer", Proto::new().string(1, &container));
@@ -138,10 +133,7 @@ fn run_pod_with(
         .filter(|(_, cmd)| cmd.contains("containerd-shim-husk-v2"))
         .collect();
     assert_eq!(shims.len(), 1, "shims: {shims:?}");
-    assert!(
-        shims[0].1.contains(&pod),
-        "shim is not the pod's: {shims:?}"
-    );
+    assert!(shims[0].1.contains(&pod), "shim is not the pod's: {shims:?}");
 
     while_up(&pod);
     remove_pod(ctrd, cri, &pod);
@@ -302,13 +294,7 @@ fn container_config(name: &str, script: &str) -> Proto {
 }
 
 /// CreateContainer + StartContainer in `pod`; returns the container's id.
-fn start_container(
-    cri: &CriClient,
-    pod: &str,
-    sandbox: &Proto,
-    name: &str,
-    script: &str,
-) -> String {
+fn start_container(cri: &CriClient, pod: &str, sandbox: &Proto, name: &str, script: &str) -> String {
     let request = Proto::new()
         .string(1, pod)
         .message(2, container_config(name, script))
@@ -361,10 +347,7 @@ fn memory_cgroup(pid: u32) -> PathBuf {
         .find_map(|line| {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == "memory")
-                .then_some(path)
+            controllers.split(',').any(|c| c == "memory").then_some(path)
         })
         .unwrap_or_else(|| panic!("no memory cgroup in:\n{text}"));
     Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'))
@@ -420,11 +403,7 @@ fn check_stats(cri: &CriClient, pod: &str, client: &str) {
     let resp = cri.runtime("ContainerStats", Proto::new().string(1, client));
     let stats = bytes_field(&resp, 1);
     assert_eq!(bytes_field(&bytes_field(&stats, 1), 1), client.as_bytes());
-    check_cpu_and_memory(
-        &bytes_field(&stats, 2),
-        &bytes_field(&stats, 3),
-        "container",
-    );
+    check_cpu_and_memory(&bytes_field(&stats, 2), &bytes_field(&stats, 3), "container");
 
     // PodSandboxStats (stats 1 = PodSandboxStats: linux 2 = LinuxPodSandboxStats: cpu 1,
     // memory 2, containers 5): containerd 1.6.20 has it (from the pod's cgroup parent).
@@ -440,10 +419,7 @@ fn check_stats(cri: &CriClient, pod: &str, client: &str) {
 fn check_cpu_and_memory(cpu: &[u8], memory: &[u8], what: &str) {
     assert!(varint_field(cpu, 1) > 0, "{what} cpu timestamp: {cpu:?}");
     let cpu_ns = uint64_value(cpu, 2);
-    assert!(
-        cpu_ns.is_some_and(|n| n > 0),
-        "{what} cpu usage: {cpu_ns:?}"
-    );
+    assert!(cpu_ns.is_some_and(|n| n > 0), "{what} cpu usage: {cpu_ns:?}");
     assert!(varint_field(memory, 1) > 0, "{what} memory timestamp");
     let working_set = uint64_value(memory, 2);
     assert!(
@@ -474,10 +450,7 @@ fn check_memory_update(ctrd: &Containerd, cri: &CriClient, client: &str) {
 /// SIGKILLed after the timeout and reported as exited with 137 (128 + SIGKILL).
 fn check_stop_with_timeout(cri: &CriClient, client: &str) {
     let started = Instant::now();
-    cri.runtime(
-        "StopContainer",
-        Proto::new().string(1, client).varint(2, STOP_TIMEOUT),
-    );
+    cri.runtime("StopContainer", Proto::new().string(1, client).varint(2, STOP_TIMEOUT));
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(STOP_TIMEOUT) && took < Duration::from_secs(10),
@@ -519,10 +492,7 @@ fn two_container_pod_shares_network_execs_updates_and_stops() {
     check_stats(&cri, &pod, &client);
     check_memory_update(&ctrd, &cri, &client);
     check_stop_with_timeout(&cri, &client);
-    cri.runtime(
-        "StopContainer",
-        Proto::new().string(1, &server).varint(2, STOP_TIMEOUT),
-    );
+    cri.runtime("StopContainer", Proto::new().string(1, &server).varint(2, STOP_TIMEOUT));
     for id in [&server, &client] {
         cri.runtime("RemoveContainer", Proto::new().string(1, id));
     }

@@ -6,20 +6,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use husk_e2e::{
-    assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning,
-    busybox_image_archive, output_text, run_with_timeout, unique_id, Bundle, Containerd, TempDir,
-    BUSYBOX_REF,
+    assert_no_leftovers, assert_no_mounts_under, assert_no_processes_mentioning, busybox_image_archive, output_text,
+    run_with_timeout, unique_id, Bundle, Containerd, TempDir, BUSYBOX_REF,
 };
 
 const RUNC: &str = "/usr/sbin/runc";
 
 #[test]
 fn busybox_bundle_runs_under_runc() {
-    let bundle = Bundle::new(&[
-        "sh",
-        "-c",
-        "echo hello; hostname; id -u; cat /etc/passwd | grep -c :",
-    ]);
+    let bundle = Bundle::new(&["sh", "-c", "echo hello; hostname; id -u; cat /etc/passwd | grep -c :"]);
     let root = TempDir::new("runc-root");
     let id = bundle.id().to_string();
     let out = run_with_timeout(
@@ -31,11 +26,7 @@ fn busybox_bundle_runs_under_runc() {
             .arg(&id),
         Duration::from_secs(30),
     );
-    assert!(
-        out.status.success(),
-        "runc run failed: {}",
-        output_text(&out)
-    );
+    assert!(out.status.success(), "runc run failed: {}", output_text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nhusk\n0\n3\n");
     assert!(!root.join(&id).exists(), "runc run left its state dir");
     assert_no_leftovers(&id, bundle.path(), &bundle.cgroups_path());
@@ -58,11 +49,7 @@ fn image_archive_is_a_valid_oci_layout() {
     let dir = TempDir::new("image");
     let archive = dir.join("busybox.tar");
     busybox_image_archive(&archive, BUSYBOX_REF).expect("archive written");
-    let out = Command::new("tar")
-        .arg("-tf")
-        .arg(&archive)
-        .output()
-        .expect("tar runs");
+    let out = Command::new("tar").arg("-tf").arg(&archive).output().expect("tar runs");
     let names = String::from_utf8_lossy(&out.stdout);
     assert!(names.lines().any(|l| l == "oci-layout"), "{names}");
     assert!(names.lines().any(|l| l == "index.json"), "{names}");
@@ -141,22 +128,15 @@ fn bundle_drop_kills_and_removes_its_cgroup() {
     // What a runtime that died half-way would leave: the cgroup with a live process in it.
     let dir = Path::new("/sys/fs/cgroup/pids").join(cgroup.trim_start_matches('/'));
     std::fs::create_dir_all(&dir).expect("cgroup created");
-    let mut child = Command::new("sleep")
-        .arg("1000")
-        .spawn()
-        .expect("sleep runs");
-    std::fs::write(dir.join("cgroup.procs"), child.id().to_string())
-        .expect("moved into the cgroup");
+    let mut child = Command::new("sleep").arg("1000").spawn().expect("sleep runs");
+    std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).expect("moved into the cgroup");
     drop(bundle);
     let status = child.wait().expect("sleep reaped");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(libc::SIGKILL)
     );
-    assert!(
-        husk_e2e::cgroup_dirs(&cgroup).is_empty(),
-        "cgroup {cgroup} left"
-    );
+    assert!(husk_e2e::cgroup_dirs(&cgroup).is_empty(), "cgroup {cgroup} left");
 }
 
 #[test]

@@ -7,14 +7,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use husk_e2e::{
-    assert_no_processes_mentioning, output_text, pause_image_archive, run_with_timeout, unique_id,
-    wait_until, Containerd, TempDir, HUSK_RUNTIME, PAUSE_REF,
+    assert_no_processes_mentioning, output_text, pause_image_archive, run_with_timeout, unique_id, wait_until,
+    Containerd, TempDir, HUSK_RUNTIME, PAUSE_REF,
 };
 
 fn packaging(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../packaging")
-        .join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging").join(path)
 }
 
 #[test]
@@ -84,11 +82,7 @@ fn pause_image_runs_under_husk_and_exits_0_on_sigterm() {
     );
     // `ctr tasks delete` fails with the task's exit code when it is not 0.
     let out = ctrd.ctr(&["tasks", "delete", &id]);
-    assert!(
-        out.status.success(),
-        "pause exited non-zero: {}",
-        output_text(&out)
-    );
+    assert!(out.status.success(), "pause exited non-zero: {}", output_text(&out));
     ctrd.ctr_ok(&["containers", "delete", &id]);
     assert_no_processes_mentioning(&id);
 }

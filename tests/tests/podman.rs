@@ -40,12 +40,7 @@ fn exit_status_is_passed_through(p: &Podman) {
     // denied" (not executable) is 126, as with runc.
     for (cmd, want) in [("/no/such/binary", 127), ("nosuchcmd", 127), ("/etc", 126)] {
         let out = p.run(&["run", "--rm", IMAGE, cmd]);
-        assert_eq!(
-            code(&out),
-            Some(want),
-            "{cmd}: {}",
-            husk_e2e::output_text(&out)
-        );
+        assert_eq!(code(&out), Some(want), "{cmd}: {}", husk_e2e::output_text(&out));
     }
     assert_eq!(p.ok(&["ps", "-aq"]), "");
 }
@@ -75,10 +70,7 @@ fn detached_exec_stop_rm(p: &Podman) {
         "stop waited {:?}: SIGTERM did not reach the trap",
         started.elapsed()
     );
-    assert_eq!(
-        p.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
-        "exited 0"
-    );
+    assert_eq!(p.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
     assert_eq!(p.ok(&["logs", "web"]), "started\nterm\n");
     p.ok(&["rm", "web"]);
     p.assert_gone(&id);
@@ -88,15 +80,7 @@ under_husk_and_runc!(detached_exec_stop_rm, detached_exec_stop_rm);
 
 fn create_init_then_start_attached(p: &Podman) {
     // podman init runs the runtime's create alone: the init waits on exec.fifo until start.
-    let id = p.ok(&[
-        "create",
-        "--name",
-        "later",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo late; exit 6",
-    ]);
+    let id = p.ok(&["create", "--name", "later", IMAGE, "sh", "-c", "echo late; exit 6"]);
     let id = id.trim();
     assert_eq!(p.inspect("later", "{{.State.Status}}"), "created");
     p.ok(&["init", "later"]);
@@ -109,10 +93,7 @@ fn create_init_then_start_attached(p: &Podman) {
     p.ok(&["rm", "later"]);
     p.assert_gone(id);
 }
-under_husk_and_runc!(
-    create_init_then_start_attached,
-    create_init_then_start_attached
-);
+under_husk_and_runc!(create_init_then_start_attached, create_init_then_start_attached);
 
 fn stop_kills_after_the_timeout(p: &Podman) {
     // sleep as pid 1 has no handler, so the kernel drops SIGTERM; podman sends SIGKILL.
@@ -129,9 +110,7 @@ under_husk_and_runc!(stop_kills_after_the_timeout, stop_kills_after_the_timeout)
 
 /// `/dev/pts/<n>` and the CRLF a terminal's onlcr adds.
 fn assert_pts_line(out: &str) {
-    let line = out
-        .strip_suffix("\r\n")
-        .unwrap_or_else(|| panic!("no CRLF: {out:?}"));
+    let line = out.strip_suffix("\r\n").unwrap_or_else(|| panic!("no CRLF: {out:?}"));
     let n = line
         .strip_prefix("/dev/pts/")
         .unwrap_or_else(|| panic!("not a pts: {out:?}"));
@@ -153,12 +132,7 @@ fn exec_with_a_terminal(p: &Podman) {
     assert_pts_line(&stdout(&out));
     // Without -t the same exec has no terminal.
     let out = p.run(&["exec", "shell", "tty"]);
-    assert_eq!(
-        stdout(&out),
-        "not a tty\n",
-        "{}",
-        husk_e2e::output_text(&out)
-    );
+    assert_eq!(stdout(&out), "not a tty\n", "{}", husk_e2e::output_text(&out));
     p.ok(&["rm", "-f", "-t", "0", "shell"]);
     p.assert_gone(&id);
 }
@@ -187,22 +161,14 @@ fn top_and_ps(p: &Podman) {
     p.run_detached("topped", &[IMAGE, "sleep", "1000"]);
     let top = p.ok(&["top", "topped", "pid", "args"]);
     assert!(
-        top.lines()
-            .any(|l| l.split_whitespace().eq(["1", "sleep", "1000"])),
+        top.lines().any(|l| l.split_whitespace().eq(["1", "sleep", "1000"])),
         "{top}"
     );
     let ps = p.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.starts_with("topped Up"), "{ps}");
     let out = p.run(&["run", "--name", "done", IMAGE, "sh", "-c", "exit 3"]);
     assert_eq!(code(&out), Some(3), "{}", husk_e2e::output_text(&out));
-    let ps = p.ok(&[
-        "ps",
-        "-a",
-        "--filter",
-        "name=done",
-        "--format",
-        "{{.Status}}",
-    ]);
+    let ps = p.ok(&["ps", "-a", "--filter", "name=done", "--format", "{{.Status}}"]);
     assert!(ps.starts_with("Exited (3)"), "{ps}");
     p.ok(&["rm", "-f", "-t", "0", "topped", "done"]);
 }
@@ -211,8 +177,7 @@ under_husk_and_runc!(top_and_ps, top_and_ps);
 fn non_root_user_and_security_options(p: &Podman) {
     // A non-root process.user once broke husk's create/start: the init, already uid 1000,
     // could not open a 0600 exec.fifo.
-    let script =
-        "id -u; id -g; touch /x 2>&1; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status";
+    let script = "id -u; id -g; touch /x 2>&1; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status";
     let out = p.ok(&[
         "run",
         "--rm",
@@ -241,10 +206,7 @@ fn non_root_user_and_security_options(p: &Podman) {
     p.ok(&["rm", "-f", "-t", "0", "user"]);
     p.assert_gone(&id);
 }
-under_husk_and_runc!(
-    non_root_user_and_security_options,
-    non_root_user_and_security_options
-);
+under_husk_and_runc!(non_root_user_and_security_options, non_root_user_and_security_options);
 
 fn resource_limits_reach_the_cgroup(p: &Podman) {
     let out = p.ok(&[
@@ -264,10 +226,7 @@ fn resource_limits_reach_the_cgroup(p: &Podman) {
     ]);
     assert_eq!(out, "67108864\n50\n50000\n");
 }
-under_husk_and_runc!(
-    resource_limits_reach_the_cgroup,
-    resource_limits_reach_the_cgroup
-);
+under_husk_and_runc!(resource_limits_reach_the_cgroup, resource_limits_reach_the_cgroup);
 
 fn signals_logs_and_restart(p: &Podman) {
     let script = format!("trap 'echo usr1' USR1; {STOPPABLE}");
@@ -310,11 +269,7 @@ fn short_lived_containers_start_every_time(p: &Podman) {
     // and was reaped by conmon in between made start fail with ESRCH (about 1 run in 7).
     for i in 0..20 {
         let out = p.run(&["run", "--rm", "--uts", "host", IMAGE, "true"]);
-        assert!(
-            out.status.success(),
-            "run {i}: {}",
-            husk_e2e::output_text(&out)
-        );
+        assert!(out.status.success(), "run {i}: {}", husk_e2e::output_text(&out));
     }
 }
 under_husk_and_runc!(
@@ -331,11 +286,9 @@ fn in_a_pty(p: &Podman, cmd: &[&str], cols: u32, rows: u32, input: &[u8]) -> Out
         .collect::<Vec<_>>()
         .join(" ");
     let mut script = Command::new("script");
-    script.envs(p.envs()).args([
-        "-qec",
-        &format!("stty cols {cols} rows {rows}; {line}"),
-        "/dev/null",
-    ]);
+    script
+        .envs(p.envs())
+        .args(["-qec", &format!("stty cols {cols} rows {rows}; {line}"), "/dev/null"]);
     husk_e2e::run_with_input(&mut script, Some(input), Duration::from_secs(60))
 }
 
@@ -354,19 +307,9 @@ fn interactive_terminal_has_the_clients_size(p: &Podman) {
     assert!(text.contains("\n33 91\n"), "{text:?}");
     // The same through exec -it.
     let id = p.run_detached("term", &[IMAGE, "sleep", "1000"]);
-    let out = in_a_pty(
-        p,
-        &["exec", "-it", "term", "sh"],
-        77,
-        22,
-        b"stty size\nexit\n",
-    );
+    let out = in_a_pty(p, &["exec", "-it", "term", "sh"], 77, 22, b"stty size\nexit\n");
     let text = stdout(&out).replace('\r', "");
-    assert!(
-        text.contains("\n22 77\n"),
-        "{}",
-        husk_e2e::output_text(&out)
-    );
+    assert!(text.contains("\n22 77\n"), "{}", husk_e2e::output_text(&out));
     p.ok(&["rm", "-f", "-t", "0", "term"]);
     p.assert_gone(&id);
 }
@@ -381,22 +324,13 @@ fn init_and_pod_share_namespaces(p: &Podman) {
     assert!(out.starts_with("/run/podman-init\0--\0cat\0"), "{out:?}");
     // A pod: an infra container (catatonit from a local podman-pause image) whose
     // namespaces the members join by path.
-    p.ok(&[
-        "pod",
-        "create",
-        "--name",
-        "pod",
-        "--share",
-        "net,ipc,uts,pid",
-    ]);
+    p.ok(&["pod", "create", "--name", "pod", "--share", "net,ipc,uts,pid"]);
     p.run_detached("member", &["--pod", "pod", IMAGE, "sleep", "1000"]);
-    let ns =
-        "stat -L -c %i /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/pid";
+    let ns = "stat -L -c %i /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/pid";
     let other = p.ok(&["run", "--rm", "--pod", "pod", IMAGE, "sh", "-c", ns]);
     let member = p.ok(&["exec", "member", "sh", "-c", ns]);
     assert_eq!(other, member);
-    let host =
-        std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let host = std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     assert!(
         !other.starts_with(&format!("{}\n", host.unwrap_or(0))),
         "pod uses the host netns"
@@ -421,12 +355,7 @@ fn concurrent_runs_all_succeed(p: &Podman) {
             .collect();
         for run in runs {
             let (word, out) = run.join().expect("run thread");
-            assert_eq!(
-                stdout(&out),
-                format!("{word}\n"),
-                "{}",
-                husk_e2e::output_text(&out)
-            );
+            assert_eq!(stdout(&out), format!("{word}\n"), "{}", husk_e2e::output_text(&out));
         }
     });
     assert_eq!(p.ok(&["ps", "-aq"]), "");
@@ -441,26 +370,13 @@ fn containers_conf_names_husk_the_default_runtime() {
         "--format",
         "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}",
     ]);
-    assert_eq!(
-        info.trim(),
-        format!("husk {}", husk_e2e::husk_bin().display())
-    );
-    assert_eq!(
-        p.ok(&["run", "--rm", IMAGE, "echo", "by name"]),
-        "by name\n"
-    );
+    assert_eq!(info.trim(), format!("husk {}", husk_e2e::husk_bin().display()));
+    assert_eq!(p.ok(&["run", "--rm", IMAGE, "echo", "by name"]), "by name\n");
     // A restart policy: podman's cleanup process (started by conmon, configured by the same
     // containers.conf) creates and starts the container again through husk.
     let id = p.run_detached(
         "again",
-        &[
-            "--restart",
-            "on-failure:2",
-            IMAGE,
-            "sh",
-            "-c",
-            "echo run; exit 1",
-        ],
+        &["--restart", "on-failure:2", IMAGE, "sh", "-c", "echo run; exit 1"],
     );
     let mut last = String::new();
     let done = husk_e2e::wait_until(Duration::from_secs(20), || {

@@ -100,9 +100,8 @@ fn relative_mount_destination_is_refused() {
 
 #[test]
 fn joining_a_missing_namespace_path_is_refused() {
-    let bundle = bundle_with(|c| {
-        c["linux"]["namespaces"][1] = json!({ "type": "network", "path": "/proc/999999999/ns/net" })
-    });
+    let bundle =
+        bundle_with(|c| c["linux"]["namespaces"][1] = json!({ "type": "network", "path": "/proc/999999999/ns/net" }));
     assert_create_refused(&bundle, "/proc/999999999/ns/net");
 }
 
@@ -110,9 +109,10 @@ fn joining_a_missing_namespace_path_is_refused() {
 fn a_failing_mount_unwinds_everything() {
     // Passes validation, fails in the init after the cgroup and the child exist.
     let bundle = bundle_with(|c| {
-        c["mounts"].as_array_mut().unwrap().push(
-            json!({ "destination": "/x", "type": "bind", "source": "/no/such/source", "options": ["bind"] }),
-        )
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "destination": "/x", "type": "bind", "source": "/no/such/source", "options": ["bind"] }))
     });
     assert_create_refused(&bundle, "/no/such/source");
 }
@@ -173,12 +173,7 @@ fn a_duplicate_id_is_refused_and_the_first_container_survives() {
     let bundle = Bundle::new(&["sleep", "100"]);
     let pid = create_ok(&rt, &bundle);
     let other = Bundle::new(&["sleep", "100"]);
-    let out = rt.run(&[
-        "create",
-        "--bundle",
-        other.path().to_str().unwrap(),
-        bundle.id(),
-    ]);
+    let out = rt.run(&["create", "--bundle", other.path().to_str().unwrap(), bundle.id()]);
     assert_one_line_error(&out, "already exists");
     assert_eq!(init_pid(&rt, bundle.id()), pid);
     assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("created"));
@@ -240,12 +235,7 @@ fn terminal_without_console_socket_is_refused() {
     // Only for create: a foreground run makes its own pty.
     let rt = Runtime::husk();
     let bundle = bundle_with(|c| c["process"]["terminal"] = true.into());
-    let out = rt.run(&[
-        "create",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        bundle.id(),
-    ]);
+    let out = rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), bundle.id()]);
     assert_one_line_error(&out, "console-socket");
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }
@@ -265,9 +255,8 @@ fn systemd_cgroups_path_is_refused() {
 
 #[test]
 fn rlimit_soft_above_hard_is_refused() {
-    let bundle = bundle_with(|c| {
-        c["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024 }])
-    });
+    let bundle =
+        bundle_with(|c| c["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024 }]));
     assert_create_refused(&bundle, "RLIMIT_NOFILE");
 }
 
@@ -288,10 +277,7 @@ fn list_skips_stray_files_and_broken_entries_and_shows_the_rest() {
     let out = rt.run(&["list", "-q"]);
     assert!(out.status.success(), "{}", husk_e2e::output_text(&out));
     assert_eq!(stdout_of(&out), format!("{}\n", bundle.id()));
-    assert!(
-        stderr_of(&out).contains("broken"),
-        "a warning names the broken entry"
-    );
+    assert!(stderr_of(&out).contains("broken"), "a warning names the broken entry");
     let state = rt.run(&["state", "broken"]);
     assert_one_line_error(&state, "corrupt state file");
     // The Runtime's drop would try to force-delete "broken": clean it up here.

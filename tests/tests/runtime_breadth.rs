@@ -41,12 +41,7 @@ fn bundle_with_hookout(args: &[&str], out: &TempDir) -> Bundle {
 }
 
 fn create(rt: &Runtime, bundle: &Bundle) -> std::process::Output {
-    rt.run(&[
-        "create",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        bundle.id(),
-    ])
+    rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), bundle.id()])
 }
 
 #[test]
@@ -68,10 +63,7 @@ fn all_six_hook_kinds_run_in_order_and_container_hooks_run_inside() {
     bundle.save();
 
     let pid = create_ok(&rt, &bundle);
-    assert_eq!(
-        read(out.path(), "order"),
-        "prestart\ncreateRuntime\ncreateContainer\n"
-    );
+    assert_eq!(read(out.path(), "order"), "prestart\ncreateRuntime\ncreateContainer\n");
     rt.run_ok(&["start", bundle.id()]);
     assert_eq!(
         read(out.path(), "order"),
@@ -91,11 +83,7 @@ fn all_six_hook_kinds_run_in_order_and_container_hooks_run_inside() {
         assert_eq!(state["pid"], pid, "{kind}: {state}");
         assert_eq!(state["id"], bundle.id(), "{kind}: {state}");
         assert_eq!(state["status"], status, "{kind}: {state}");
-        assert_eq!(
-            state["bundle"],
-            bundle.path().to_str().unwrap(),
-            "{kind}: {state}"
-        );
+        assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{kind}: {state}");
         assert_eq!(
             read(out.path(), &format!("{kind}.mnt")).trim(),
             mnt.as_str(),
@@ -195,11 +183,7 @@ fn time_namespace_offsets_shift_the_containers_clocks() {
         inside >= host_before + DAY && inside <= host_after + DAY,
         "container uptime {inside} is not the host's ({host_before}..{host_after}) plus a day"
     );
-    assert_ne!(
-        lines.next().unwrap(),
-        ns_link("self", "time"),
-        "no new time namespace"
-    );
+    assert_ne!(lines.next().unwrap(), ns_link("self", "time"), "no new time namespace");
 }
 
 #[test]
@@ -219,9 +203,7 @@ fn linux32_personality_makes_uname_report_i686() {
         c["linux"]["personality"] = json!({ "domain": "LINUX32" })
     });
     assert_eq!(out, "i686\n");
-    let out = run_script("uname -m", |c| {
-        c["linux"]["personality"] = json!({ "domain": "LINUX" })
-    });
+    let out = run_script("uname -m", |c| c["linux"]["personality"] = json!({ "domain": "LINUX" }));
     assert_eq!(out, format!("{}\n", std::env::consts::ARCH));
 }
 
@@ -310,23 +292,12 @@ fn lsm_labels_without_the_lsm_on_the_host_fail_create_and_leave_nothing() {
         !Path::new("/sys/fs/selinux/enforce").exists(),
         "this test expects a host without SELinux"
     );
-    let apparmor =
-        std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").unwrap_or_default();
-    assert_ne!(
-        apparmor.trim(),
-        "Y",
-        "this test expects a host without AppArmor"
-    );
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").unwrap_or_default();
+    assert_ne!(apparmor.trim(), "Y", "this test expects a host without AppArmor");
     let cases = [
         ("/process/apparmorProfile", "husk-test-profile"),
-        (
-            "/process/selinuxLabel",
-            "system_u:system_r:container_t:s0:c1,c2",
-        ),
-        (
-            "/linux/mountLabel",
-            "system_u:object_r:container_file_t:s0:c1,c2",
-        ),
+        ("/process/selinuxLabel", "system_u:system_r:container_t:s0:c1,c2"),
+        ("/linux/mountLabel", "system_u:object_r:container_file_t:s0:c1,c2"),
     ];
     for (pointer, label) in cases {
         let rt = Runtime::husk();
@@ -379,18 +350,12 @@ fn features_report_seccomp_and_the_libseccomp_version() {
             .map(|v| v.as_str().unwrap().to_string())
             .collect()
     };
-    assert!(
-        names("actions").contains(&"SCMP_ACT_NOTIFY".to_string()),
-        "{seccomp}"
-    );
+    assert!(names("actions").contains(&"SCMP_ACT_NOTIFY".to_string()), "{seccomp}");
     assert!(
         names("operators").contains(&"SCMP_CMP_MASKED_EQ".to_string()),
         "{seccomp}"
     );
-    assert!(
-        names("archs").contains(&"SCMP_ARCH_X86_64".to_string()),
-        "{seccomp}"
-    );
+    assert!(names("archs").contains(&"SCMP_ARCH_X86_64".to_string()), "{seccomp}");
     assert!(
         names("knownFlags").contains(&"SECCOMP_FILTER_FLAG_LOG".to_string()),
         "{seccomp}"
@@ -406,10 +371,7 @@ fn features_report_seccomp_and_the_libseccomp_version() {
     let so_versions: Vec<String> = lib
         .filter_map(|n| n.strip_prefix("libseccomp.so.").map(String::from))
         .collect();
-    assert!(
-        so_versions.iter().any(|v| v == version),
-        "{version} vs {so_versions:?}"
-    );
+    assert!(so_versions.iter().any(|v| v == version), "{version} vs {so_versions:?}");
 }
 
 #[test]
@@ -420,9 +382,8 @@ fn seccomp_notify_fd_reaches_the_agent_which_answers_mkdir() {
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let agent = seccomp_agent::spawn(listener, libc::EDQUOT, 1);
         let rt = Runtime::husk();
-        let mut bundle = sh_bundle(
-            "mkdir /dev/shm/made; echo rc=$?; test -d /dev/shm/made && echo exists || echo absent",
-        );
+        let mut bundle =
+            sh_bundle("mkdir /dev/shm/made; echo rc=$?; test -d /dev/shm/made && echo exists || echo absent");
         let config = bundle.config_mut();
         config["process"]["noNewPrivileges"] = no_new_privs.into();
         config["linux"]["seccomp"] = json!({
@@ -434,11 +395,7 @@ fn seccomp_notify_fd_reaches_the_agent_which_answers_mkdir() {
         bundle.save();
         let out = run_fg(&rt, &bundle);
         let text = husk_e2e::output_text(&out);
-        assert_eq!(
-            stdout_of(&out),
-            "rc=1\nabsent\n",
-            "nnp {no_new_privs}: {text}"
-        );
+        assert_eq!(stdout_of(&out), "rc=1\nabsent\n", "nnp {no_new_privs}: {text}");
         assert!(
             stderr_of(&out).contains("Disk quota exceeded"),
             "nnp {no_new_privs}: the agent's errno: {text}"
@@ -488,13 +445,7 @@ fn seccomp_notify_fd_of_an_exec_reaches_the_agent_too() {
     bundle.save();
     let pid = create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
-    let out = rt.run(&[
-        "exec",
-        bundle.id(),
-        "sh",
-        "-c",
-        "mkdir /dev/shm/x 2>&1; echo rc=$?",
-    ]);
+    let out = rt.run(&["exec", bundle.id(), "sh", "-c", "mkdir /dev/shm/x 2>&1; echo rc=$?"]);
     assert_eq!(
         stdout_of(&out),
         "mkdir: can't create directory '/dev/shm/x': Name not unique on network\nrc=1\n",
@@ -515,11 +466,7 @@ fn time_offsets_work_with_a_new_user_namespace() {
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cut -d. -f1 /proc/uptime");
     // The mapped root must reach the rootfs through the bundle directory.
-    std::fs::set_permissions(
-        bundle.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(bundle.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = bundle.config_mut();
     let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
     namespaces.push(json!({ "type": "user" }));
@@ -530,10 +477,7 @@ fn time_offsets_work_with_a_new_user_namespace() {
     bundle.save();
     let inside: f64 = run_ok(&rt, &bundle).trim().parse().unwrap();
     let host = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
-    assert!(
-        inside - host > 999_000.0,
-        "uptime inside {inside}, host {host}"
-    );
+    assert!(inside - host > 999_000.0, "uptime inside {inside}, host {host}");
 }
 
 #[test]

@@ -43,29 +43,18 @@ fn limits_are_written_in_the_hosts_v1_hierarchies() {
     let bundle = limited_bundle(&["sleep", "100"]);
     let pid = create_ok(&rt, &bundle);
     let cg = bundle.cgroups_path();
-    assert_eq!(
-        read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")),
-        "67108864"
-    );
+    assert_eq!(read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")), "67108864");
     assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.shares")), "512");
     assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.cfs_quota_us")), "50000");
-    assert_eq!(
-        read_trim(&v1_file(&cg, "cpu", "cpu.cfs_period_us")),
-        "100000"
-    );
+    assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.cfs_period_us")), "100000");
     assert_eq!(read_trim(&v1_file(&cg, "pids", "pids.max")), "20");
     // The init is in the container's cgroup of every hierarchy.
-    for controller in [
-        "memory", "cpu", "pids", "freezer", "devices", "blkio", "cpuset",
-    ] {
+    for controller in ["memory", "cpu", "pids", "freezer", "devices", "blkio", "cpuset"] {
         let procs = read_trim(&v1_file(&cg, controller, "cgroup.procs"));
         assert_eq!(procs, pid.to_string(), "{controller}/cgroup.procs");
     }
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(
-        own.lines().any(|l| l.ends_with(&format!(":memory:{cg}"))),
-        "{own}"
-    );
+    assert!(own.lines().any(|l| l.ends_with(&format!(":memory:{cg}"))), "{own}");
 }
 
 #[test]
@@ -82,11 +71,7 @@ fn limits_are_visible_inside_the_container() {
 #[test]
 fn the_pids_limit_stops_forks() {
     let rt = Runtime::husk();
-    let mut bundle = limited_bundle(&[
-        "sh",
-        "-c",
-        "for i in $(seq 30); do sleep 10 & done; echo all forked",
-    ]);
+    let mut bundle = limited_bundle(&["sh", "-c", "for i in $(seq 30); do sleep 10 & done; echo all forked"]);
     bundle.config_mut()["linux"]["resources"]["pids"]["limit"] = 5.into();
     bundle.save();
     let out = run_fg(&rt, &bundle);
@@ -158,12 +143,9 @@ fn ps_lists_every_process_of_the_container() {
     let pid = create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
-    let three = wait_until(Duration::from_secs(5), || {
-        read_trim(&procs).lines().count() == 3
-    });
+    let three = wait_until(Duration::from_secs(5), || read_trim(&procs).lines().count() == 3);
     assert!(three, "cgroup.procs: {}", read_trim(&procs));
-    let json: Value =
-        serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
+    let json: Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
     let mut listed: Vec<i64> = json
         .as_array()
         .expect("ps --format json is an array")
@@ -171,24 +153,14 @@ fn ps_lists_every_process_of_the_container() {
         .map(|p| p.as_i64().unwrap())
         .collect();
     listed.sort();
-    let mut want: Vec<i64> = read_trim(&procs)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let mut want: Vec<i64> = read_trim(&procs).lines().map(|l| l.parse().unwrap()).collect();
     want.sort();
     assert_eq!(listed, want);
     assert!(listed.contains(&(pid as i64)));
 
     let table = rt.run_ok(&["ps", bundle.id()]);
-    assert!(
-        table.lines().next().unwrap_or_default().contains("PID"),
-        "{table}"
-    );
-    assert_eq!(
-        table.lines().count(),
-        4,
-        "header and three processes:\n{table}"
-    );
+    assert!(table.lines().next().unwrap_or_default().contains("PID"), "{table}");
+    assert_eq!(table.lines().count(), 4, "header and three processes:\n{table}");
 }
 
 #[test]
@@ -198,10 +170,7 @@ fn kill_all_reaches_every_process_in_the_cgroup() {
     create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
-    assert!(wait_until(Duration::from_secs(5), || read_trim(&procs)
-        .lines()
-        .count()
-        == 3));
+    assert!(wait_until(Duration::from_secs(5), || read_trim(&procs).lines().count() == 3));
     rt.run_ok(&["kill", "--all", bundle.id(), "KILL"]);
     let empty = wait_until(Duration::from_secs(5), || read_trim(&procs).is_empty());
     assert!(empty, "left in the cgroup: {}", read_trim(&procs));
@@ -225,18 +194,14 @@ fn update_changes_the_limits_of_a_live_container() {
         bundle.id(),
     ]);
     let cg = bundle.cgroups_path();
-    assert_eq!(
-        read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")),
-        "33554432"
-    );
+    assert_eq!(read_trim(&v1_file(&cg, "memory", "memory.limit_in_bytes")), "33554432");
     assert_eq!(read_trim(&v1_file(&cg, "pids", "pids.max")), "7");
     assert_eq!(read_trim(&v1_file(&cg, "cpu", "cpu.shares")), "256");
     // A resources file with the usual deny-all device rule must keep the default devices usable.
     let file = bundle.path().join("resources.json");
     std::fs::write(
         &file,
-        json!({ "devices": [{ "allow": false, "access": "rwm" }], "pids": { "limit": 9 } })
-            .to_string(),
+        json!({ "devices": [{ "allow": false, "access": "rwm" }], "pids": { "limit": 9 } }).to_string(),
     )
     .unwrap();
     rt.run_ok(&["update", "--resources", file.to_str().unwrap(), bundle.id()]);
@@ -259,10 +224,7 @@ fn events_stats_report_memory_and_pids() {
     assert_eq!(event["type"], "stats", "{event}");
     assert_eq!(event["id"], bundle.id(), "{event}");
     assert!(
-        event["data"]["memory"]["usage"]["usage"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0,
+        event["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
         "{event}"
     );
     assert_eq!(event["data"]["pids"]["current"], 1, "{event}");

@@ -31,21 +31,14 @@ fn exec_joins_every_namespace_and_the_cgroup_of_the_container() {
     ]);
     let pid = std::fs::read_to_string(&pid_file).expect("exec pid file");
     for link in ["pid", "net", "mnt", "uts", "ipc"] {
-        assert_eq!(
-            ns_link(&init.to_string(), link),
-            ns_link(&pid, link),
-            "{link}"
-        );
+        assert_eq!(ns_link(&init.to_string(), link), ns_link(&pid, link), "{link}");
     }
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let want = format!(":memory:{}", bundle.cgroups_path());
     assert!(cgroup.lines().any(|l| l.ends_with(&want)), "{cgroup}");
-    let ps: serde_json::Value =
-        serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
+    let ps: serde_json::Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
     assert!(
-        ps.as_array()
-            .unwrap()
-            .contains(&pid.parse::<i64>().unwrap().into()),
+        ps.as_array().unwrap().contains(&pid.parse::<i64>().unwrap().into()),
         "{ps}"
     );
 }
@@ -96,11 +89,7 @@ fn exec_with_a_process_json() {
     let (bundle, _) = running(&rt);
     let process = bundle.path().join("process.json");
     let mut spec_process = bundle.config()["process"].clone();
-    spec_process["args"] = json!([
-        "sh",
-        "-c",
-        "echo $MODE; cat /proc/self/status | grep NoNewPrivs"
-    ]);
+    spec_process["args"] = json!(["sh", "-c", "echo $MODE; cat /proc/self/status | grep NoNewPrivs"]);
     spec_process["env"] = json!(["PATH=/bin", "MODE=from-json"]);
     std::fs::write(&process, spec_process.to_string()).unwrap();
     let out = rt.run_ok(&["exec", "--process", process.to_str().unwrap(), bundle.id()]);
@@ -123,13 +112,8 @@ fn exec_of_a_missing_program_fails_clearly_and_leaves_no_process() {
     let (bundle, _) = running(&rt);
     let out = rt.run(&["exec", bundle.id(), "/no/such/program"]);
     assert_one_line_error(&out, "/no/such/program");
-    let ps: serde_json::Value =
-        serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
-    assert_eq!(
-        ps.as_array().unwrap().len(),
-        1,
-        "only the init is left: {ps}"
-    );
+    let ps: serde_json::Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
+    assert_eq!(ps.as_array().unwrap().len(), 1, "only the init is left: {ps}");
 }
 
 #[test]

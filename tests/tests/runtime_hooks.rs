@@ -22,8 +22,8 @@ fn saving_hook(dir: &Path, name: &str) -> Value {
 
 fn saved(dir: &Path, name: &str) -> Value {
     let path = dir.join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("hook {name} did not run ({}: {e})", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("hook {name} did not run ({}: {e})", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} got no JSON ({e}): {text:?}"))
 }
 
@@ -47,32 +47,19 @@ fn every_host_hook_receives_the_state_json() {
         assert_eq!(state["id"], bundle.id(), "{kind}: {state}");
         assert_eq!(state["pid"], pid, "{kind}: {state}");
         assert_eq!(state["status"], "creating", "{kind}: {state}");
-        assert_eq!(
-            state["bundle"],
-            bundle.path().to_str().unwrap(),
-            "{kind}: {state}"
-        );
-        assert_eq!(
-            state["annotations"]["org.example/key"], "value",
-            "{kind}: {state}"
-        );
+        assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{kind}: {state}");
+        assert_eq!(state["annotations"]["org.example/key"], "value", "{kind}: {state}");
         assert!(state["ociVersion"].is_string(), "{kind}: {state}");
     }
     let args = std::fs::read_to_string(out_dir.join("prestart.json.args")).unwrap();
     assert_eq!(args, "first second set\n", "hook args and env");
-    assert!(
-        !out_dir.join("poststart.json").exists(),
-        "poststart ran before start"
-    );
+    assert!(!out_dir.join("poststart.json").exists(), "poststart ran before start");
 
     rt.run_ok(&["start", bundle.id()]);
     let state = saved(out_dir.path(), "poststart");
     assert_eq!(state["status"], "running", "{state}");
     assert_eq!(state["pid"], pid, "{state}");
-    assert!(
-        !out_dir.join("poststop.json").exists(),
-        "poststop ran before delete"
-    );
+    assert!(!out_dir.join("poststop.json").exists(), "poststop ran before delete");
 
     rt.run_ok(&["delete", "--force", bundle.id()]);
     let state = saved(out_dir.path(), "poststop");
@@ -92,12 +79,7 @@ fn hooks_of_a_foreground_run_run_too() {
     });
     bundle.save();
     let out = run_fg(&rt, &bundle);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        husk_e2e::output_text(&out)
-    );
+    assert_eq!(out.status.code(), Some(3), "{}", husk_e2e::output_text(&out));
     for kind in ["prestart", "poststart", "poststop"] {
         assert_eq!(saved(out_dir.path(), kind)["id"], bundle.id());
     }
@@ -130,12 +112,7 @@ fn a_hook_past_its_timeout_is_killed_and_fails_create() {
     });
     bundle.save();
     let started = std::time::Instant::now();
-    let out = rt.run(&[
-        "create",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        bundle.id(),
-    ]);
+    let out = rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), bundle.id()]);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_one_line_error(&out, "timed out");
     assert_nothing_left(&rt, bundle.id(), &bundle);

@@ -17,14 +17,7 @@ fn create_start_kill_delete_walk_through_every_state() {
     let id = bundle.id();
     let pid_file = bundle.path().join("init.pid");
     let path = bundle.path().to_str().unwrap();
-    rt.run_ok(&[
-        "create",
-        "--bundle",
-        path,
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        id,
-    ]);
+    rt.run_ok(&["create", "--bundle", path, "--pid-file", pid_file.to_str().unwrap(), id]);
 
     let state = rt.state(id).expect("state after create");
     assert_eq!(state["status"], "created", "{state}");
@@ -34,15 +27,8 @@ fn create_start_kill_delete_walk_through_every_state() {
     let pid = state["pid"].as_i64().unwrap();
     assert!(pid > 0, "{state}");
     let written = std::fs::read_to_string(&pid_file).expect("pid file");
-    assert_eq!(
-        written,
-        pid.to_string(),
-        "the pid file holds the pid, no newline"
-    );
-    assert!(
-        std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "init is alive"
-    );
+    assert_eq!(written, pid.to_string(), "the pid file holds the pid, no newline");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "init is alive");
 
     rt.run_ok(&["start", id]);
     assert_eq!(status_of(&rt, id).as_deref(), Some("running"));
@@ -51,11 +37,7 @@ fn create_start_kill_delete_walk_through_every_state() {
 
     rt.run_ok(&["kill", id, "KILL"]);
     wait_status(&rt, id, "stopped");
-    assert_eq!(
-        rt.state(id).unwrap()["pid"],
-        0,
-        "a stopped container has pid 0"
-    );
+    assert_eq!(rt.state(id).unwrap()["pid"], 0, "a stopped container has pid 0");
 
     rt.run_ok(&["delete", id]);
     assert!(rt.state(id).is_none(), "state after delete must fail");
@@ -89,13 +71,7 @@ fn delete_of_a_running_container_needs_force() {
 
 fn zombie_or_gone(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
+        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
         .unwrap_or(true)
 }
 
@@ -133,9 +109,7 @@ fn spawn_run(rt: &Runtime, bundle: &Bundle) -> std::process::Child {
 
 /// The exit status of `child` within 10 s (killed and panicking otherwise).
 fn exit_of(mut child: std::process::Child, what: &str) -> std::process::ExitStatus {
-    let exited = wait_until(Duration::from_secs(10), || {
-        matches!(child.try_wait(), Ok(Some(_)))
-    });
+    let exited = wait_until(Duration::from_secs(10), || matches!(child.try_wait(), Ok(Some(_))));
     if !exited {
         let _ = child.kill();
     }
@@ -188,11 +162,7 @@ fn run_detach_leaves_a_running_container() {
 #[test]
 fn list_shows_table_json_and_quiet() {
     let rt = Runtime::husk();
-    assert_eq!(
-        rt.run_ok(&["list", "-q"]),
-        "",
-        "an empty root lists nothing"
-    );
+    assert_eq!(rt.run_ok(&["list", "-q"]), "", "an empty root lists nothing");
     let a = Bundle::new(&["sleep", "100"]);
     let b = Bundle::new(&["sleep", "100"]);
     let pid_a = create_ok(&rt, &a);
@@ -201,39 +171,23 @@ fn list_shows_table_json_and_quiet() {
 
     let mut ids = vec![a.id().to_string(), b.id().to_string()];
     ids.sort();
-    let quiet: Vec<String> = rt
-        .run_ok(&["list", "-q"])
-        .lines()
-        .map(String::from)
-        .collect();
+    let quiet: Vec<String> = rt.run_ok(&["list", "-q"]).lines().map(String::from).collect();
     assert_eq!(quiet, ids);
 
     let json: Value = serde_json::from_str(&rt.run_ok(&["list", "--format", "json"])).unwrap();
     let entries = json.as_array().expect("list --format json is an array");
     assert_eq!(entries.len(), 2, "{json}");
-    let entry_a = entries
-        .iter()
-        .find(|e| e["id"] == a.id())
-        .expect("a is listed");
+    let entry_a = entries.iter().find(|e| e["id"] == a.id()).expect("a is listed");
     assert_eq!(entry_a["status"], "created");
     assert_eq!(entry_a["pid"], pid_a);
-    let entry_b = entries
-        .iter()
-        .find(|e| e["id"] == b.id())
-        .expect("b is listed");
+    let entry_b = entries.iter().find(|e| e["id"] == b.id()).expect("b is listed");
     assert_eq!(entry_b["status"], "running");
 
     let table = rt.run_ok(&["list"]);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
-    );
-    let row_a = lines
-        .clone()
-        .find(|l| l.starts_with(a.id()))
-        .expect("row for a");
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]);
+    let row_a = lines.clone().find(|l| l.starts_with(a.id())).expect("row for a");
     let cells: Vec<&str> = row_a.split_whitespace().collect();
     assert_eq!(cells[1], pid_a.to_string());
     assert_eq!(cells[2], "created");
@@ -251,9 +205,7 @@ fn spec_writes_a_config_husk_accepts_and_refuses_to_overwrite() {
     let mut spec: Value = serde_json::from_str(&text).expect("config.json is JSON");
     assert!(spec["ociVersion"].is_string(), "{spec}");
     assert_eq!(spec["root"]["path"], "rootfs");
-    assert!(spec["process"]["args"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty()));
+    assert!(spec["process"]["args"].as_array().is_some_and(|a| !a.is_empty()));
     assert!(!spec["mounts"].as_array().unwrap().is_empty());
 
     let again = rt.run(&["spec", "--bundle", dir.path().to_str().unwrap()]);
@@ -333,10 +285,7 @@ impl Drop for SharedRootBundle {
 /// Run each husk command line at once, one thread each; their outputs in order.
 fn run_in_parallel(rt: &Runtime, commands: &[Vec<&str>]) -> Vec<std::process::Output> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = commands
-            .iter()
-            .map(|args| s.spawn(move || rt.run(args)))
-            .collect();
+        let handles: Vec<_> = commands.iter().map(|args| s.spawn(move || rt.run(args))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
@@ -352,24 +301,14 @@ fn twenty_parallel_creates_of_different_ids_all_succeed() {
         .collect();
     let outputs = run_in_parallel(&rt, &creates);
     for (b, out) in bundles.iter().zip(&outputs) {
-        assert!(
-            out.status.success(),
-            "create {}: {}",
-            b.id,
-            output_text(out)
-        );
+        assert!(out.status.success(), "create {}: {}", b.id, output_text(out));
         assert_eq!(status_of(&rt, &b.id).as_deref(), Some("created"));
     }
     let listed = rt.run_ok(&["list", "-q"]);
     assert_eq!(listed.lines().count(), 20, "{listed}");
     let deletes: Vec<Vec<&str>> = bundles.iter().map(|b| vec!["delete", &b.id]).collect();
     for (b, out) in bundles.iter().zip(run_in_parallel(&rt, &deletes)) {
-        assert!(
-            out.status.success(),
-            "delete {}: {}",
-            b.id,
-            output_text(&out)
-        );
+        assert!(out.status.success(), "delete {}: {}", b.id, output_text(&out));
     }
     assert!(rt.container_ids().is_empty(), "{:?}", rt.container_ids());
     for b in &bundles {
@@ -467,15 +406,9 @@ fn kill_accepts_numbers_and_realtime_names() {
     let log = format!("/proc/{pid}/root/dev/shm/log");
     rt.run_ok(&["kill", bundle.id(), "10"]);
     let got = |want: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.ends_with(want));
-    assert!(
-        wait_until(Duration::from_secs(5), || got("usr1\n")),
-        "USR1 by number"
-    );
+    assert!(wait_until(Duration::from_secs(5), || got("usr1\n")), "USR1 by number");
     rt.run_ok(&["kill", bundle.id(), "SIGRTMIN+3"]);
-    assert!(
-        wait_until(Duration::from_secs(5), || got("rt3\n")),
-        "RTMIN+3 by name"
-    );
+    assert!(wait_until(Duration::from_secs(5), || got("rt3\n")), "RTMIN+3 by name");
     rt.run_ok(&["kill", bundle.id(), "term"]);
     wait_status(&rt, bundle.id(), "stopped");
 }
@@ -491,8 +424,7 @@ fn preserve_fds_passes_extra_fds_to_the_process() {
     // SAFETY: pipe2 fills two fds.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: fresh fds we own.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let mut cmd = rt.command(&[
         "run",
         "--preserve-fds",
@@ -515,9 +447,7 @@ fn preserve_fds_passes_extra_fds_to_the_process() {
     drop(write_end);
     assert!(out.status.success(), "{}", output_text(&out));
     let mut got = String::new();
-    std::fs::File::from(read_end)
-        .read_to_string(&mut got)
-        .unwrap();
+    std::fs::File::from(read_end).read_to_string(&mut got).unwrap();
     assert_eq!(got, "through-fd-3\n");
 }
 
@@ -533,11 +463,7 @@ fn no_pivot_runs_the_container_too() {
         bundle.id(),
     ]);
     assert!(out.status.success(), "{}", output_text(&out));
-    assert!(
-        stdout_of(&out).starts_with("bin dev etc "),
-        "{}",
-        stdout_of(&out)
-    );
+    assert!(stdout_of(&out).starts_with("bin dev etc "), "{}", stdout_of(&out));
 }
 
 #[test]
@@ -548,10 +474,7 @@ fn features_is_json_naming_what_husk_supports() {
     assert!(hooks.contains(&"prestart".into()) && hooks.contains(&"poststop".into()));
     let namespaces = features["linux"]["namespaces"].as_array().unwrap();
     assert!(namespaces.contains(&"network".into()));
-    assert!(features["mountOptions"]
-        .as_array()
-        .unwrap()
-        .contains(&"rbind".into()));
+    assert!(features["mountOptions"].as_array().unwrap().contains(&"rbind".into()));
 }
 
 #[test]
@@ -567,11 +490,7 @@ fn concurrent_creates_of_one_id_have_one_winner_whose_container_survives() {
     // The losers took nothing of the winner's away: its cgroup and init are intact.
     let pid = init_pid(&rt, bundle.id());
     assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("created"));
-    let procs = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/pids{}/cgroup.procs",
-        bundle.cgroups_path()
-    ))
-    .unwrap();
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{}/cgroup.procs", bundle.cgroups_path())).unwrap();
     assert_eq!(procs.trim(), pid.to_string());
     rt.run_ok(&["start", bundle.id()]);
     rt.run_ok(&["delete", "--force", bundle.id()]);

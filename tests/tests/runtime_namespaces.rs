@@ -42,19 +42,12 @@ fn namespaces_not_listed_are_the_hosts() {
     let rt = Runtime::husk();
     let mut bundle = Bundle::new(&["sleep", "100"]);
     // Only pid and mount new: no hostname (it needs a uts namespace).
-    set_namespaces(
-        bundle.config_mut(),
-        json!([{ "type": "pid" }, { "type": "mount" }]),
-    );
+    set_namespaces(bundle.config_mut(), json!([{ "type": "pid" }, { "type": "mount" }]));
     bundle.config_mut()["hostname"] = "".into();
     bundle.save();
     let pid = create_ok(&rt, &bundle).to_string();
     for link in ["uts", "ipc", "net", "cgroup"] {
-        assert_eq!(
-            ns_link("self", link),
-            ns_link(&pid, link),
-            "{link} is shared"
-        );
+        assert_eq!(ns_link("self", link), ns_link(&pid, link), "{link} is shared");
     }
     for link in ["pid", "mnt"] {
         assert_ne!(ns_link("self", link), ns_link(&pid, link), "{link} is new");
@@ -67,10 +60,7 @@ struct NetNs(String);
 impl NetNs {
     fn add() -> NetNs {
         let name = unique_id("husk-ns");
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
+        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
         assert!(out.status.success(), "ip netns add: {out:?}");
         NetNs(name)
     }
@@ -91,8 +81,7 @@ fn joining_a_netns_made_by_ip_netns_shares_it() {
     let netns = NetNs::add();
     let rt = Runtime::husk();
     let mut bundle = Bundle::new(&["sleep", "100"]);
-    bundle.config_mut()["linux"]["namespaces"][1] =
-        json!({ "type": "network", "path": netns.path() });
+    bundle.config_mut()["linux"]["namespaces"][1] = json!({ "type": "network", "path": netns.path() });
     bundle.save();
     let pid = create_ok(&rt, &bundle);
     assert_eq!(
@@ -135,10 +124,7 @@ fn joining_another_containers_namespaces_shares_them() {
     );
     // In the first container's pid namespace the second is not pid 1.
     let status = std::fs::read_to_string(format!("/proc/{second_pid}/status")).unwrap();
-    let nspid = status
-        .lines()
-        .find(|l| l.starts_with("NSpid:"))
-        .expect("NSpid line");
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).expect("NSpid line");
     let inner: Vec<&str> = nspid.split_whitespace().skip(1).collect();
     assert_eq!(inner.len(), 2, "two pid namespaces: {nspid}");
     assert_ne!(inner[1], "1", "the joiner is not the init: {nspid}");
@@ -178,11 +164,7 @@ fn a_user_namespace_maps_root_to_the_configured_host_ids() {
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cat /proc/self/uid_map /proc/self/gid_map; id -u");
     // mkdtemp's 0700 would keep the mapped root (host uid 100000) out of its own rootfs.
-    std::fs::set_permissions(
-        bundle.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(bundle.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = bundle.config_mut();
     config["linux"]["namespaces"]
         .as_array_mut()
@@ -192,10 +174,7 @@ fn a_user_namespace_maps_root_to_the_configured_host_ids() {
     config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     bundle.save();
     let out = run_ok(&rt, &bundle);
-    let fields: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let fields: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(fields[0], ["0", "100000", "65536"], "{out}");
     assert_eq!(fields[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(fields[2], ["0"], "{out}");
@@ -208,9 +187,7 @@ fn a_created_init_cannot_be_read_through_proc_exe_from_its_pid_namespace() {
     let rt = Runtime::husk();
     let first = Bundle::new(&["sleep", "100"]);
     let first_pid = create_ok(&rt, &first);
-    let mut second = sh_bundle(
-        "cat /proc/1/exe > /dev/null 2>&1 && echo readable || echo denied; cat /proc/1/comm",
-    );
+    let mut second = sh_bundle("cat /proc/1/exe > /dev/null 2>&1 && echo readable || echo denied; cat /proc/1/comm");
     second.config_mut()["linux"]["namespaces"][0] =
         json!({ "type": "pid", "path": format!("/proc/{first_pid}/ns/pid") });
     second.save();
@@ -258,8 +235,5 @@ fn time_offsets_shift_the_boottime_clock() {
         .parse()
         .unwrap();
     let inside: f64 = out.trim().parse().unwrap();
-    assert!(
-        inside - host > 863000.0,
-        "uptime inside {inside}, host {host}"
-    );
+    assert!(inside - host > 863000.0, "uptime inside {inside}, host {host}");
 }

@@ -69,15 +69,12 @@ fn umask_is_applied() {
 
 #[test]
 fn lowered_rlimits_are_applied() {
-    let out = run_script(
-        "ulimit -Sn; ulimit -Hn; grep 'Max processes' /proc/self/limits",
-        |c| {
-            c["process"]["rlimits"] = json!([
-                { "type": "RLIMIT_NOFILE", "soft": 256, "hard": 512 },
-                { "type": "RLIMIT_NPROC", "soft": 100, "hard": 200 }
-            ]);
-        },
-    );
+    let out = run_script("ulimit -Sn; ulimit -Hn; grep 'Max processes' /proc/self/limits", |c| {
+        c["process"]["rlimits"] = json!([
+            { "type": "RLIMIT_NOFILE", "soft": 256, "hard": 512 },
+            { "type": "RLIMIT_NPROC", "soft": 100, "hard": 200 }
+        ]);
+    });
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("256"));
     assert_eq!(lines.next(), Some("512"));
@@ -96,8 +93,7 @@ fn raising_a_hard_rlimit_fails_clearly_and_leaves_nothing() {
     let above = lim.rlim_max + 1000;
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("true");
-    bundle.config_mut()["process"]["rlimits"] =
-        json!([{ "type": "RLIMIT_NOFILE", "soft": 1024, "hard": above }]);
+    bundle.config_mut()["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "soft": 1024, "hard": above }]);
     bundle.save();
     let out = run_fg(&rt, &bundle);
     assert_one_line_error(&out, "CAP_SYS_RESOURCE");
@@ -119,10 +115,7 @@ fn capabilities_match_the_config() {
             "ambient": ["CAP_KILL"]
         });
     });
-    assert_eq!(
-        status_field(&out, "CapBnd"),
-        format!("{:016x}", 1 | 1 << 5 | 1 << 10)
-    );
+    assert_eq!(status_field(&out, "CapBnd"), format!("{:016x}", 1 | 1 << 5 | 1 << 10));
     assert_eq!(status_field(&out, "CapPrm"), format!("{:016x}", 1 | 1 << 5));
     assert_eq!(status_field(&out, "CapEff"), format!("{:016x}", 1 | 1 << 5));
     assert_eq!(status_field(&out, "CapInh"), format!("{:016x}", 1 << 5));
@@ -144,10 +137,7 @@ fn a_non_root_user_keeps_exactly_its_ambient_capabilities() {
     assert_eq!(status_field(&out, "CapEff"), nbs);
     assert_eq!(status_field(&out, "CapPrm"), nbs);
     assert_eq!(status_field(&out, "CapAmb"), nbs);
-    assert_eq!(
-        status_field(&out, "CapBnd"),
-        format!("{:016x}", 1 << 5 | 1 << 10)
-    );
+    assert_eq!(status_field(&out, "CapBnd"), format!("{:016x}", 1 << 5 | 1 << 10));
 }
 
 #[test]
@@ -166,10 +156,7 @@ fn a_dropped_capability_is_enforced() {
     let out = run_script("touch /tmp/f; chown 1000 /tmp/f 2>&1; echo rc=$?", |c| {
         c["root"]["readonly"] = false.into();
     });
-    assert!(
-        out.contains("Operation not permitted") && out.contains("rc=1"),
-        "{out}"
-    );
+    assert!(out.contains("Operation not permitted") && out.contains("rc=1"), "{out}");
 }
 
 #[test]

@@ -11,18 +11,12 @@ use runtime_support::*;
 use serde_json::{json, Value};
 
 fn add_mount(config: &mut Value, mount: Value) {
-    config["mounts"]
-        .as_array_mut()
-        .expect("mounts is an array")
-        .push(mount);
+    config["mounts"].as_array_mut().expect("mounts is an array").push(mount);
 }
 
 #[test]
 fn readonly_root_refuses_writes() {
-    let out = run_script(
-        "touch /x 2>&1; echo rc=$?; touch /tmp/y 2>&1; echo rc=$?",
-        |_| {},
-    );
+    let out = run_script("touch /x 2>&1; echo rc=$?; touch /tmp/y 2>&1; echo rc=$?", |_| {});
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(!out.contains("rc=0"), "{out}");
 }
@@ -61,22 +55,16 @@ fn readonly_bind_of_a_host_dir_is_readable_not_writable() {
     let host = TempDir::new("bindsrc");
     std::fs::write(host.join("hello"), "from the host\n").unwrap();
     let src = host.path().to_str().unwrap().to_string();
-    let out = run_script(
-        "cat /mnt/host/hello; touch /mnt/host/new 2>&1; echo rc=$?",
-        |c| {
-            add_mount(
-                c,
-                json!({ "destination": "/mnt/host", "type": "bind", "source": src,
+    let out = run_script("cat /mnt/host/hello; touch /mnt/host/new 2>&1; echo rc=$?", |c| {
+        add_mount(
+            c,
+            json!({ "destination": "/mnt/host", "type": "bind", "source": src,
                         "options": ["bind", "ro"] }),
-            )
-        },
-    );
+        )
+    });
     assert!(out.starts_with("from the host\n"), "{out}");
     assert!(out.contains("Read-only file system"), "{out}");
-    assert!(
-        !host.join("new").exists(),
-        "the container wrote to the host"
-    );
+    assert!(!host.join("new").exists(), "the container wrote to the host");
 }
 
 #[test]
@@ -175,10 +163,7 @@ fn readonly_paths_refuse_writes() {
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(!out.contains("rc=0"), "{out}");
     let mount = out.lines().last().unwrap_or_default();
-    assert!(
-        mount.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")),
-        "{out}"
-    );
+    assert!(mount.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")), "{out}");
 }
 
 #[test]
@@ -313,18 +298,11 @@ fn hostile_symlink_as_a_file_bind_target_creates_nothing_on_the_host() {
     );
     bundle.save();
     let out = run_fg(&rt, &bundle);
-    assert!(
-        !victim.exists(),
-        "husk created {} on the host",
-        victim.display()
-    );
+    assert!(!victim.exists(), "husk created {} on the host", victim.display());
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(stdout_of(&out), "bound\n");
     let inside = bundle.rootfs().join(victim.strip_prefix("/").unwrap());
-    assert!(
-        inside.is_file(),
-        "the bind target was made inside the rootfs"
-    );
+    assert!(inside.is_file(), "the bind target was made inside the rootfs");
 }
 
 #[test]

@@ -27,8 +27,18 @@ fn traced_run(flag: bool) -> (String, String) {
 fn trace_flag_prints_every_phase_of_create_including_the_inits() {
     let (stdout, stderr) = traced_run(true);
     assert!(stdout.contains("traced"), "{stdout}");
-    let line = stderr.lines().find(|l| l.starts_with("husk trace ")).unwrap_or_else(|| panic!("no trace line in {stderr:?}"));
-    for phase in ["parse and validate config", "clone3", "init: mounts and devices", "init: process", "init set-up (until Ready)", "total"] {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("husk trace "))
+        .unwrap_or_else(|| panic!("no trace line in {stderr:?}"));
+    for phase in [
+        "parse and validate config",
+        "clone3",
+        "init: mounts and devices",
+        "init: process",
+        "init set-up (until Ready)",
+        "total",
+    ] {
         assert!(line.contains(phase), "phase {phase:?} missing from {line}");
     }
 }

@@ -20,7 +20,10 @@ fn foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
         bundle.path().display(),
         bundle.id()
     );
-    let out = Command::new("script").args(["-qec", &inner, "/dev/null"]).output().expect("run script");
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .output()
+        .expect("run script");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "no pty inside the container: {text:?}");
     assert!(text.contains("33 101"), "window size not passed on: {text:?}");

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use husk_e2e::{
-    assert_no_leftovers, output_text, processes_mentioning, run_with_timeout, target_dir,
-    unique_id, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME,
+    assert_no_leftovers, output_text, processes_mentioning, run_with_timeout, target_dir, unique_id, wait_until,
+    Containerd, BUSYBOX_REF, HUSK_RUNTIME,
 };
 
 const RUNC: &str = "/usr/sbin/runc";
@@ -36,10 +36,7 @@ fn setup(under: Under) -> Setup {
     if under == Under::Runc {
         let path = ctrd.dir().join("runc-options.toml");
         std::fs::write(&path, format!("BinaryName = \"{RUNC}\"\n")).expect("write runtime options");
-        runtime_args.extend([
-            "--runtime-config-path".to_string(),
-            path.display().to_string(),
-        ]);
+        runtime_args.extend(["--runtime-config-path".to_string(), path.display().to_string()]);
     }
     Setup { ctrd, runtime_args }
 }
@@ -84,27 +81,15 @@ impl Setup {
     }
 
     fn assert_clean(&self, id: &str) {
-        assert_eq!(
-            self.ctrd.ctr_ok(&["containers", "ls", "-q"]),
-            "",
-            "containers left"
-        );
-        assert_no_leftovers(
-            id,
-            &self.ctrd.state(),
-            &format!("/{}/{id}", self.ctrd.namespace()),
-        );
+        assert_eq!(self.ctrd.ctr_ok(&["containers", "ls", "-q"]), "", "containers left");
+        assert_no_leftovers(id, &self.ctrd.state(), &format!("/{}/{id}", self.ctrd.namespace()));
     }
 }
 
 fn both_streams_and_exit_code(under: Under) {
     let s = setup(under);
     let id = unique_id("streams");
-    let out = s.run(
-        &["--rm"],
-        &id,
-        &["sh", "-c", "echo out; echo err >&2; exit 7"],
-    );
+    let out = s.run(&["--rm"], &id, &["sh", "-c", "echo out; echo err >&2; exit 7"]);
     assert_eq!(
         out.status.code(),
         Some(7),
@@ -190,15 +175,10 @@ fn in_terminal(ctrd: &Containerd, args: &[&str]) -> std::process::Output {
     let mut line = String::from("exec");
     line.push_str(&format!(" {}", cmd.get_program().to_string_lossy()));
     for a in cmd.get_args() {
-        line.push_str(&format!(
-            " '{}'",
-            a.to_string_lossy().replace('\'', "'\\''")
-        ));
+        line.push_str(&format!(" '{}'", a.to_string_lossy().replace('\'', "'\\''")));
     }
     let mut script = Command::new("script");
-    script
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::null());
+    script.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => script.env(k, v),
@@ -215,17 +195,7 @@ fn exec_tty_big_output(under: Under) {
     let cmd = "tty; head -c 1200000 /dev/zero | tr '\\0' x; exit 5";
     let out = in_terminal(
         &s.ctrd,
-        &[
-            "tasks",
-            "exec",
-            "-t",
-            "--exec-id",
-            "t1",
-            &id,
-            "sh",
-            "-c",
-            cmd,
-        ],
+        &["tasks", "exec", "-t", "--exec-id", "t1", &id, "sh", "-c", cmd],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -244,16 +214,7 @@ fn stdin_closed(under: Under) {
     let id = unique_id("stdin");
     s.run_detached(&id);
     let out = s.ctrd.ctr_with_input(
-        &[
-            "tasks",
-            "exec",
-            "--exec-id",
-            "cat",
-            &id,
-            "sh",
-            "-c",
-            "cat; echo eof",
-        ],
+        &["tasks", "exec", "--exec-id", "cat", &id, "sh", "-c", "cat; echo eof"],
         b"piped\n",
     );
     assert_eq!(
@@ -279,8 +240,7 @@ fn bad_bundle(under: Under) {
     );
     let _ = s.ctrd.ctr(&["containers", "delete", &id]);
     assert!(
-        wait_until(Duration::from_secs(10), || processes_mentioning(&id)
-            .is_empty()),
+        wait_until(Duration::from_secs(10), || processes_mentioning(&id).is_empty()),
         "shim or container left: {:?}",
         processes_mentioning(&id)
     );
@@ -298,10 +258,16 @@ fn shim_pid(id: &str) -> Option<i32> {
 /// `ctr tasks delete` of a live task removes them; after a dead shim containerd has already
 /// deleted the task, so they stay (the Go shim too). Ours to remove: their names carry the id.
 fn remove_ctr_fifo_dirs(id: &str) {
-    let Ok(dirs) = std::fs::read_dir("/run/containerd/fifo") else { return };
+    let Ok(dirs) = std::fs::read_dir("/run/containerd/fifo") else {
+        return;
+    };
     for dir in dirs.flatten() {
         let ours = std::fs::read_dir(dir.path())
-            .map(|files| files.flatten().any(|f| f.file_name().to_string_lossy().starts_with(&format!("{id}-"))))
+            .map(|files| {
+                files
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().starts_with(&format!("{id}-")))
+            })
             .unwrap_or(false);
         if ours {
             let _ = std::fs::remove_dir_all(dir.path());
@@ -314,7 +280,12 @@ fn sigkilled_shim(under: Under) {
     let id = unique_id("shimkill");
     s.run_detached(&id);
     let pid = shim_pid(&id).expect("shim process");
-    let bundle = s.ctrd.state().join("io.containerd.runtime.v2.task").join(s.ctrd.namespace()).join(&id);
+    let bundle = s
+        .ctrd
+        .state()
+        .join("io.containerd.runtime.v2.task")
+        .join(s.ctrd.namespace())
+        .join(&id);
     let address = std::fs::read_to_string(bundle.join("address")).expect("shim address file");
     let socket = address.trim().trim_start_matches("unix://").to_string();
     // SAFETY: kill(2) on a pid we just looked up.
@@ -324,12 +295,7 @@ fn sigkilled_shim(under: Under) {
         let st = s.status(&id);
         st.is_empty() || st == "STOPPED"
     });
-    assert!(
-        gone,
-        "task still {}\n{}",
-        s.status(&id),
-        s.ctrd.log_tail(40)
-    );
+    assert!(gone, "task still {}\n{}", s.status(&id), s.ctrd.log_tail(40));
     let _ = s.ctrd.ctr(&["tasks", "delete", &id]);
     s.ctrd.ctr_ok(&["containers", "delete", &id]);
     s.assert_clean(&id);
@@ -350,9 +316,7 @@ impl Drop for Restarted {
     fn drop(&mut self) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        if !wait_until(Duration::from_secs(10), || {
-            matches!(self.0.try_wait(), Ok(Some(_)))
-        }) {
+        if !wait_until(Duration::from_secs(10), || matches!(self.0.try_wait(), Ok(Some(_)))) {
             let _ = self.0.kill();
         }
         let _ = self.0.wait();
@@ -397,10 +361,7 @@ fn restart_containerd(ctrd: &Containerd) -> Restarted {
         .expect("restart containerd");
     let restarted = Restarted(child);
     assert!(
-        wait_until(Duration::from_secs(30), || ctrd
-            .ctr(&["version"])
-            .status
-            .success()),
+        wait_until(Duration::from_secs(30), || ctrd.ctr(&["version"]).status.success()),
         "containerd did not come back"
     );
     restarted
@@ -458,11 +419,7 @@ fn grouped_containers(under: Under) {
     );
     s.kill_and_delete(&a);
     assert_eq!(s.status(&b), "RUNNING");
-    assert_eq!(
-        husk_shims_in(&ns).len(),
-        1,
-        "the shim serves the rest of the group"
-    );
+    assert_eq!(husk_shims_in(&ns).len(), 1, "the shim serves the rest of the group");
     s.kill_and_delete(&b);
     assert!(
         wait_until(Duration::from_secs(10), || husk_shims_in(&ns).is_empty()),
@@ -482,12 +439,7 @@ fn log_uris(under: Under) {
     let file = logs.join("file.log");
     let uri = format!("file://{}", file.display());
     let out = s.run(&["--rm", "--log-uri", &uri], &id, &cmd);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        output_text(&out),
-        s.ctrd.log_tail(30)
-    );
+    assert!(out.status.success(), "{}\n{}", output_text(&out), s.ctrd.log_tail(30));
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(
         text.contains("to-out\n") && text.contains("to-err\n"),
@@ -502,17 +454,11 @@ fn log_uris(under: Under) {
         "#!/bin/sh\nexec 5>&-\n/bin/cat <&3 >\"$1/out\" &\n/bin/cat <&4 >\"$1/err\" &\nwait\n",
     )
     .expect("write logger");
-    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod logger");
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod logger");
     let id = unique_id("binlog");
     let uri = format!("binary://{}?{}", logger.display(), logs.display());
     let out = s.run(&["--rm", "--log-uri", &uri], &id, &cmd);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        output_text(&out),
-        s.ctrd.log_tail(30)
-    );
+    assert!(out.status.success(), "{}\n{}", output_text(&out), s.ctrd.log_tail(30));
     let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap_or_default();
     assert!(
         wait_until(Duration::from_secs(10), || read("out") == "to-out\n"
@@ -537,17 +483,8 @@ fn oom_event(under: Under) {
     );
     std::thread::sleep(Duration::from_millis(300));
     let hog = "x=a; while true; do x=$x$x; done";
-    let out = s.run(
-        &["--rm", "--memory-limit", "16777216"],
-        &id,
-        &["sh", "-c", hog],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "not OOM-killed: {}",
-        output_text(&out)
-    );
+    let out = s.run(&["--rm", "--memory-limit", "16777216"], &id, &["sh", "-c", hog]);
+    assert_eq!(out.status.code(), Some(137), "not OOM-killed: {}", output_text(&out));
     std::thread::sleep(Duration::from_millis(500));
     let _ = events.0.kill();
     let mut seen = String::new();

@@ -55,7 +55,10 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     let unified_controllers = cg.unified_controllers()?;
     let mut plan = Vec::new();
     let by_program = |c: &Controller| *c == Controller::Devices && device_program.is_some();
-    for c in Controller::APPLY_ORDER.into_iter().filter(|c| requests(res, *c) && !by_program(c)) {
+    for c in Controller::APPLY_ORDER
+        .into_iter()
+        .filter(|c| requests(res, *c) && !by_program(c))
+    {
         plan.push(plan_controller(cg, res, c, &unified_controllers)?);
     }
     if let Some(map) = res.unified().as_ref().filter(|m| !m.is_empty()) {
@@ -69,11 +72,18 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
         let mut writes = Vec::new();
         for (controller, write) in resources_v2::unified(map)? {
             if controller != "cgroup" && !unified_controllers.contains(&controller) {
-                return Err(CgroupError::UnifiedControllerMissing { key: write.file, controller });
+                return Err(CgroupError::UnifiedControllerMissing {
+                    key: write.file,
+                    controller,
+                });
             }
             writes.push(write);
         }
-        plan.push(Batch { dir: u.dir(), resource: "unified", writes });
+        plan.push(Batch {
+            dir: u.dir(),
+            resource: "unified",
+            writes,
+        });
     }
     plan.iter().try_for_each(check_files)?;
     plan.iter().try_for_each(|b| write_all(&b.dir, b.resource, &b.writes))?;
@@ -102,8 +112,13 @@ fn plan_device_program(cg: &Cgroup, res: &LinuxResources) -> Result<Option<(Path
     if cg.v1_hierarchy(Controller::Devices.v1_name()).is_some() || !requests(res, Controller::Devices) {
         return Ok(None);
     }
-    let Some(u) = cg.unified_hierarchy() else { return Ok(None) };
-    Ok(Some((u.dir(), DeviceFilter::from_spec(res.devices().as_deref().unwrap_or_default())?)))
+    let Some(u) = cg.unified_hierarchy() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        u.dir(),
+        DeviceFilter::from_spec(res.devices().as_deref().unwrap_or_default())?,
+    )))
 }
 
 /// Every file a batch needs exists (or its fallback does), so that an unsupported setting fails
@@ -115,7 +130,11 @@ fn check_files(b: &Batch) -> Result<(), CgroupError> {
     for w in b.writes.iter().filter(|w| !w.optional) {
         let present = b.dir.join(&w.file).exists() || w.fallback.as_ref().is_some_and(|(f, _)| b.dir.join(f).exists());
         if !present {
-            return Err(CgroupError::MissingFile { resource: b.resource, path: b.dir.join(&w.file), hint: missing_file_hint(&w.file) });
+            return Err(CgroupError::MissingFile {
+                resource: b.resource,
+                path: b.dir.join(&w.file),
+                hint: missing_file_hint(&w.file),
+            });
         }
     }
     Ok(())
@@ -123,7 +142,12 @@ fn check_files(b: &Batch) -> Result<(), CgroupError> {
 
 /// Where and what to write for one controller: its v1 hierarchy if it has one, else the
 /// unified hierarchy if the controller is enabled there, else an error.
-fn plan_controller(cg: &Cgroup, res: &LinuxResources, c: Controller, unified_controllers: &[String]) -> Result<Batch, CgroupError> {
+fn plan_controller(
+    cg: &Cgroup,
+    res: &LinuxResources,
+    c: Controller,
+    unified_controllers: &[String],
+) -> Result<Batch, CgroupError> {
     let resource = spec_field(c);
     if let Some(h) = cg.v1_hierarchy(c.v1_name()) {
         let dir = h.dir();
@@ -144,9 +168,16 @@ fn plan_controller(cg: &Cgroup, res: &LinuxResources, c: Controller, unified_con
             if c == Controller::Memory {
                 check_memory_before_update(&u.dir(), res)?;
             }
-            Ok(Batch { dir: u.dir(), resource, writes })
+            Ok(Batch {
+                dir: u.dir(),
+                resource,
+                writes,
+            })
         }
-        _ => Err(CgroupError::MissingController { resource, controller: c.v1_name() }),
+        _ => Err(CgroupError::MissingController {
+            resource,
+            controller: c.v1_name(),
+        }),
     }
 }
 
@@ -211,5 +242,9 @@ fn write_one(dir: &Path, resource: &'static str, w: &Write) -> Result<(), Cgroup
         log::debug!("skipping {}: {err}", path.display());
         return Ok(());
     }
-    Err(CgroupError::MissingFile { resource, path: PathBuf::from(&path), hint: missing_file_hint(&w.file) })
+    Err(CgroupError::MissingFile {
+        resource,
+        path: PathBuf::from(&path),
+        hint: missing_file_hint(&w.file),
+    })
 }

@@ -15,7 +15,9 @@ use std::fmt;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-pub use super::devices_bpf_sys::{attach_device_filter, attached_device_programs, detach_device_programs, load_program, DeviceFilterError};
+pub use super::devices_bpf_sys::{
+    attach_device_filter, attached_device_programs, detach_device_programs, load_program, DeviceFilterError,
+};
 
 /// Access bits, as the kernel passes them in the upper half of `access_type`.
 pub const ACC_MKNOD: u8 = 1;
@@ -49,11 +51,22 @@ pub enum RuleError {
     Invalid { index: usize, reason: String },
 
     #[error("failed to use device rule {index}: it removes {access} from {kind} {major}:{minor}, which the wildcard rule {wildcard} still grants; cgroup v1 would ignore such a rule, so it is refused")]
-    HoleInWildcard { index: usize, kind: char, major: String, minor: String, access: String, wildcard: String },
+    HoleInWildcard {
+        index: usize,
+        kind: char,
+        major: String,
+        minor: String,
+        access: String,
+        wildcard: String,
+    },
 }
 
 fn access_string(bits: u8) -> String {
-    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')].iter().filter(|(b, _)| bits & b != 0).map(|(_, c)| *c).collect()
+    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 fn number_string(n: Option<u32>) -> String {
@@ -83,7 +96,10 @@ impl DeviceRule {
         let number = |n: Option<i64>| match n {
             None | Some(-1) => Ok(None),
             Some(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(Some(n as u32)),
-            Some(n) => Err(invalid(format!("device number {n} is out of range (-1 for any, else 0..={})", i32::MAX))),
+            Some(n) => Err(invalid(format!(
+                "device number {n} is out of range (-1 for any, else 0..={})",
+                i32::MAX
+            ))),
         };
         let text = rule.access().as_deref().unwrap_or("rwm");
         let mut access = 0;
@@ -98,7 +114,13 @@ impl DeviceRule {
         if access == 0 || !text.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
             return Err(invalid(format!("access {text:?} must be made of r, w and m")));
         }
-        Ok(DeviceRule { allow: rule.allow(), kind, major: number(rule.major())?, minor: number(rule.minor())?, access })
+        Ok(DeviceRule {
+            allow: rule.allow(),
+            kind,
+            major: number(rule.major())?,
+            minor: number(rule.minor())?,
+            access,
+        })
     }
 }
 
@@ -113,7 +135,13 @@ pub struct DeviceMatch {
 
 impl fmt::Display for DeviceMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}:{}", kind_char(self.kind), number_string(self.major), number_string(self.minor))
+        write!(
+            f,
+            "{} {}:{}",
+            kind_char(self.kind),
+            number_string(self.major),
+            number_string(self.minor)
+        )
     }
 }
 
@@ -128,12 +156,19 @@ pub struct DeviceFilter {
 impl DeviceFilter {
     /// Applies the spec's rules in order to a deny-all start.
     pub fn from_spec(rules: &[LinuxDeviceCgroup]) -> Result<DeviceFilter, RuleError> {
-        let rules = rules.iter().enumerate().map(|(i, r)| DeviceRule::from_spec(i, r)).collect::<Result<Vec<_>, _>>()?;
+        let rules = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| DeviceRule::from_spec(i, r))
+            .collect::<Result<Vec<_>, _>>()?;
         Self::from_rules(&rules)
     }
 
     pub fn from_rules(rules: &[DeviceRule]) -> Result<DeviceFilter, RuleError> {
-        let mut filter = DeviceFilter { default_allow: false, exceptions: BTreeMap::new() };
+        let mut filter = DeviceFilter {
+            default_allow: false,
+            exceptions: BTreeMap::new(),
+        };
         for (index, rule) in rules.iter().enumerate() {
             filter.apply(index, rule)?;
         }
@@ -147,15 +182,26 @@ impl DeviceFilter {
             self.exceptions.clear();
             return Ok(());
         };
-        let key = DeviceMatch { major: rule.major, minor: rule.minor, kind };
+        let key = DeviceMatch {
+            major: rule.major,
+            minor: rule.minor,
+            kind,
+        };
         if rule.allow != self.default_allow {
             *self.exceptions.entry(key).or_insert(0) |= rule.access;
             return Ok(());
         }
         // A rule with the default verdict removes bits from exactly its own exception. A
         // wildcard exception covering it would keep granting them: say so instead.
-        let wildcards =
-            [DeviceMatch { major: None, ..key }, DeviceMatch { minor: None, ..key }, DeviceMatch { major: None, minor: None, kind }];
+        let wildcards = [
+            DeviceMatch { major: None, ..key },
+            DeviceMatch { minor: None, ..key },
+            DeviceMatch {
+                major: None,
+                minor: None,
+                kind,
+            },
+        ];
         for w in wildcards.iter().filter(|w| **w != key) {
             let overlap = self.exceptions.get(w).copied().unwrap_or(0) & rule.access;
             if overlap != 0 {
@@ -182,10 +228,9 @@ impl DeviceFilter {
     /// (an O_RDWR open asks for read and write at once): on a deny-all default one allow
     /// exception must grant all of them; on an allow-all default any denied bit denies.
     pub fn allows(&self, kind: DeviceKind, major: u32, minor: u32, access: u8) -> bool {
-        let matching = self
-            .exceptions
-            .iter()
-            .filter(|(m, _)| m.kind == kind && m.major.is_none_or(|x| x == major) && m.minor.is_none_or(|x| x == minor));
+        let matching = self.exceptions.iter().filter(|(m, _)| {
+            m.kind == kind && m.major.is_none_or(|x| x == major) && m.minor.is_none_or(|x| x == minor)
+        });
         let mut bits = matching.map(|(_, bits)| *bits);
         if self.default_allow {
             !bits.any(|b| b & access != 0)
@@ -252,7 +297,13 @@ pub mod op {
 
 impl Insn {
     const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn { code, dst, src, off, imm }
+        Insn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
     }
     pub const fn load_u32(dst: u8, src: u8, off: i16) -> Insn {
         Insn::new(op::LDX_W, dst, src, off, 0)
@@ -285,7 +336,11 @@ impl Insn {
     /// The 8 bytes the kernel reads: code, dst_reg:4 | src_reg:4 (dst in the low nibble on
     /// little-endian machines), off, imm, in native byte order.
     pub fn encode(&self) -> [u8; 8] {
-        let regs = if cfg!(target_endian = "little") { (self.src << 4) | (self.dst & 0xf) } else { (self.dst << 4) | (self.src & 0xf) };
+        let regs = if cfg!(target_endian = "little") {
+            (self.src << 4) | (self.dst & 0xf)
+        } else {
+            (self.dst << 4) | (self.src & 0xf)
+        };
         let mut out = [0u8; 8];
         out[0] = self.code;
         out[1] = regs;
@@ -316,7 +371,10 @@ impl fmt::Display for Insn {
 
 /// The whole program as one text listing, one numbered instruction a line.
 pub fn listing(prog: &[Insn]) -> String {
-    prog.iter().enumerate().map(|(i, insn)| format!("{i}: {insn}\n")).collect()
+    prog.iter()
+        .enumerate()
+        .map(|(i, insn)| format!("{i}: {insn}\n"))
+        .collect()
 }
 
 /// r2 = type, r3 = access, r4 = major, r5 = minor, from struct bpf_cgroup_dev_ctx in r1
@@ -343,7 +401,11 @@ fn exception_block(prog: &mut Vec<Insn>, m: &DeviceMatch, bits: u8, allow: bool)
         tests.push(Insn::mov32_reg(R1, R3));
         tests.push(Insn::and32_imm(R1, i32::from(bits)));
         // allow: (access & bits) != access -> next; deny: (access & bits) == 0 -> next.
-        tests.push(if allow { Insn::jne_reg(R1, R3, 0) } else { Insn::jeq_imm(R1, 0, 0) });
+        tests.push(if allow {
+            Insn::jne_reg(R1, R3, 0)
+        } else {
+            Insn::jeq_imm(R1, 0, 0)
+        });
     }
     if let Some(major) = m.major {
         tests.push(Insn::jne_imm(R4, major as i32, 0));

@@ -41,10 +41,20 @@ pub enum DeviceFilterError {
     Open { path: PathBuf, source: Errno },
 
     #[error("failed to load device program (bpf BPF_PROG_LOAD, {insns} instructions) for cgroup: {path}: {source}{}", verifier_log(.log))]
-    Load { path: PathBuf, insns: usize, source: Errno, log: String },
+    Load {
+        path: PathBuf,
+        insns: usize,
+        source: Errno,
+        log: String,
+    },
 
     #[error("failed to {action} device program (bpf {syscall}) on cgroup: {path}: {source}")]
-    Bpf { action: &'static str, syscall: &'static str, path: PathBuf, source: Errno },
+    Bpf {
+        action: &'static str,
+        syscall: &'static str,
+        path: PathBuf,
+        source: Errno,
+    },
 }
 
 impl DeviceFilterError {
@@ -116,7 +126,14 @@ struct GetFdByIdAttr {
 fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<i64, Errno> {
     // SAFETY: `attr` is a live, initialised #[repr(C)] value of the layout the kernel expects
     // for `cmd`; any pointers inside it point to buffers the caller keeps alive for the call.
-    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>() as libc::c_uint) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
     if ret < 0 {
         Err(Errno::last())
     } else {
@@ -130,11 +147,17 @@ fn fd_of(ret: i64) -> OwnedFd {
 }
 
 fn open_cgroup(dir: &Path) -> Result<OwnedFd, DeviceFilterError> {
-    let path = CString::new(dir.as_os_str().as_bytes()).map_err(|_| DeviceFilterError::Open { path: dir.into(), source: Errno::EINVAL })?;
+    let path = CString::new(dir.as_os_str().as_bytes()).map_err(|_| DeviceFilterError::Open {
+        path: dir.into(),
+        source: Errno::EINVAL,
+    })?;
     // SAFETY: `path` is a NUL-terminated string that outlives the call.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(DeviceFilterError::Open { path: dir.into(), source: Errno::last() });
+        return Err(DeviceFilterError::Open {
+            path: dir.into(),
+            source: Errno::last(),
+        });
     }
     Ok(fd_of(i64::from(fd)))
 }
@@ -173,7 +196,12 @@ pub fn load_program(prog: &[Insn], cgroup: &Path) -> Result<OwnedFd, DeviceFilte
     };
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     let log = String::from_utf8_lossy(&buf[..end]).into_owned();
-    Err(DeviceFilterError::Load { path: cgroup.into(), insns: prog.len(), source, log })
+    Err(DeviceFilterError::Load {
+        path: cgroup.into(),
+        insns: prog.len(),
+        source,
+        log,
+    })
 }
 
 fn query(cgroup: &OwnedFd, dir: &Path) -> Result<Vec<u32>, DeviceFilterError> {
@@ -193,7 +221,14 @@ fn query(cgroup: &OwnedFd, dir: &Path) -> Result<Vec<u32>, DeviceFilterError> {
             }
             // More than we made room for: prog_cnt now says how many.
             Err(Errno::ENOSPC) if attr.prog_cnt as usize > ids.len() => ids.resize(attr.prog_cnt as usize, 0),
-            Err(source) => return Err(DeviceFilterError::Bpf { action: "query", syscall: "BPF_PROG_QUERY", path: dir.into(), source }),
+            Err(source) => {
+                return Err(DeviceFilterError::Bpf {
+                    action: "query",
+                    syscall: "BPF_PROG_QUERY",
+                    path: dir.into(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -206,14 +241,22 @@ pub fn attached_device_programs(dir: &Path) -> Result<Vec<u32>, DeviceFilterErro
 /// An fd for an attached program, `None` when it is gone already or an LSM hides it from us
 /// (runc skips those too: another device program can only restrict further).
 fn program_by_id(id: u32, dir: &Path) -> Result<Option<OwnedFd>, DeviceFilterError> {
-    let mut attr = GetFdByIdAttr { prog_id: id, ..Default::default() };
+    let mut attr = GetFdByIdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
     match bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) {
         Ok(fd) => Ok(Some(fd_of(fd))),
         Err(e @ (Errno::ENOENT | Errno::EPERM | Errno::EACCES)) => {
             log::debug!("leaving device program {id} on {}: {e}", dir.display());
             Ok(None)
         }
-        Err(source) => Err(DeviceFilterError::Bpf { action: "open", syscall: "BPF_PROG_GET_FD_BY_ID", path: dir.into(), source }),
+        Err(source) => Err(DeviceFilterError::Bpf {
+            action: "open",
+            syscall: "BPF_PROG_GET_FD_BY_ID",
+            path: dir.into(),
+            source,
+        }),
     }
 }
 
@@ -231,8 +274,17 @@ fn attach_or_detach(cmd: libc::c_int, cgroup: &OwnedFd, prog: &OwnedFd, dir: &Pa
         // Detached meanwhile (the cgroup is going away, or a concurrent update): nothing to do.
         Err(Errno::ENOENT) if !attach => Ok(()),
         Err(source) => {
-            let (action, syscall) = if attach { ("attach", "BPF_PROG_ATTACH") } else { ("detach", "BPF_PROG_DETACH") };
-            Err(DeviceFilterError::Bpf { action, syscall, path: dir.into(), source })
+            let (action, syscall) = if attach {
+                ("attach", "BPF_PROG_ATTACH")
+            } else {
+                ("detach", "BPF_PROG_DETACH")
+            };
+            Err(DeviceFilterError::Bpf {
+                action,
+                syscall,
+                path: dir.into(),
+                source,
+            })
         }
     }
 }

@@ -19,7 +19,13 @@ fn spec(allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64
 }
 
 fn rule(allow: bool, kind: Option<DeviceKind>, major: Option<u32>, minor: Option<u32>, access: u8) -> DeviceRule {
-    DeviceRule { allow, kind, major, minor, access }
+    DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access,
+    }
 }
 
 const C: Option<DeviceKind> = Some(DeviceKind::Char);
@@ -34,7 +40,10 @@ fn run(prog: &[Insn], kind: DeviceKind, major: u32, minor: u32, access: u8) -> u
     let mut r1_is_ctx = true;
     let mut pc = 0usize;
     loop {
-        let i = prog.get(pc).copied().unwrap_or_else(|| panic!("pc {pc} ran off the end"));
+        let i = prog
+            .get(pc)
+            .copied()
+            .unwrap_or_else(|| panic!("pc {pc} ran off the end"));
         pc += 1;
         let (d, s) = (usize::from(i.dst), usize::from(i.src));
         let jump = |taken: bool, pc: &mut usize| {
@@ -46,7 +55,10 @@ fn run(prog: &[Insn], kind: DeviceKind, major: u32, minor: u32, access: u8) -> u
         };
         match i.code {
             op::LDX_W => {
-                assert!(s == 1 && r1_is_ctx && i.off % 4 == 0 && (0..12).contains(&i.off), "bad context load {i}");
+                assert!(
+                    s == 1 && r1_is_ctx && i.off % 4 == 0 && (0..12).contains(&i.off),
+                    "bad context load {i}"
+                );
                 reg[d] = u64::from(ctx[i.off as usize / 4]);
             }
             op::AND32_K => reg[d] = u64::from(reg[d] as u32 & i.imm as u32),
@@ -98,13 +110,20 @@ fn allow_list_program_has_one_block_per_exception_in_stable_order() {
 
 #[test]
 fn deny_exceptions_deny_on_any_requested_bit() {
-    let rules = [spec(true, LinuxDeviceType::A, None, None, "rwm"), spec(false, LinuxDeviceType::C, Some(1), Some(3), "r")];
+    let rules = [
+        spec(true, LinuxDeviceType::A, None, None, "rwm"),
+        spec(false, LinuxDeviceType::C, Some(1), Some(3), "r"),
+    ];
     let f = DeviceFilter::from_spec(&rules).unwrap();
     let prog = f.program();
     assert!(listing(&prog).contains("9: if r1 == 0 goto +4\n"), "{}", listing(&prog));
     for (access, allowed) in [(ACC_READ, false), (RW, false), (ACC_WRITE, true), (ACC_MKNOD, true)] {
         assert_eq!(f.allows(DeviceKind::Char, 1, 3, access), allowed, "access {access}");
-        assert_eq!(run(&prog, DeviceKind::Char, 1, 3, access), u64::from(allowed), "access {access}");
+        assert_eq!(
+            run(&prog, DeviceKind::Char, 1, 3, access),
+            u64::from(allowed),
+            "access {access}"
+        );
     }
 }
 
@@ -113,7 +132,10 @@ fn instructions_encode_as_struct_bpf_insn() {
     assert_eq!(Insn::load_u32(R2, R1, 4).encode(), [0x61, 0x12, 4, 0, 0, 0, 0, 0]);
     assert_eq!(Insn::jne_imm(R4, 136, 3).encode(), [0x55, 0x04, 3, 0, 136, 0, 0, 0]);
     assert_eq!(Insn::jne_reg(R1, R3, 2).encode(), [0x5d, 0x31, 2, 0, 0, 0, 0, 0]);
-    assert_eq!(Insn::and32_imm(R2, 0xffff).encode(), [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0]);
+    assert_eq!(
+        Insn::and32_imm(R2, 0xffff).encode(),
+        [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0]
+    );
     assert_eq!(Insn::exit().encode(), [0x95, 0, 0, 0, 0, 0, 0, 0]);
 }
 
@@ -122,7 +144,10 @@ fn spec_entries_are_checked() {
     let ok = DeviceRule::from_spec(0, &spec(true, LinuxDeviceType::U, Some(-1), None, "mr")).unwrap();
     assert_eq!(ok, rule(true, C, None, None, ACC_MKNOD | ACC_READ));
     let default_access = LinuxDeviceCgroupBuilder::default().allow(false).build().unwrap();
-    assert_eq!(DeviceRule::from_spec(0, &default_access).unwrap(), rule(false, None, None, None, ACC_ALL));
+    assert_eq!(
+        DeviceRule::from_spec(0, &default_access).unwrap(),
+        rule(false, None, None, None, ACC_ALL)
+    );
     for (i, bad) in [
         spec(true, LinuxDeviceType::P, None, None, "rwm"),
         spec(true, LinuxDeviceType::C, None, None, ""),
@@ -133,28 +158,43 @@ fn spec_entries_are_checked() {
     .iter()
     .enumerate()
     {
-        let err = DeviceFilter::from_spec(&[spec(false, LinuxDeviceType::A, None, None, "rwm"), bad.clone()]).unwrap_err();
+        let err =
+            DeviceFilter::from_spec(&[spec(false, LinuxDeviceType::A, None, None, "rwm"), bad.clone()]).unwrap_err();
         assert!(matches!(err, RuleError::Invalid { index: 1, .. }), "case {i}: {err}");
     }
 }
 
 #[test]
 fn type_a_resets_whatever_its_numbers_and_access() {
-    let rules =
-        [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), Some(3), ACC_ALL), rule(true, None, Some(9), None, ACC_READ)];
+    let rules = [
+        rule(false, None, None, None, ACC_ALL),
+        rule(true, C, Some(1), Some(3), ACC_ALL),
+        rule(true, None, Some(9), None, ACC_READ),
+    ];
     let f = DeviceFilter::from_rules(&rules).unwrap();
     assert!(f.default_allow && f.exceptions.is_empty());
 }
 
 #[test]
 fn removing_bits_a_wildcard_grants_is_refused() {
-    let rules =
-        [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), None, ACC_ALL), rule(false, C, Some(1), Some(3), ACC_WRITE)];
+    let rules = [
+        rule(false, None, None, None, ACC_ALL),
+        rule(true, C, Some(1), None, ACC_ALL),
+        rule(false, C, Some(1), Some(3), ACC_WRITE),
+    ];
     let err = DeviceFilter::from_rules(&rules).unwrap_err();
     assert!(matches!(err, RuleError::HoleInWildcard { index: 2, .. }), "{err}");
-    assert!(err.to_string().contains("removes w from c 1:3, which the wildcard rule c 1:* still grants"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("removes w from c 1:3, which the wildcard rule c 1:* still grants"),
+        "{err}"
+    );
     // Bits the wildcard does not grant may be removed.
-    let ok = [rule(false, None, None, None, ACC_ALL), rule(true, C, Some(1), None, ACC_READ), rule(false, C, Some(1), Some(3), ACC_WRITE)];
+    let ok = [
+        rule(false, None, None, None, ACC_ALL),
+        rule(true, C, Some(1), None, ACC_READ),
+        rule(false, C, Some(1), Some(3), ACC_WRITE),
+    ];
     assert!(DeviceFilter::from_rules(&ok).is_ok());
 }
 
@@ -202,8 +242,16 @@ const MINORS: [Option<u32>; 3] = [None, Some(3), Some(7)];
 
 fn random_rule(rng: &mut Rng, wildcards: bool, any_access: bool) -> DeviceRule {
     let kind = rng.pick(&[None, C, B, C, B, C]);
-    let (major, minor) = if wildcards { (rng.pick(&MAJORS), rng.pick(&MINORS)) } else { (rng.pick(&MAJORS[1..]), rng.pick(&MINORS[1..])) };
-    let access = if any_access { (rng.next() % 7 + 1) as u8 } else { ACC_ALL };
+    let (major, minor) = if wildcards {
+        (rng.pick(&MAJORS), rng.pick(&MINORS))
+    } else {
+        (rng.pick(&MAJORS[1..]), rng.pick(&MINORS[1..]))
+    };
+    let access = if any_access {
+        (rng.next() % 7 + 1) as u8
+    } else {
+        ACC_ALL
+    };
     rule(rng.next().is_multiple_of(2), kind, major, minor, access)
 }
 
@@ -223,19 +271,26 @@ fn probes() -> Vec<(DeviceKind, u32, u32, u8)> {
 /// Per access bit, the last rule naming the device and that bit decides (type a: every device
 /// and bit); all requested bits must be allowed.
 fn last_match(rules: &[DeviceRule], kind: DeviceKind, major: u32, minor: u32, access: u8) -> bool {
-    [ACC_MKNOD, ACC_READ, ACC_WRITE].iter().filter(|bit| access & **bit != 0).all(|bit| {
-        let mut verdict = false;
-        for r in rules {
-            let Some(k) = r.kind else {
-                verdict = r.allow;
-                continue;
-            };
-            if k == kind && r.major.is_none_or(|m| m == major) && r.minor.is_none_or(|m| m == minor) && r.access & bit != 0 {
-                verdict = r.allow;
+    [ACC_MKNOD, ACC_READ, ACC_WRITE]
+        .iter()
+        .filter(|bit| access & **bit != 0)
+        .all(|bit| {
+            let mut verdict = false;
+            for r in rules {
+                let Some(k) = r.kind else {
+                    verdict = r.allow;
+                    continue;
+                };
+                if k == kind
+                    && r.major.is_none_or(|m| m == major)
+                    && r.minor.is_none_or(|m| m == minor)
+                    && r.access & bit != 0
+                {
+                    verdict = r.allow;
+                }
             }
-        }
-        verdict
-    })
+            verdict
+        })
 }
 
 fn random_lists(seed: u64, wildcards: bool, any_access: bool, check_model: bool) {
@@ -249,7 +304,9 @@ fn random_lists(seed: u64, wildcards: bool, any_access: bool, check_model: bool)
             only_add_exceptions(&mut rules);
         }
         // A hole in a wildcard is refused; whether it would be is the emulator's business.
-        let Ok(f) = DeviceFilter::from_rules(&rules) else { continue };
+        let Ok(f) = DeviceFilter::from_rules(&rules) else {
+            continue;
+        };
         let prog = f.program();
         for &(kind, major, minor, access) in &probes {
             let allowed = f.allows(kind, major, minor, access);
@@ -260,7 +317,11 @@ fn random_lists(seed: u64, wildcards: bool, any_access: bool, check_model: bool)
                 listing(&prog)
             );
             if check_model {
-                assert_eq!(last_match(&rules, kind, major, minor, access), allowed, "{rules:?} on {kind:?} {major}:{minor} {access}");
+                assert_eq!(
+                    last_match(&rules, kind, major, minor, access),
+                    allowed,
+                    "{rules:?} on {kind:?} {major}:{minor} {access}"
+                );
             }
         }
         checked += 1;
@@ -309,7 +370,10 @@ fn rules_go_to_v1_devices_if_mounted_else_to_a_program_on_the_unified_cgroup() {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
     std::fs::write(root.join("devices/ctr/devices.deny"), "").unwrap();
-    let res = LinuxResourcesBuilder::default().devices(vec![spec(false, LinuxDeviceType::A, None, None, "rwm")]).build().unwrap();
+    let res = LinuxResourcesBuilder::default()
+        .devices(vec![spec(false, LinuxDeviceType::A, None, None, "rwm")])
+        .build()
+        .unwrap();
     let with_v1 = Cgroup::with_root(&root, Layout::Hybrid, Some("/ctr"), "c").unwrap();
     with_v1.create().unwrap();
     let v1 = with_v1.apply(&res);

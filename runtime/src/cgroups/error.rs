@@ -10,10 +10,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("failed to read {what}: {path}: {source}")]
-    Read { what: &'static str, path: PathBuf, source: io::Error },
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 
     #[error("failed to write {value:?}: {path}: {source}")]
-    Write { path: PathBuf, value: String, source: io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
 
     #[error("failed to create cgroup directory: {path}: {source}")]
     Mkdir { path: PathBuf, source: io::Error },
@@ -22,7 +30,11 @@ pub enum CgroupError {
     Rmdir { path: PathBuf, source: io::Error },
 
     #[error("failed to parse {what}: {path}: unexpected {content:?}")]
-    Parse { what: &'static str, path: PathBuf, content: String },
+    Parse {
+        what: &'static str,
+        path: PathBuf,
+        content: String,
+    },
 
     #[error("failed to find a cgroup filesystem in {0}: no cgroup or cgroup2 mount")]
     NoCgroupMounts(PathBuf),
@@ -34,7 +46,10 @@ pub enum CgroupError {
     InvalidPath { path: String, reason: &'static str },
 
     #[error("failed to apply {resource}: the {controller} cgroup controller is not available on this host")]
-    MissingController { resource: &'static str, controller: &'static str },
+    MissingController {
+        resource: &'static str,
+        controller: &'static str,
+    },
 
     #[error("failed to apply unified {key}: the {controller} controller is not enabled for this cgroup")]
     UnifiedControllerMissing { key: String, controller: String },
@@ -43,16 +58,28 @@ pub enum CgroupError {
     InvalidValue { resource: &'static str, reason: String },
 
     #[error("failed to apply {resource}: not supported on cgroup {version}: {reason}")]
-    Unsupported { resource: &'static str, version: &'static str, reason: &'static str },
+    Unsupported {
+        resource: &'static str,
+        version: &'static str,
+        reason: &'static str,
+    },
 
     #[error("failed to apply {resource}: the kernel does not provide {path} ({hint})")]
-    MissingFile { resource: &'static str, path: PathBuf, hint: &'static str },
+    MissingFile {
+        resource: &'static str,
+        path: PathBuf,
+        hint: &'static str,
+    },
 
     #[error("failed to freeze cgroup: {path}: still {state:?} after {millis} ms")]
     FreezeTimeout { path: PathBuf, state: String, millis: u128 },
 
     #[error("failed to {action} cgroup: {path}: {source}")]
-    Sys { action: &'static str, path: PathBuf, source: nix::Error },
+    Sys {
+        action: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
 
     /// A device rule that cannot become a cgroup v2 device program.
     #[error(transparent)]

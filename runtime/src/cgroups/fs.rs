@@ -12,7 +12,11 @@ use super::error::CgroupError;
 
 /// Writes `value` in a single write(2): cgroupfs parses each write as one command.
 pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
-    let err = |source| CgroupError::Write { path: path.to_path_buf(), value: value.to_string(), source };
+    let err = |source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    };
     let mut file = OpenOptions::new()
         .write(true)
         // cgroupfs ignores O_TRUNC; plain files (fake trees, tests) need it.
@@ -25,7 +29,11 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 /// Reads a whole control file.
 pub fn read(path: &Path, what: &'static str) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|source| CgroupError::Read { what, path: path.to_path_buf(), source })
+    fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads a control file, `None` when it does not exist (an optional kernel feature).
@@ -33,23 +41,33 @@ pub fn read_optional(path: &Path, what: &'static str) -> Result<Option<String>, 
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CgroupError::Read { what, path: path.to_path_buf(), source }),
+        Err(source) => Err(CgroupError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Parses a file holding one unsigned number; "max" means unlimited (u64::MAX).
 pub fn read_u64(path: &Path, what: &'static str) -> Result<u64, CgroupError> {
     let text = read(path, what)?;
-    parse_u64(text.trim()).ok_or_else(|| CgroupError::Parse { what, path: path.to_path_buf(), content: text })
+    parse_u64(text.trim()).ok_or_else(|| CgroupError::Parse {
+        what,
+        path: path.to_path_buf(),
+        content: text,
+    })
 }
 
 /// Like `read_u64`, `None` when the file does not exist.
 pub fn read_u64_optional(path: &Path, what: &'static str) -> Result<Option<u64>, CgroupError> {
     match read_optional(path, what)? {
         None => Ok(None),
-        Some(text) => parse_u64(text.trim())
-            .map(Some)
-            .ok_or_else(|| CgroupError::Parse { what, path: path.to_path_buf(), content: text }),
+        Some(text) => parse_u64(text.trim()).map(Some).ok_or_else(|| CgroupError::Parse {
+            what,
+            path: path.to_path_buf(),
+            content: text,
+        }),
     }
 }
 
@@ -75,7 +93,10 @@ pub fn parse_flat_keyed(text: &str) -> Vec<(&str, u64)> {
 
 /// The value of `key` in a flat-keyed file, if present.
 pub fn flat_keyed_value(text: &str, key: &str) -> Option<u64> {
-    parse_flat_keyed(text).into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    parse_flat_keyed(text)
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]

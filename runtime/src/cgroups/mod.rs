@@ -28,7 +28,9 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use error::CgroupError;
-pub use stats::{BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling};
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling,
+};
 pub use v1::OomEventSource;
 pub use v2::read_oom_kill_count;
 
@@ -52,7 +54,8 @@ pub enum Layout {
 /// The layout of this host, from /proc/self/mountinfo.
 pub fn detect_layout() -> Result<Layout, CgroupError> {
     let text = fs::read(Path::new(MOUNTINFO), "mountinfo")?;
-    mountinfo::layout_of(&mountinfo::parse_mountinfo(&text)).ok_or_else(|| CgroupError::NoCgroupMounts(MOUNTINFO.into()))
+    mountinfo::layout_of(&mountinfo::parse_mountinfo(&text))
+        .ok_or_else(|| CgroupError::NoCgroupMounts(MOUNTINFO.into()))
 }
 
 /// The container's directory in one hierarchy.
@@ -101,7 +104,10 @@ pub enum CgroupsPath {
 pub fn parse_cgroups_path(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupsPath, CgroupError> {
     let raw = cgroups_path.filter(|p| !p.is_empty());
     let shown = raw.unwrap_or(container_id).to_string();
-    let invalid = |reason| CgroupError::InvalidPath { path: shown.clone(), reason };
+    let invalid = |reason| CgroupError::InvalidPath {
+        path: shown.clone(),
+        reason,
+    };
     let Some(raw) = raw else {
         if container_id.is_empty() || container_id.contains('/') || container_id == "." || container_id == ".." {
             return Err(invalid("a container id must be a single path component"));
@@ -116,13 +122,19 @@ pub fn parse_cgroups_path(cgroups_path: Option<&str>, container_id: &str) -> Res
         match component {
             Component::Normal(c) => clean.push(c),
             Component::RootDir | Component::CurDir => {}
-            Component::ParentDir | Component::Prefix(_) => return Err(invalid("'..' may not climb out of the hierarchy")),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(invalid("'..' may not climb out of the hierarchy"))
+            }
         }
     }
     if clean.as_os_str().is_empty() {
         return Err(invalid("the path names no cgroup below the root"));
     }
-    Ok(if raw.starts_with('/') { CgroupsPath::Absolute(clean) } else { CgroupsPath::Relative(clean) })
+    Ok(if raw.starts_with('/') {
+        CgroupsPath::Absolute(clean)
+    } else {
+        CgroupsPath::Relative(clean)
+    })
 }
 
 /// Counts the trailing components of `path` below `mount` that do not exist yet.
@@ -139,18 +151,32 @@ fn missing_depth(mount: &Path, path: &Path) -> usize {
 /// Hierarchies found by directory name under a fake root: "cpu,cpuacct" is a mount of those
 /// controllers, "systemd" the name=systemd one, "unified" the cgroup2 mount of a hybrid host.
 fn mounts_under(root: &Path, layout: Layout) -> Result<Vec<CgroupMount>, CgroupError> {
-    let unified = |p: &Path| CgroupMount { mount_point: p.to_path_buf(), root: "/".into(), controllers: vec![], unified: true };
+    let unified = |p: &Path| CgroupMount {
+        mount_point: p.to_path_buf(),
+        root: "/".into(),
+        controllers: vec![],
+        unified: true,
+    };
     if layout == Layout::V2 {
         return Ok(vec![unified(root)]);
     }
-    let err = |source| CgroupError::Read { what: "cgroup root", path: root.to_path_buf(), source };
-    let mut names: Vec<PathBuf> = std::fs::read_dir(root).map_err(err)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let err = |source| CgroupError::Read {
+        what: "cgroup root",
+        path: root.to_path_buf(),
+        source,
+    };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     names.sort();
     let mut mounts: Vec<CgroupMount> = Vec::new();
     for path in names {
         // Symlinks such as cpu -> cpu,cpuacct name the same mount: keep the real directory.
         let Ok(real) = path.canonicalize() else { continue };
-        let Some(name) = real.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        let Some(name) = real.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
         if !real.is_dir() || mounts.iter().any(|m| m.mount_point == real) {
             continue;
         }
@@ -160,8 +186,22 @@ fn mounts_under(root: &Path, layout: Layout) -> Result<Vec<CgroupMount>, CgroupE
             }
             continue;
         }
-        let controllers = name.split(',').map(|c| if c == "systemd" { "name=systemd".to_string() } else { c.to_string() }).collect();
-        mounts.push(CgroupMount { mount_point: real, root: "/".into(), controllers, unified: false });
+        let controllers = name
+            .split(',')
+            .map(|c| {
+                if c == "systemd" {
+                    "name=systemd".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        mounts.push(CgroupMount {
+            mount_point: real,
+            root: "/".into(),
+            controllers,
+            unified: false,
+        });
     }
     Ok(mounts)
 }
@@ -185,7 +225,12 @@ impl Cgroup {
     /// Like `for_container`, on the tree under `root` (a fake cgroupfs in tests, or a real mount):
     /// for V2 `root` is the unified mount, for V1 and Hybrid the directory holding one directory
     /// per hierarchy (and "unified"). Relative paths are taken below each hierarchy's root.
-    pub fn with_root(root: &Path, layout: Layout, cgroups_path: Option<&str>, container_id: &str) -> Result<Cgroup, CgroupError> {
+    pub fn with_root(
+        root: &Path,
+        layout: Layout,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Cgroup, CgroupError> {
         let path = parse_cgroups_path(cgroups_path, container_id)?;
         let mounts = mounts_under(root, layout)?;
         if mounts.is_empty() {
@@ -200,10 +245,18 @@ impl Cgroup {
             .map(|m| {
                 let path = match path {
                     CgroupsPath::Absolute(p) => p.clone(),
-                    CgroupsPath::Relative(p) => PathBuf::from(mountinfo::own_path_in(m, own).unwrap_or_default()).join(p),
+                    CgroupsPath::Relative(p) => {
+                        PathBuf::from(mountinfo::own_path_in(m, own).unwrap_or_default()).join(p)
+                    }
                 };
                 let owned_depth = missing_depth(&m.mount_point, &path);
-                Hierarchy { controllers: m.controllers.clone(), unified: m.unified, mount: m.mount_point.clone(), path, owned_depth }
+                Hierarchy {
+                    controllers: m.controllers.clone(),
+                    unified: m.unified,
+                    mount: m.mount_point.clone(),
+                    path,
+                    owned_depth,
+                }
             })
             .collect();
         Cgroup { layout, hierarchies }
@@ -217,12 +270,20 @@ impl Cgroup {
     /// hierarchy has it. With an absolute cgroupsPath every hierarchy has the same path; with a
     /// relative one they may differ (husk's own cgroup differs per hierarchy): use `path_in`.
     pub fn path(&self) -> PathBuf {
-        Path::new("/").join(self.hierarchies.first().map(|h| h.path.as_path()).unwrap_or(Path::new("")))
+        Path::new("/").join(
+            self.hierarchies
+                .first()
+                .map(|h| h.path.as_path())
+                .unwrap_or(Path::new("")),
+        )
     }
 
     /// The container's path from the root of the hierarchy mounted at `mount_point`.
     pub fn path_in(&self, mount_point: &Path) -> Option<PathBuf> {
-        self.hierarchies.iter().find(|h| h.mount == mount_point).map(|h| Path::new("/").join(&h.path))
+        self.hierarchies
+            .iter()
+            .find(|h| h.mount == mount_point)
+            .map(|h| Path::new("/").join(&h.path))
     }
 
     pub fn hierarchies(&self) -> &[Hierarchy] {
@@ -241,9 +302,15 @@ impl Cgroup {
     /// Controllers enabled for the container in the unified hierarchy (its cgroup.controllers;
     /// before `create`, the mount root's).
     pub fn unified_controllers(&self) -> Result<Vec<String>, CgroupError> {
-        let Some(u) = self.unified_hierarchy() else { return Ok(Vec::new()) };
+        let Some(u) = self.unified_hierarchy() else {
+            return Ok(Vec::new());
+        };
         let leaf = u.dir().join("cgroup.controllers");
-        let file = if leaf.exists() { leaf } else { u.mount.join("cgroup.controllers") };
+        let file = if leaf.exists() {
+            leaf
+        } else {
+            u.mount.join("cgroup.controllers")
+        };
         let text = fs::read_optional(&file, "cgroup.controllers")?.unwrap_or_default();
         Ok(text.split_whitespace().map(str::to_string).collect())
     }
@@ -292,7 +359,9 @@ impl Cgroup {
 
     /// Every process in the container's cgroup and its descendants, sorted.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        let Some(h) = self.process_hierarchy() else { return Ok(Vec::new()) };
+        let Some(h) = self.process_hierarchy() else {
+            return Ok(Vec::new());
+        };
         let mut pids = Vec::new();
         collect_pids(&h.dir(), &mut pids)?;
         pids.sort_unstable();
@@ -307,7 +376,10 @@ impl Cgroup {
         }
         self.unified_hierarchy()
             .map(|u| (u.dir(), true))
-            .ok_or(CgroupError::MissingController { resource: "pause", controller: "freezer" })
+            .ok_or(CgroupError::MissingController {
+                resource: "pause",
+                controller: "freezer",
+            })
     }
 
     /// Freezes every process and returns once the kernel reports the cgroup frozen.
@@ -361,7 +433,10 @@ impl Cgroup {
         match self.controller_dir("memory", "memory")? {
             Some((dir, false)) => v1::register_oom_eventfd(&dir),
             Some((dir, true)) => Ok(OomEventSource::MemoryEvents(dir.join("memory.events"))),
-            None => Err(CgroupError::MissingController { resource: "oom events", controller: "memory" }),
+            None => Err(CgroupError::MissingController {
+                resource: "oom events",
+                controller: "memory",
+            }),
         }
     }
 }
@@ -403,13 +478,25 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(CgroupError::Read { what: "cgroup directory", path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                what: "cgroup directory",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
-    Ok(entries.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect())
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect())
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
-    let Some(text) = fs::read_optional(&dir.join("cgroup.procs"), "cgroup.procs")? else { return Ok(()) };
+    let Some(text) = fs::read_optional(&dir.join("cgroup.procs"), "cgroup.procs")? else {
+        return Ok(());
+    };
     out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
     for sub in subdirs(dir)? {
         collect_pids(&sub, out)?;
@@ -429,7 +516,12 @@ fn rmdir_retrying(dir: &Path) -> Result<(), CgroupError> {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(500));
             }
-            Err(source) => return Err(CgroupError::Rmdir { path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(CgroupError::Rmdir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
     Ok(())

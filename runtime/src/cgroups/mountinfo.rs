@@ -8,8 +8,20 @@ use super::Layout;
 /// v1 controllers the kernel knows; every other super option of a cgroup mount (rw, relatime,
 /// clone_children, release_agent=..., ...) is a mount flag, not a controller.
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
-    "perf_event", "hugetlb", "pids", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
 ];
 
 /// A cgroup filesystem found in mountinfo.
@@ -40,7 +52,9 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (bytes[i], octal) {
             (b'\\', Some(d)) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -91,7 +105,9 @@ fn parse_mountinfo_line(line: &str) -> Option<CgroupMount> {
 pub fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
     let mut mounts: Vec<CgroupMount> = Vec::new();
     for mount in text.lines().filter_map(parse_mountinfo_line) {
-        let seen = mounts.iter().any(|m| m.unified == mount.unified && m.controllers == mount.controllers);
+        let seen = mounts
+            .iter()
+            .any(|m| m.unified == mount.unified && m.controllers == mount.controllers);
         if !seen && (mount.unified || !mount.controllers.is_empty()) {
             mounts.push(mount);
         }
@@ -119,8 +135,16 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroup> {
             let hierarchy_id = parts.next()?.parse().ok()?;
             let controllers = parts.next()?;
             let path = parts.next()?.to_string();
-            let controllers = controllers.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect();
-            Some(ProcCgroup { hierarchy_id, controllers, path })
+            let controllers = controllers
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some(ProcCgroup {
+                hierarchy_id,
+                controllers,
+                path,
+            })
         })
         .collect()
 }
@@ -203,9 +227,18 @@ mod tests {
             controllers: controllers.iter().map(|c| c.to_string()).collect(),
             unified,
         };
-        assert_eq!(own_path_in(&mount(&["memory"], false, "/"), &entries).as_deref(), Some("process_api/abc"));
-        assert_eq!(own_path_in(&mount(&["cpu", "cpuacct"], false, "/"), &entries).as_deref(), Some(""));
-        assert_eq!(own_path_in(&mount(&[], true, "/"), &entries).as_deref(), Some("init.scope"));
+        assert_eq!(
+            own_path_in(&mount(&["memory"], false, "/"), &entries).as_deref(),
+            Some("process_api/abc")
+        );
+        assert_eq!(
+            own_path_in(&mount(&["cpu", "cpuacct"], false, "/"), &entries).as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            own_path_in(&mount(&[], true, "/"), &entries).as_deref(),
+            Some("init.scope")
+        );
         assert_eq!(
             own_path_in(&mount(&["memory"], false, "/process_api"), &entries).as_deref(),
             Some("abc")

@@ -78,7 +78,13 @@ pub struct Write {
 
 impl Write {
     pub fn new(file: impl Into<String>, value: impl ToString) -> Self {
-        Write { file: file.into(), value: value.to_string(), fallback: None, retry_later: false, optional: false }
+        Write {
+            file: file.into(),
+            value: value.to_string(),
+            fallback: None,
+            retry_later: false,
+            optional: false,
+        }
     }
 
     pub fn with_fallback(mut self, file: impl Into<String>, value: impl ToString) -> Self {
@@ -176,20 +182,30 @@ pub fn cpuset_writes(c: &LinuxCpu) -> Vec<Write> {
 }
 
 fn invalid(resource: &'static str, reason: impl Into<String>) -> CgroupError {
-    CgroupError::InvalidValue { resource, reason: reason.into() }
+    CgroupError::InvalidValue {
+        resource,
+        reason: reason.into(),
+    }
 }
 
 /// Memory values the runtime-spec allows: -1 (unlimited), 0 (unset) or a positive byte count;
 /// swap is memory+swap, so it cannot be below the memory limit.
 pub fn validate_memory(m: &LinuxMemory) -> Result<(), CgroupError> {
-    for (name, value) in [("memory.limit", m.limit()), ("memory.swap", m.swap()), ("memory.reservation", m.reservation())] {
+    for (name, value) in [
+        ("memory.limit", m.limit()),
+        ("memory.swap", m.swap()),
+        ("memory.reservation", m.reservation()),
+    ] {
         if let Some(v) = value.filter(|v| *v < -1) {
             return Err(invalid(name, format!("{v} is below -1")));
         }
     }
     if let (Some(limit), Some(swap)) = (m.limit(), m.swap()) {
         if limit > 0 && swap > 0 && swap < limit {
-            return Err(invalid("memory.swap", format!("memory+swap {swap} is below the memory limit {limit}")));
+            return Err(invalid(
+                "memory.swap",
+                format!("memory+swap {swap} is below the memory limit {limit}"),
+            ));
         }
     }
     if let Some(s) = m.swappiness().filter(|s| *s > 100) {
@@ -209,7 +225,10 @@ pub fn validate_cpu(c: &LinuxCpu) -> Result<(), CgroupError> {
         _ => {}
     }
     if quota > 0 && quota < 1_000 {
-        return Err(invalid("cpu.quota", format!("{quota} us is below the kernel's minimum of 1000")));
+        return Err(invalid(
+            "cpu.quota",
+            format!("{quota} us is below the kernel's minimum of 1000"),
+        ));
     }
     if let Some(r) = c.realtime_runtime().filter(|r| *r < -1) {
         return Err(invalid("cpu.realtimeRuntime", format!("{r} is below -1")));
@@ -228,7 +247,10 @@ pub fn validate_page_size(size: &str) -> Result<(), CgroupError> {
     let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &size[digits.len()..];
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !["KB", "MB", "GB"].contains(&unit) {
-        return Err(invalid("hugepageLimits.pageSize", format!("{size:?} is not a size like 2MB or 1GB")));
+        return Err(invalid(
+            "hugepageLimits.pageSize",
+            format!("{size:?} is not a size like 2MB or 1GB"),
+        ));
     }
     Ok(())
 }
@@ -266,14 +288,20 @@ mod tests {
             .cpu(LinuxCpuBuilder::default().shares(2u64).build().unwrap())
             .build()
             .unwrap();
-        let asked: Vec<_> = Controller::APPLY_ORDER.into_iter().filter(|c| requests(&res, *c)).collect();
+        let asked: Vec<_> = Controller::APPLY_ORDER
+            .into_iter()
+            .filter(|c| requests(&res, *c))
+            .collect();
         assert_eq!(asked, vec![Controller::Cpu]);
     }
 
     #[test]
     fn cpu_validation_refuses_quota_with_zero_period_and_tiny_quota() {
         let cpu = |q: i64, p: u64| LinuxCpuBuilder::default().quota(q).period(p).build().unwrap();
-        assert!(matches!(validate_cpu(&cpu(50_000, 0)), Err(CgroupError::InvalidValue { .. })));
+        assert!(matches!(
+            validate_cpu(&cpu(50_000, 0)),
+            Err(CgroupError::InvalidValue { .. })
+        ));
         assert!(validate_cpu(&cpu(500, 100_000)).is_err());
         assert!(validate_cpu(&cpu(50_000, 100)).is_err());
         assert!(validate_cpu(&cpu(-1, 100_000)).is_ok());

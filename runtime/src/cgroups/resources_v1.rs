@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources};
 
 use super::error::CgroupError;
-use super::resources::{cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write};
+use super::resources::{
+    cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write,
+};
 
 /// What the memory writes depend on in the live cgroup.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,7 +26,11 @@ pub fn writes(controller: Controller, res: &LinuxResources, ctx: &V1Context) -> 
         Controller::Devices => devices(res.devices().as_deref().unwrap_or_default()),
         Controller::Memory => res.memory().as_ref().map_or(Ok(Vec::new()), |m| memory(m, ctx)),
         Controller::Cpu => res.cpu().as_ref().map_or(Ok(Vec::new()), cpu),
-        Controller::Pids => Ok(res.pids().as_ref().map(|p| vec![pids_max(p.limit())]).unwrap_or_default()),
+        Controller::Pids => Ok(res
+            .pids()
+            .as_ref()
+            .map(|p| vec![pids_max(p.limit())])
+            .unwrap_or_default()),
         Controller::Blkio => Ok(res.block_io().as_ref().map(blkio).unwrap_or_default()),
         Controller::Hugetlb => hugetlb(res),
         Controller::NetCls => Ok(res
@@ -46,7 +52,6 @@ pub fn pids_max(limit: i64) -> Write {
         Write::new("pids.max", "max")
     }
 }
-
 
 fn memory(m: &LinuxMemory, ctx: &V1Context) -> Result<Vec<Write>, CgroupError> {
     validate_memory(m)?;
@@ -134,7 +139,10 @@ fn blkio(b: &LinuxBlockIo) -> Vec<Write> {
     for d in b.weight_device().as_deref().unwrap_or_default() {
         let dev = format!("{}:{}", d.major(), d.minor());
         if let Some(w) = d.weight() {
-            out.push(Write::new("blkio.weight_device", format!("{dev} {w}")).with_fallback("blkio.bfq.weight_device", format!("{dev} {w}")));
+            out.push(
+                Write::new("blkio.weight_device", format!("{dev} {w}"))
+                    .with_fallback("blkio.bfq.weight_device", format!("{dev} {w}")),
+            );
         }
         if let Some(w) = d.leaf_weight() {
             out.push(Write::new("blkio.leaf_weight_device", format!("{dev} {w}")));
@@ -167,10 +175,17 @@ fn hugetlb(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
 
 fn net_prio(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let mut out = Vec::new();
-    let priorities = res.network().as_ref().and_then(|n| n.priorities().clone()).unwrap_or_default();
+    let priorities = res
+        .network()
+        .as_ref()
+        .and_then(|n| n.priorities().clone())
+        .unwrap_or_default();
     for p in priorities {
         validate_word("network.priorities.name", p.name())?;
-        out.push(Write::new("net_prio.ifpriomap", format!("{} {}", p.name(), p.priority())));
+        out.push(Write::new(
+            "net_prio.ifpriomap",
+            format!("{} {}", p.name(), p.priority()),
+        ));
     }
     Ok(out)
 }
@@ -183,7 +198,10 @@ fn devices(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Write>, CgroupError> {
 
 /// The devices.allow/deny line of one rule ("c 1:3 rwm", "a *:* rwm").
 pub fn device_line(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
-    let invalid = |reason: String| CgroupError::InvalidValue { resource: "devices", reason };
+    let invalid = |reason: String| CgroupError::InvalidValue {
+        resource: "devices",
+        reason,
+    };
     let typ = match rule.typ().unwrap_or_default() {
         LinuxDeviceType::A => 'a',
         LinuxDeviceType::B => 'b',
@@ -202,7 +220,11 @@ pub fn device_line(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
     if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
         return Err(invalid(format!("access {access:?} must be made of r, w and m")));
     }
-    Ok(format!("{typ} {}:{} {access}", number(rule.major())?, number(rule.minor())?))
+    Ok(format!(
+        "{typ} {}:{} {access}",
+        number(rule.major())?,
+        number(rule.minor())?
+    ))
 }
 
 fn device_rule(rule: &LinuxDeviceCgroup) -> Result<Write, CgroupError> {
@@ -229,25 +251,43 @@ mod tests {
 
     #[test]
     fn memory_and_swap_raised_past_current_limit_write_memsw_first() {
-        let ctx = V1Context { memory_limit_now: Some(100), memsw_available: true };
+        let ctx = V1Context {
+            memory_limit_now: Some(100),
+            memsw_available: true,
+        };
         let w = writes(Controller::Memory, &mem_res(200, 400), &ctx).unwrap();
-        assert_eq!(pairs(&w), vec![("memory.memsw.limit_in_bytes", "400"), ("memory.limit_in_bytes", "200")]);
+        assert_eq!(
+            pairs(&w),
+            vec![("memory.memsw.limit_in_bytes", "400"), ("memory.limit_in_bytes", "200")]
+        );
     }
 
     #[test]
     fn memory_and_swap_lowered_write_memory_first() {
-        let ctx = V1Context { memory_limit_now: Some(1 << 30), memsw_available: true };
+        let ctx = V1Context {
+            memory_limit_now: Some(1 << 30),
+            memsw_available: true,
+        };
         let w = writes(Controller::Memory, &mem_res(100, 200), &ctx).unwrap();
-        assert_eq!(pairs(&w), vec![("memory.limit_in_bytes", "100"), ("memory.memsw.limit_in_bytes", "200")]);
+        assert_eq!(
+            pairs(&w),
+            vec![("memory.limit_in_bytes", "100"), ("memory.memsw.limit_in_bytes", "200")]
+        );
     }
 
     #[test]
     fn unlimited_memory_also_unlimits_memsw_when_accounted() {
         let m = LinuxMemoryBuilder::default().limit(-1i64).build().unwrap();
         let res = LinuxResourcesBuilder::default().memory(m).build().unwrap();
-        let ctx = V1Context { memory_limit_now: Some(100), memsw_available: true };
+        let ctx = V1Context {
+            memory_limit_now: Some(100),
+            memsw_available: true,
+        };
         let w = writes(Controller::Memory, &res, &ctx).unwrap();
-        assert_eq!(pairs(&w), vec![("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", "-1")]);
+        assert_eq!(
+            pairs(&w),
+            vec![("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", "-1")]
+        );
         let w = writes(Controller::Memory, &res, &V1Context::default()).unwrap();
         assert_eq!(pairs(&w), vec![("memory.limit_in_bytes", "-1")]);
     }
@@ -260,18 +300,34 @@ mod tests {
 
     #[test]
     fn memory_extras_map_to_their_files() {
-        let m = LinuxMemoryBuilder::default().reservation(50i64).swappiness(10u64).disable_oom_killer(true).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .reservation(50i64)
+            .swappiness(10u64)
+            .disable_oom_killer(true)
+            .build()
+            .unwrap();
         let res = LinuxResourcesBuilder::default().memory(m).build().unwrap();
         let w = writes(Controller::Memory, &res, &V1Context::default()).unwrap();
         assert_eq!(
             pairs(&w),
-            vec![("memory.soft_limit_in_bytes", "50"), ("memory.swappiness", "10"), ("memory.oom_control", "1")]
+            vec![
+                ("memory.soft_limit_in_bytes", "50"),
+                ("memory.swappiness", "10"),
+                ("memory.oom_control", "1")
+            ]
         );
     }
 
     #[test]
     fn cpu_writes_period_before_quota_and_marks_it_retryable() {
-        let c = LinuxCpuBuilder::default().shares(512u64).quota(-5i64).period(50_000u64).realtime_period(1000u64).realtime_runtime(500i64).build().unwrap();
+        let c = LinuxCpuBuilder::default()
+            .shares(512u64)
+            .quota(-5i64)
+            .period(50_000u64)
+            .realtime_period(1000u64)
+            .realtime_runtime(500i64)
+            .build()
+            .unwrap();
         let res = LinuxResourcesBuilder::default().cpu(c).build().unwrap();
         let w = writes(Controller::Cpu, &res, &V1Context::default()).unwrap();
         assert_eq!(
@@ -291,28 +347,73 @@ mod tests {
     fn blkio_weights_fall_back_to_bfq_and_throttles_name_devices() {
         let b = LinuxBlockIoBuilder::default()
             .weight(300u16)
-            .weight_device(vec![LinuxWeightDeviceBuilder::default().major(8).minor(0).weight(200u16).build().unwrap()])
-            .throttle_read_bps_device(vec![LinuxThrottleDeviceBuilder::default().major(8).minor(16).rate(1024u64).build().unwrap()])
+            .weight_device(vec![LinuxWeightDeviceBuilder::default()
+                .major(8)
+                .minor(0)
+                .weight(200u16)
+                .build()
+                .unwrap()])
+            .throttle_read_bps_device(vec![LinuxThrottleDeviceBuilder::default()
+                .major(8)
+                .minor(16)
+                .rate(1024u64)
+                .build()
+                .unwrap()])
             .build()
             .unwrap();
         let res = LinuxResourcesBuilder::default().block_io(b).build().unwrap();
         let w = writes(Controller::Blkio, &res, &V1Context::default()).unwrap();
         assert_eq!(
             pairs(&w),
-            vec![("blkio.weight", "300"), ("blkio.weight_device", "8:0 200"), ("blkio.throttle.read_bps_device", "8:16 1024")]
+            vec![
+                ("blkio.weight", "300"),
+                ("blkio.weight_device", "8:0 200"),
+                ("blkio.throttle.read_bps_device", "8:16 1024")
+            ]
         );
         assert_eq!(w[0].fallback, Some(("blkio.bfq.weight".into(), "300".into())));
     }
 
     #[test]
     fn device_rules_become_allow_and_deny_lines_in_order() {
-        let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap();
-        let null = LinuxDeviceCgroupBuilder::default().allow(true).typ(LinuxDeviceType::C).major(1).minor(3).access("rwm").build().unwrap();
-        let any_block = LinuxDeviceCgroupBuilder::default().allow(true).typ(LinuxDeviceType::B).major(8).access("r").build().unwrap();
-        let res = LinuxResourcesBuilder::default().devices(vec![deny_all, null, any_block]).build().unwrap();
+        let deny_all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .unwrap();
+        let null = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(1)
+            .minor(3)
+            .access("rwm")
+            .build()
+            .unwrap();
+        let any_block = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::B)
+            .major(8)
+            .access("r")
+            .build()
+            .unwrap();
+        let res = LinuxResourcesBuilder::default()
+            .devices(vec![deny_all, null, any_block])
+            .build()
+            .unwrap();
         let w = writes(Controller::Devices, &res, &V1Context::default()).unwrap();
-        assert_eq!(pairs(&w), vec![("devices.deny", "a *:* rwm"), ("devices.allow", "c 1:3 rwm"), ("devices.allow", "b 8:* r")]);
-        let bad = LinuxDeviceCgroupBuilder::default().allow(true).access("rwx").build().unwrap();
+        assert_eq!(
+            pairs(&w),
+            vec![
+                ("devices.deny", "a *:* rwm"),
+                ("devices.allow", "c 1:3 rwm"),
+                ("devices.allow", "b 8:* r")
+            ]
+        );
+        let bad = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwx")
+            .build()
+            .unwrap();
         assert!(device_line(&bad).is_err());
     }
 

@@ -6,10 +6,16 @@ use std::collections::HashMap;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::error::CgroupError;
-use super::resources::{cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write};
+use super::resources::{
+    cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write,
+};
 
 fn unsupported(resource: &'static str, reason: &'static str) -> CgroupError {
-    CgroupError::Unsupported { resource, version: "v2", reason }
+    CgroupError::Unsupported {
+        resource,
+        version: "v2",
+        reason,
+    }
 }
 
 /// The writes for one controller in the unified hierarchy.
@@ -21,11 +27,18 @@ pub fn writes(controller: Controller, res: &LinuxResources) -> Result<Vec<Write>
         Controller::Devices => Ok(Vec::new()),
         Controller::Memory => res.memory().as_ref().map_or(Ok(Vec::new()), memory),
         Controller::Cpu => res.cpu().as_ref().map_or(Ok(Vec::new()), cpu),
-        Controller::Pids => Ok(res.pids().as_ref().map(|p| vec![super::resources_v1::pids_max(p.limit())]).unwrap_or_default()),
+        Controller::Pids => Ok(res
+            .pids()
+            .as_ref()
+            .map(|p| vec![super::resources_v1::pids_max(p.limit())])
+            .unwrap_or_default()),
         Controller::Blkio => res.block_io().as_ref().map_or(Ok(Vec::new()), io),
         Controller::Hugetlb => hugetlb(res),
         Controller::NetCls => Err(unsupported("network.classID", "net_cls has no cgroup v2 controller")),
-        Controller::NetPrio => Err(unsupported("network.priorities", "net_prio has no cgroup v2 controller")),
+        Controller::NetPrio => Err(unsupported(
+            "network.priorities",
+            "net_prio has no cgroup v2 controller",
+        )),
         Controller::Rdma => rdma(res),
     }
 }
@@ -45,7 +58,10 @@ pub fn blkio_weight_to_io_weight(weight: u16) -> u64 {
 /// The spec's swap is memory+swap; memory.swap.max is swap alone. `Ok(None)` leaves it unset,
 /// `Some(-1)` is "max". Mirrors runc's ConvertMemorySwapToCgroupV2Value.
 pub fn swap_to_v2(limit: i64, swap: i64) -> Result<Option<i64>, CgroupError> {
-    let invalid = |reason: &str| CgroupError::InvalidValue { resource: "memory.swap", reason: reason.into() };
+    let invalid = |reason: &str| CgroupError::InvalidValue {
+        resource: "memory.swap",
+        reason: reason.into(),
+    };
     match (limit, swap) {
         (-1, 0) => Ok(Some(-1)),
         (_, 0) => Ok(None),
@@ -75,14 +91,19 @@ pub fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
     Some(if period != 0 { format!("{q} {period}") } else { q })
 }
 
-
 fn memory(m: &LinuxMemory) -> Result<Vec<Write>, CgroupError> {
     validate_memory(m)?;
     if m.swappiness().is_some() {
-        return Err(unsupported("memory.swappiness", "cgroup v2 has no per-cgroup swappiness"));
+        return Err(unsupported(
+            "memory.swappiness",
+            "cgroup v2 has no per-cgroup swappiness",
+        ));
     }
     if m.disable_oom_killer() == Some(true) {
-        return Err(unsupported("memory.disableOOMKiller", "cgroup v2 cannot disable the OOM killer"));
+        return Err(unsupported(
+            "memory.disableOOMKiller",
+            "cgroup v2 cannot disable the OOM killer",
+        ));
     }
     let limit = m.limit().unwrap_or(0);
     let swap = m.swap().unwrap_or(0);
@@ -106,7 +127,10 @@ fn memory(m: &LinuxMemory) -> Result<Vec<Write>, CgroupError> {
 fn cpu(c: &LinuxCpu) -> Result<Vec<Write>, CgroupError> {
     validate_cpu(c)?;
     if c.realtime_period().is_some() || c.realtime_runtime().is_some() {
-        return Err(unsupported("cpu.realtimeRuntime", "cgroup v2 has no real-time bandwidth control"));
+        return Err(unsupported(
+            "cpu.realtimeRuntime",
+            "cgroup v2 has no real-time bandwidth control",
+        ));
     }
     let mut out = Vec::new();
     if let Some(s) = c.shares().filter(|s| *s != 0) {
@@ -151,8 +175,15 @@ fn io(b: &LinuxBlockIo) -> Result<Vec<Write>, CgroupError> {
     for (key, devices) in throttles {
         for d in devices.as_deref().unwrap_or_default() {
             // v1 takes a rate of 0 as "no limit"; v2 spells that "max".
-            let rate = if d.rate() == 0 { "max".to_string() } else { d.rate().to_string() };
-            out.push(Write::new("io.max", format!("{}:{} {key}={rate}", d.major(), d.minor())));
+            let rate = if d.rate() == 0 {
+                "max".to_string()
+            } else {
+                d.rate().to_string()
+            };
+            out.push(Write::new(
+                "io.max",
+                format!("{}:{} {key}={rate}", d.major(), d.minor()),
+            ));
         }
     }
     Ok(out)
@@ -178,7 +209,14 @@ pub fn rdma(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     for (dev, limit) in devices {
         validate_word("rdma device", dev)?;
         let n = |v: Option<u32>| v.map_or("max".to_string(), |v| v.to_string());
-        out.push(Write::new("rdma.max", format!("{dev} hca_handle={} hca_object={}", n(limit.hca_handles()), n(limit.hca_objects()))));
+        out.push(Write::new(
+            "rdma.max",
+            format!(
+                "{dev} hca_handle={} hca_object={}",
+                n(limit.hca_handles()),
+                n(limit.hca_objects())
+            ),
+        ));
     }
     Ok(out)
 }
@@ -190,7 +228,10 @@ pub fn unified(map: &HashMap<String, String>) -> Result<Vec<(String, Write)>, Cg
     keys.sort();
     let mut out = Vec::new();
     for key in keys {
-        let Some((controller, _)) = key.split_once('.').filter(|_| !key.contains('/') && !key.contains("..")) else {
+        let Some((controller, _)) = key
+            .split_once('.')
+            .filter(|_| !key.contains('/') && !key.contains(".."))
+        else {
             return Err(CgroupError::InvalidValue {
                 resource: "unified",
                 reason: format!("{key:?} must be a file name like memory.high, without '/' or '..'"),
@@ -204,7 +245,10 @@ pub fn unified(map: &HashMap<String, String>) -> Result<Vec<(String, Write)>, Cg
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder};
+    use oci_spec::runtime::{
+        LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder,
+        LinuxThrottleDeviceBuilder,
+    };
 
     fn pairs(w: &[Write]) -> Vec<(&str, &str)> {
         w.iter().map(|w| (w.file.as_str(), w.value.as_str())).collect()
@@ -240,28 +284,67 @@ mod tests {
 
     #[test]
     fn memory_writes_swap_then_max_then_low() {
-        let m = LinuxMemoryBuilder::default().limit(100i64).swap(300i64).reservation(50i64).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .limit(100i64)
+            .swap(300i64)
+            .reservation(50i64)
+            .build()
+            .unwrap();
         let res = LinuxResourcesBuilder::default().memory(m).build().unwrap();
         let w = writes(Controller::Memory, &res).unwrap();
-        assert_eq!(pairs(&w), vec![("memory.swap.max", "200"), ("memory.max", "100"), ("memory.low", "50")]);
+        assert_eq!(
+            pairs(&w),
+            vec![("memory.swap.max", "200"), ("memory.max", "100"), ("memory.low", "50")]
+        );
         let m = LinuxMemoryBuilder::default().swappiness(10u64).build().unwrap();
         let res = LinuxResourcesBuilder::default().memory(m).build().unwrap();
-        assert!(matches!(writes(Controller::Memory, &res), Err(CgroupError::Unsupported { .. })));
+        assert!(matches!(
+            writes(Controller::Memory, &res),
+            Err(CgroupError::Unsupported { .. })
+        ));
     }
 
     #[test]
     fn cpu_io_hugetlb_pids_files() {
-        let c = LinuxCpuBuilder::default().shares(1024u64).quota(50_000i64).period(100_000u64).build().unwrap();
-        let b = LinuxBlockIoBuilder::default()
-            .weight(500u16)
-            .throttle_write_iops_device(vec![LinuxThrottleDeviceBuilder::default().major(8).minor(0).rate(0u64).build().unwrap()])
+        let c = LinuxCpuBuilder::default()
+            .shares(1024u64)
+            .quota(50_000i64)
+            .period(100_000u64)
             .build()
             .unwrap();
-        let h = LinuxHugepageLimitBuilder::default().page_size("2MB").limit(-1i64).build().unwrap();
-        let res = LinuxResourcesBuilder::default().cpu(c).block_io(b).hugepage_limits(vec![h]).build().unwrap();
-        assert_eq!(pairs(&writes(Controller::Cpu, &res).unwrap()), vec![("cpu.weight", "39"), ("cpu.max", "50000 100000")]);
-        assert_eq!(pairs(&writes(Controller::Blkio, &res).unwrap()), vec![("io.weight", "4950"), ("io.max", "8:0 wiops=max")]);
-        assert_eq!(pairs(&writes(Controller::Hugetlb, &res).unwrap()), vec![("hugetlb.2MB.max", "max"), ("hugetlb.2MB.rsvd.max", "max")]);
+        let b = LinuxBlockIoBuilder::default()
+            .weight(500u16)
+            .throttle_write_iops_device(vec![LinuxThrottleDeviceBuilder::default()
+                .major(8)
+                .minor(0)
+                .rate(0u64)
+                .build()
+                .unwrap()])
+            .build()
+            .unwrap();
+        let h = LinuxHugepageLimitBuilder::default()
+            .page_size("2MB")
+            .limit(-1i64)
+            .build()
+            .unwrap();
+        let res = LinuxResourcesBuilder::default()
+            .cpu(c)
+            .block_io(b)
+            .hugepage_limits(vec![h])
+            .build()
+            .unwrap();
+        assert_eq!(
+            pairs(&writes(Controller::Cpu, &res).unwrap()),
+            vec![("cpu.weight", "39"), ("cpu.max", "50000 100000")]
+        );
+        assert_eq!(
+            pairs(&writes(Controller::Blkio, &res).unwrap()),
+            vec![("io.weight", "4950"), ("io.max", "8:0 wiops=max")]
+        );
+        assert_eq!(
+            pairs(&writes(Controller::Hugetlb, &res).unwrap()),
+            vec![("hugetlb.2MB.max", "max"), ("hugetlb.2MB.rsvd.max", "max")]
+        );
     }
 
     #[test]

@@ -189,16 +189,27 @@ fn cpuacct_usage(dir: &Path) -> Result<CpuUsage, CgroupError> {
 fn v2_cpu_usage(dir: &Path) -> Result<CpuUsage, CgroupError> {
     let stat = fs::read_optional(&dir.join("cpu.stat"), "cpu.stat")?.unwrap_or_default();
     let us = |key| flat_keyed_value(&stat, key).unwrap_or(0).saturating_mul(1000);
-    Ok(CpuUsage { total: us("usage_usec"), user: us("user_usec"), kernel: us("system_usec"), ..CpuUsage::default() })
+    Ok(CpuUsage {
+        total: us("usage_usec"),
+        user: us("user_usec"),
+        kernel: us("system_usec"),
+        ..CpuUsage::default()
+    })
 }
 
 fn throttling(dir: &Path, v2: bool) -> Result<Throttling, CgroupError> {
-    let Some(stat) = fs::read_optional(&dir.join("cpu.stat"), "cpu.stat")? else { return Ok(Throttling::default()) };
+    let Some(stat) = fs::read_optional(&dir.join("cpu.stat"), "cpu.stat")? else {
+        return Ok(Throttling::default());
+    };
     let get = |key| flat_keyed_value(&stat, key).unwrap_or(0);
     Ok(Throttling {
         periods: get("nr_periods"),
         throttled_periods: get("nr_throttled"),
-        throttled_time: if v2 { get("throttled_usec").saturating_mul(1000) } else { get("throttled_time") },
+        throttled_time: if v2 {
+            get("throttled_usec").saturating_mul(1000)
+        } else {
+            get("throttled_time")
+        },
     })
 }
 
@@ -215,7 +226,10 @@ fn v1_entry(dir: &Path, prefix: &str) -> Result<MemoryEntry, CgroupError> {
 
 fn raw_stat(dir: &Path) -> Result<BTreeMap<String, u64>, CgroupError> {
     let text = fs::read(&dir.join("memory.stat"), "memory.stat")?;
-    Ok(parse_flat_keyed(&text).into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Ok(parse_flat_keyed(&text)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
 }
 
 fn v1_memory(dir: &Path) -> Result<MemoryStats, CgroupError> {
@@ -252,7 +266,14 @@ fn v2_memory(dir: &Path) -> Result<MemoryStats, CgroupError> {
         None => MemoryEntry::default(),
     };
     let oom_kill = flat_keyed_value(&events, "oom_kill").unwrap_or(0);
-    Ok(MemoryStats { cache: raw.get("file").copied().unwrap_or(0), usage, swap, raw, oom_kill, ..MemoryStats::default() })
+    Ok(MemoryStats {
+        cache: raw.get("file").copied().unwrap_or(0),
+        usage,
+        swap,
+        raw,
+        oom_kill,
+        ..MemoryStats::default()
+    })
 }
 
 /// "8:0 Read 4096" lines; the "Total N" line is dropped.
@@ -262,7 +283,12 @@ pub fn parse_blkio_entries(text: &str) -> Vec<BlkioEntry> {
             let mut f = line.split_whitespace();
             let (dev, op, value) = (f.next()?, f.next()?, f.next()?.parse().ok()?);
             let (major, minor) = dev.split_once(':')?;
-            Some(BlkioEntry { major: major.parse().ok()?, minor: minor.parse().ok()?, op: op.to_string(), value })
+            Some(BlkioEntry {
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                op: op.to_string(),
+                value,
+            })
         })
         .collect()
 }
@@ -275,7 +301,10 @@ fn v1_blkio(dir: &Path) -> Result<BlkioStats, CgroupError> {
         let bytes = parse_blkio_entries(&read("io_service_bytes_recursive")?.unwrap_or_default());
         let ios = parse_blkio_entries(&read("io_serviced_recursive")?.unwrap_or_default());
         if !bytes.is_empty() || !ios.is_empty() {
-            return Ok(BlkioStats { io_service_bytes_recursive: bytes, io_serviced_recursive: ios });
+            return Ok(BlkioStats {
+                io_service_bytes_recursive: bytes,
+                io_serviced_recursive: ios,
+            });
         }
     }
     Ok(BlkioStats::default())
@@ -286,10 +315,16 @@ pub fn parse_io_stat(text: &str) -> BlkioStats {
     let mut stats = BlkioStats::default();
     for line in text.lines() {
         let mut fields = line.split_whitespace();
-        let Some((major, minor)) = fields.next().and_then(|d| d.split_once(':')) else { continue };
-        let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else { continue };
+        let Some((major, minor)) = fields.next().and_then(|d| d.split_once(':')) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+            continue;
+        };
         for field in fields {
-            let Some((key, value)) = field.split_once('=') else { continue };
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
             let Ok(value) = value.parse() else { continue };
             let (list, op) = match key {
                 "rbytes" => (&mut stats.io_service_bytes_recursive, "Read"),
@@ -298,19 +333,30 @@ pub fn parse_io_stat(text: &str) -> BlkioStats {
                 "wios" => (&mut stats.io_serviced_recursive, "Write"),
                 _ => continue,
             };
-            list.push(BlkioEntry { major, minor, op: op.into(), value });
+            list.push(BlkioEntry {
+                major,
+                minor,
+                op: op.into(),
+                value,
+            });
         }
     }
     stats
 }
 
 fn v2_io(dir: &Path) -> Result<BlkioStats, CgroupError> {
-    Ok(parse_io_stat(&fs::read_optional(&dir.join("io.stat"), "io.stat")?.unwrap_or_default()))
+    Ok(parse_io_stat(
+        &fs::read_optional(&dir.join("io.stat"), "io.stat")?.unwrap_or_default(),
+    ))
 }
 
 /// Page sizes are found from the control files themselves ("hugetlb.2MB.limit_in_bytes").
 fn hugetlb(dir: &Path, v2: bool) -> Result<BTreeMap<String, HugetlbStats>, CgroupError> {
-    let err = |source| CgroupError::Read { what: "hugetlb files", path: dir.to_path_buf(), source };
+    let err = |source| CgroupError::Read {
+        what: "hugetlb files",
+        path: dir.to_path_buf(),
+        source,
+    };
     let suffix = if v2 { ".max" } else { ".limit_in_bytes" };
     let mut sizes: Vec<String> = std::fs::read_dir(dir)
         .map_err(err)?
@@ -323,8 +369,13 @@ fn hugetlb(dir: &Path, v2: bool) -> Result<BTreeMap<String, HugetlbStats>, Cgrou
     for size in sizes {
         let get = |name: &str| fs::read_u64_optional(&dir.join(format!("hugetlb.{size}.{name}")), "hugetlb counter");
         let stats = if v2 {
-            let events = fs::read_optional(&dir.join(format!("hugetlb.{size}.events")), "hugetlb events")?.unwrap_or_default();
-            HugetlbStats { usage: get("current")?.unwrap_or(0), max: 0, failcnt: flat_keyed_value(&events, "max").unwrap_or(0) }
+            let events =
+                fs::read_optional(&dir.join(format!("hugetlb.{size}.events")), "hugetlb events")?.unwrap_or_default();
+            HugetlbStats {
+                usage: get("current")?.unwrap_or(0),
+                max: 0,
+                failcnt: flat_keyed_value(&events, "max").unwrap_or(0),
+            }
         } else {
             HugetlbStats {
                 usage: get("usage_in_bytes")?.unwrap_or(0),
@@ -345,13 +396,20 @@ mod tests {
     fn blkio_lines_skip_total() {
         let e = parse_blkio_entries("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
         assert_eq!(e.len(), 2);
-        assert_eq!((e[0].major, e[0].minor, e[0].op.as_str(), e[0].value), (8, 0, "Read", 4096));
+        assert_eq!(
+            (e[0].major, e[0].minor, e[0].op.as_str(), e[0].value),
+            (8, 0, "Read", 4096)
+        );
     }
 
     #[test]
     fn io_stat_splits_bytes_and_ios() {
         let s = parse_io_stat("8:16 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n");
-        let values: Vec<_> = s.io_service_bytes_recursive.iter().map(|e| (e.op.as_str(), e.value)).collect();
+        let values: Vec<_> = s
+            .io_service_bytes_recursive
+            .iter()
+            .map(|e| (e.op.as_str(), e.value))
+            .collect();
         assert_eq!(values, vec![("Read", 10), ("Write", 20)]);
         assert_eq!(s.io_serviced_recursive[1].value, 2);
         assert_eq!(s.io_serviced_recursive[1].minor, 16);

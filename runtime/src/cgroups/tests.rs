@@ -56,7 +56,10 @@ fn memory(limit: i64, swap: Option<i64>) -> LinuxResources {
     if let Some(s) = swap {
         m = m.swap(s);
     }
-    LinuxResourcesBuilder::default().memory(m.build().unwrap()).build().unwrap()
+    LinuxResourcesBuilder::default()
+        .memory(m.build().unwrap())
+        .build()
+        .unwrap()
 }
 
 fn kv(key: &str, value: &str) -> std::collections::HashMap<String, String> {
@@ -64,8 +67,15 @@ fn kv(key: &str, value: &str) -> std::collections::HashMap<String, String> {
 }
 
 fn hugepages(size: &str, limit: i64) -> LinuxResources {
-    let h = LinuxHugepageLimitBuilder::default().page_size(size).limit(limit).build().unwrap();
-    LinuxResourcesBuilder::default().hugepage_limits(vec![h]).build().unwrap()
+    let h = LinuxHugepageLimitBuilder::default()
+        .page_size(size)
+        .limit(limit)
+        .build()
+        .unwrap();
+    LinuxResourcesBuilder::default()
+        .hugepage_limits(vec![h])
+        .build()
+        .unwrap()
 }
 
 const V1_MEMORY_FILES: &[(&str, &str)] = &[
@@ -78,15 +88,33 @@ const V1_MEMORY_FILES: &[(&str, &str)] = &[
 
 #[test]
 fn cgroups_path_default_absolute_relative_and_refused() {
-    assert_eq!(parse_cgroups_path(None, "c1").unwrap(), CgroupsPath::Absolute("husk/c1".into()));
-    assert_eq!(parse_cgroups_path(Some(""), "c1").unwrap(), CgroupsPath::Absolute("husk/c1".into()));
-    assert_eq!(parse_cgroups_path(Some("/a/./b/"), "c1").unwrap(), CgroupsPath::Absolute("a/b".into()));
-    assert_eq!(parse_cgroups_path(Some("pod/c1"), "c1").unwrap(), CgroupsPath::Relative("pod/c1".into()));
+    assert_eq!(
+        parse_cgroups_path(None, "c1").unwrap(),
+        CgroupsPath::Absolute("husk/c1".into())
+    );
+    assert_eq!(
+        parse_cgroups_path(Some(""), "c1").unwrap(),
+        CgroupsPath::Absolute("husk/c1".into())
+    );
+    assert_eq!(
+        parse_cgroups_path(Some("/a/./b/"), "c1").unwrap(),
+        CgroupsPath::Absolute("a/b".into())
+    );
+    assert_eq!(
+        parse_cgroups_path(Some("pod/c1"), "c1").unwrap(),
+        CgroupsPath::Relative("pod/c1".into())
+    );
     let systemd = parse_cgroups_path(Some("system.slice:docker:abc"), "c1").unwrap_err();
     assert!(matches!(systemd, CgroupError::SystemdPath(_)));
     assert!(systemd.to_string().contains("systemd driver"), "{systemd}");
-    assert!(matches!(parse_cgroups_path(Some("/a/../../etc"), "c1"), Err(CgroupError::InvalidPath { .. })));
-    assert!(matches!(parse_cgroups_path(Some("/"), "c1"), Err(CgroupError::InvalidPath { .. })));
+    assert!(matches!(
+        parse_cgroups_path(Some("/a/../../etc"), "c1"),
+        Err(CgroupError::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        parse_cgroups_path(Some("/"), "c1"),
+        Err(CgroupError::InvalidPath { .. })
+    ));
     assert!(parse_cgroups_path(None, "../x").is_err());
 }
 
@@ -126,23 +154,50 @@ fn v1_apply_writes_each_controller_file() {
     };
     cg.create().unwrap();
     t.dir("memory/ctr", V1_MEMORY_FILES);
-    t.dir("cpu/ctr", &[("cpu.shares", ""), ("cpu.cfs_period_us", ""), ("cpu.cfs_quota_us", "")]);
+    t.dir(
+        "cpu/ctr",
+        &[("cpu.shares", ""), ("cpu.cfs_period_us", ""), ("cpu.cfs_quota_us", "")],
+    );
     t.dir("pids/ctr", &[("pids.max", "")]);
     // A BFQ-only kernel: no blkio.weight, only blkio.bfq.weight.
     t.dir("blkio/ctr", &[("blkio.bfq.weight", "")]);
     t.dir("devices/ctr", &[("devices.allow", ""), ("devices.deny", "")]);
     t.dir("cpuset/ctr", &[("cpuset.cpus", ""), ("cpuset.mems", "")]);
     let res = LinuxResourcesBuilder::default()
-        .memory(LinuxMemoryBuilder::default().limit(64 << 20).swap(128 << 20).reservation(32 << 20).swappiness(0u64).build().unwrap())
-        .cpu(LinuxCpuBuilder::default().shares(512u64).quota(25_000i64).period(100_000u64).cpus("0").mems("0").build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64 << 20)
+                .swap(128 << 20)
+                .reservation(32 << 20)
+                .swappiness(0u64)
+                .build()
+                .unwrap(),
+        )
+        .cpu(
+            LinuxCpuBuilder::default()
+                .shares(512u64)
+                .quota(25_000i64)
+                .period(100_000u64)
+                .cpus("0")
+                .mems("0")
+                .build()
+                .unwrap(),
+        )
         .pids(LinuxPidsBuilder::default().limit(42).build().unwrap())
         .block_io(LinuxBlockIoBuilder::default().weight(300u16).build().unwrap())
-        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(true).access("rwm").build().unwrap()])
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()
+            .unwrap()])
         .build()
         .unwrap();
     cg.apply(&res).unwrap();
     assert_eq!(t.read("memory/ctr/memory.limit_in_bytes"), (64 << 20).to_string());
-    assert_eq!(t.read("memory/ctr/memory.memsw.limit_in_bytes"), (128 << 20).to_string());
+    assert_eq!(
+        t.read("memory/ctr/memory.memsw.limit_in_bytes"),
+        (128 << 20).to_string()
+    );
     assert_eq!(t.read("memory/ctr/memory.soft_limit_in_bytes"), (32 << 20).to_string());
     assert_eq!(t.read("memory/ctr/memory.swappiness"), "0");
     assert_eq!(t.read("cpu/ctr/cpu.shares"), "512");
@@ -164,16 +219,43 @@ fn v1_missing_controllers_and_files_are_errors() {
     t.dir("memory/ctr", &[("memory.limit_in_bytes", "1")]);
     t.dir("cpu/ctr", &[("cpu.shares", "")]);
     let err = cg.apply(&hugepages("2MB", 1 << 21)).unwrap_err();
-    assert!(matches!(err, CgroupError::MissingController { controller: "hugetlb", .. }), "{err}");
-    let net = LinuxResourcesBuilder::default().network(LinuxNetworkBuilder::default().class_id(7u32).build().unwrap()).build().unwrap();
-    assert!(matches!(cg.apply(&net), Err(CgroupError::MissingController { controller: "net_cls", .. })));
-    let pids = LinuxResourcesBuilder::default().pids(LinuxPidsBuilder::default().limit(1).build().unwrap()).build().unwrap();
-    assert!(matches!(cg.apply(&pids), Err(CgroupError::MissingController { controller: "pids", .. })));
+    assert!(
+        matches!(
+            err,
+            CgroupError::MissingController {
+                controller: "hugetlb",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let net = LinuxResourcesBuilder::default()
+        .network(LinuxNetworkBuilder::default().class_id(7u32).build().unwrap())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        cg.apply(&net),
+        Err(CgroupError::MissingController {
+            controller: "net_cls",
+            ..
+        })
+    ));
+    let pids = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(1).build().unwrap())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        cg.apply(&pids),
+        Err(CgroupError::MissingController { controller: "pids", .. })
+    ));
     // No memsw file: swap accounting is off.
     let err = cg.apply(&memory(100 << 20, Some(200 << 20))).unwrap_err();
     assert!(err.to_string().contains("memsw"), "{err}");
     // No cfs files at all in this cpu cgroup.
-    let quota = LinuxResourcesBuilder::default().cpu(LinuxCpuBuilder::default().quota(5000i64).build().unwrap()).build().unwrap();
+    let quota = LinuxResourcesBuilder::default()
+        .cpu(LinuxCpuBuilder::default().quota(5000i64).build().unwrap())
+        .build()
+        .unwrap();
     assert!(matches!(cg.apply(&quota), Err(CgroupError::MissingFile { .. })));
     // A bad value anywhere leaves everything untouched, even controllers listed before it.
     let mixed = LinuxResourcesBuilder::default()
@@ -189,10 +271,16 @@ fn v1_missing_controllers_and_files_are_errors() {
         .build()
         .unwrap();
     assert!(matches!(cg.apply(&zero_period), Err(CgroupError::InvalidValue { .. })));
-    let unified = LinuxResourcesBuilder::default().unified(kv("memory.high", "1")).build().unwrap();
+    let unified = LinuxResourcesBuilder::default()
+        .unified(kv("memory.high", "1"))
+        .build()
+        .unwrap();
     assert!(matches!(cg.apply(&unified), Err(CgroupError::Unsupported { .. })));
     // Empty sections ask for nothing and succeed.
-    let empty = LinuxResourcesBuilder::default().block_io(LinuxBlockIoBuilder::default().build().unwrap()).build().unwrap();
+    let empty = LinuxResourcesBuilder::default()
+        .block_io(LinuxBlockIoBuilder::default().build().unwrap())
+        .build()
+        .unwrap();
     cg.apply(&empty).unwrap();
 }
 
@@ -215,7 +303,13 @@ const V2_LEAF: &[(&str, &str)] = &[
 
 fn v2_tree() -> (FakeTree, Cgroup) {
     let t = FakeTree::new();
-    t.dir("", &[("cgroup.controllers", "cpuset cpu io memory hugetlb pids"), ("cgroup.subtree_control", "cpuset cpu io memory pids")]);
+    t.dir(
+        "",
+        &[
+            ("cgroup.controllers", "cpuset cpu io memory hugetlb pids"),
+            ("cgroup.subtree_control", "cpuset cpu io memory pids"),
+        ],
+    );
     let cg = Cgroup::with_root(&t.0, Layout::V2, Some("/ctr"), "c1").unwrap();
     cg.create().unwrap();
     t.dir("ctr", V2_LEAF);
@@ -228,11 +322,30 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
     // Only the one controller not yet enabled was written.
     assert_eq!(t.read("cgroup.subtree_control"), "+hugetlb");
     let res = LinuxResourcesBuilder::default()
-        .memory(LinuxMemoryBuilder::default().limit(100 << 20).swap(300 << 20).reservation(10 << 20).build().unwrap())
-        .cpu(LinuxCpuBuilder::default().shares(1024u64).quota(-1i64).period(100_000u64).cpus("0-1").build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(100 << 20)
+                .swap(300 << 20)
+                .reservation(10 << 20)
+                .build()
+                .unwrap(),
+        )
+        .cpu(
+            LinuxCpuBuilder::default()
+                .shares(1024u64)
+                .quota(-1i64)
+                .period(100_000u64)
+                .cpus("0-1")
+                .build()
+                .unwrap(),
+        )
         .pids(LinuxPidsBuilder::default().limit(0).build().unwrap())
         .block_io(LinuxBlockIoBuilder::default().weight(1000u16).build().unwrap())
-        .hugepage_limits(vec![LinuxHugepageLimitBuilder::default().page_size("2MB").limit(4 << 21).build().unwrap()])
+        .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+            .page_size("2MB")
+            .limit(4 << 21)
+            .build()
+            .unwrap()])
         .unified(kv("memory.high", "90M"))
         .build()
         .unwrap();
@@ -249,7 +362,13 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
     assert_eq!(t.read("ctr/hugetlb.2MB.max"), (4 << 21).to_string());
     // v2 device rules are a BPF program for a real cgroup (runtime/tests/cgroups_devices_bpf.rs):
     // a bad rule is refused before any write; a plain directory is no cgroup to attach to.
-    let deny = |access: &str| LinuxDeviceCgroupBuilder::default().allow(false).access(access).build().unwrap();
+    let deny = |access: &str| {
+        LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access(access)
+            .build()
+            .unwrap()
+    };
     let bad = LinuxResourcesBuilder::default()
         .pids(LinuxPidsBuilder::default().limit(7).build().unwrap())
         .devices(vec![deny("x")])
@@ -257,32 +376,59 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
         .unwrap();
     assert!(matches!(cg.apply(&bad), Err(CgroupError::DeviceRule(_))));
     assert_eq!(t.read("ctr/pids.max"), "max");
-    let devices = LinuxResourcesBuilder::default().devices(vec![deny("rwm")]).build().unwrap();
+    let devices = LinuxResourcesBuilder::default()
+        .devices(vec![deny("rwm")])
+        .build()
+        .unwrap();
     assert!(matches!(cg.apply(&devices), Err(CgroupError::DeviceFilter(_))));
 }
 
 #[test]
 fn v2_refuses_what_it_cannot_do() {
     let (t, cg) = v2_tree();
-    let net = LinuxResourcesBuilder::default().network(LinuxNetworkBuilder::default().class_id(7u32).build().unwrap()).build().unwrap();
+    let net = LinuxResourcesBuilder::default()
+        .network(LinuxNetworkBuilder::default().class_id(7u32).build().unwrap())
+        .build()
+        .unwrap();
     assert!(matches!(cg.apply(&net), Err(CgroupError::Unsupported { .. })));
-    assert!(matches!(cg.apply(&hugepages("1GB", 1 << 30)), Err(CgroupError::MissingFile { .. })));
+    assert!(matches!(
+        cg.apply(&hugepages("1GB", 1 << 30)),
+        Err(CgroupError::MissingFile { .. })
+    ));
     // The unsupported page size is found before the pids limit is written.
     let mut both = hugepages("1GB", 1 << 30);
     both.set_pids(Some(LinuxPidsBuilder::default().limit(9).build().unwrap()));
     assert!(matches!(cg.apply(&both), Err(CgroupError::MissingFile { .. })));
     assert_eq!(t.read("ctr/pids.max"), "");
-    let bad_key = LinuxResourcesBuilder::default().unified(kv("../../x.y", "1")).build().unwrap();
+    let bad_key = LinuxResourcesBuilder::default()
+        .unified(kv("../../x.y", "1"))
+        .build()
+        .unwrap();
     assert!(matches!(cg.apply(&bad_key), Err(CgroupError::InvalidValue { .. })));
     // A controller that did not make it into the leaf is missing, not silently skipped.
     fs::write(t.path("ctr/cgroup.controllers"), "cpu memory").unwrap();
-    let pids = LinuxResourcesBuilder::default().pids(LinuxPidsBuilder::default().limit(5).build().unwrap()).build().unwrap();
-    assert!(matches!(cg.apply(&pids), Err(CgroupError::MissingController { controller: "pids", .. })));
-    let rdma_key = LinuxResourcesBuilder::default().unified(kv("rdma.max", "x")).build().unwrap();
-    assert!(matches!(cg.apply(&rdma_key), Err(CgroupError::UnifiedControllerMissing { .. })));
+    let pids = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        cg.apply(&pids),
+        Err(CgroupError::MissingController { controller: "pids", .. })
+    ));
+    let rdma_key = LinuxResourcesBuilder::default()
+        .unified(kv("rdma.max", "x"))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        cg.apply(&rdma_key),
+        Err(CgroupError::UnifiedControllerMissing { .. })
+    ));
     // Swap accounting off: an explicit swap limit fails, unlimited memory still works.
     fs::remove_file(t.path("ctr/memory.swap.max")).unwrap();
-    assert!(matches!(cg.apply(&memory(100, Some(200))), Err(CgroupError::MissingFile { .. })));
+    assert!(matches!(
+        cg.apply(&memory(100, Some(200))),
+        Err(CgroupError::MissingFile { .. })
+    ));
     cg.apply(&memory(-1, None)).unwrap();
     assert_eq!(t.read("ctr/memory.max"), "max");
 }
@@ -292,10 +438,20 @@ fn v2_check_before_update_refuses_a_limit_below_usage() {
     let (t, cg) = v2_tree();
     fs::write(t.path("ctr/memory.current"), "5000\n").unwrap();
     let res = |check: bool| {
-        let m = LinuxMemoryBuilder::default().limit(4096i64).check_before_update(check).build().unwrap();
+        let m = LinuxMemoryBuilder::default()
+            .limit(4096i64)
+            .check_before_update(check)
+            .build()
+            .unwrap();
         LinuxResourcesBuilder::default().memory(m).build().unwrap()
     };
-    assert!(matches!(cg.apply(&res(true)), Err(CgroupError::InvalidValue { resource: "memory.limit", .. })));
+    assert!(matches!(
+        cg.apply(&res(true)),
+        Err(CgroupError::InvalidValue {
+            resource: "memory.limit",
+            ..
+        })
+    ));
     assert_eq!(t.read("ctr/memory.max"), "");
     cg.apply(&res(false)).unwrap();
     assert_eq!(t.read("ctr/memory.max"), "4096");
@@ -327,13 +483,23 @@ fn hybrid_tree() -> (FakeTree, Cgroup) {
     for h in ["memory", "freezer", "systemd"] {
         t.dir(h, &[]);
     }
-    t.dir("unified", &[("cgroup.controllers", "hugetlb"), ("cgroup.subtree_control", "")]);
+    t.dir(
+        "unified",
+        &[("cgroup.controllers", "hugetlb"), ("cgroup.subtree_control", "")],
+    );
     let cg = Cgroup::with_root(&t.0, Layout::Hybrid, Some("/ctr"), "c1").unwrap();
     cg.create().unwrap();
     t.dir("memory/ctr", V1_MEMORY_FILES);
     t.dir("freezer/ctr", &[("freezer.state", "THAWED"), ("cgroup.procs", "")]);
     t.dir("systemd/ctr", &[("cgroup.procs", "")]);
-    t.dir("unified/ctr", &[("cgroup.controllers", "hugetlb"), ("cgroup.procs", ""), ("hugetlb.2MB.max", "")]);
+    t.dir(
+        "unified/ctr",
+        &[
+            ("cgroup.controllers", "hugetlb"),
+            ("cgroup.procs", ""),
+            ("hugetlb.2MB.max", ""),
+        ],
+    );
     (t, cg)
 }
 
@@ -346,8 +512,14 @@ fn hybrid_applies_each_resource_where_its_controller_lives() {
     cg.apply(&hugepages("2MB", -1)).unwrap();
     assert_eq!(t.read("unified/ctr/hugetlb.2MB.max"), "max");
     // memory is a v1 controller here: unified memory keys have no controller to go to.
-    let high = LinuxResourcesBuilder::default().unified(kv("memory.high", "1G")).build().unwrap();
-    assert!(matches!(cg.apply(&high), Err(CgroupError::UnifiedControllerMissing { .. })));
+    let high = LinuxResourcesBuilder::default()
+        .unified(kv("memory.high", "1G"))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        cg.apply(&high),
+        Err(CgroupError::UnifiedControllerMissing { .. })
+    ));
     cg.add_process(4242).unwrap();
     for h in ["memory", "freezer", "systemd", "unified"] {
         assert_eq!(t.read(&format!("{h}/ctr/cgroup.procs")), "4242", "{h}");
@@ -410,20 +582,36 @@ fn stats_read_v1_and_v2_files() {
             ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
         ],
     );
-    t.dir("unified/ctr", &[("hugetlb.2MB.current", "2097152"), ("hugetlb.2MB.events", "max 1\n")]);
+    t.dir(
+        "unified/ctr",
+        &[("hugetlb.2MB.current", "2097152"), ("hugetlb.2MB.events", "max 1\n")],
+    );
     let s = cg.stats().unwrap();
-    assert_eq!((s.memory.usage.usage, s.memory.usage.max, s.memory.usage.failcnt), (4096, 8192, 2));
+    assert_eq!(
+        (s.memory.usage.usage, s.memory.usage.max, s.memory.usage.failcnt),
+        (4096, 8192, 2)
+    );
     assert_eq!(s.memory.cache, 100);
     assert_eq!(s.memory.raw["rss"], 200);
     assert_eq!(s.memory.swap.usage, 5000);
     assert_eq!(s.memory.oom_kill, 2);
-    assert_eq!(s.hugetlb["2MB"], HugetlbStats { usage: 2 << 20, max: 0, failcnt: 1 });
+    assert_eq!(
+        s.hugetlb["2MB"],
+        HugetlbStats {
+            usage: 2 << 20,
+            max: 0,
+            failcnt: 1
+        }
+    );
 
     let (t, cg) = v2_tree();
     t.dir(
         "ctr",
         &[
-            ("cpu.stat", "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 5\nnr_throttled 1\nthrottled_usec 7\n"),
+            (
+                "cpu.stat",
+                "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 5\nnr_throttled 1\nthrottled_usec 7\n",
+            ),
             ("memory.current", "1000"),
             ("memory.max", "max"),
             ("memory.stat", "anon 10\nfile 20\n"),
@@ -433,9 +621,15 @@ fn stats_read_v1_and_v2_files() {
         ],
     );
     let s = cg.stats().unwrap();
-    assert_eq!((s.cpu.usage.total, s.cpu.usage.user, s.cpu.usage.kernel), (10_000, 6_000, 4_000));
+    assert_eq!(
+        (s.cpu.usage.total, s.cpu.usage.user, s.cpu.usage.kernel),
+        (10_000, 6_000, 4_000)
+    );
     assert_eq!((s.cpu.throttling.periods, s.cpu.throttling.throttled_time), (5, 7_000));
-    assert_eq!((s.memory.usage.usage, s.memory.usage.limit, s.memory.cache), (1000, u64::MAX, 20));
+    assert_eq!(
+        (s.memory.usage.usage, s.memory.usage.limit, s.memory.cache),
+        (1000, u64::MAX, 20)
+    );
     assert_eq!((s.pids.current, s.pids.limit), (3, 0));
     assert_eq!(s.blkio.io_serviced_recursive.len(), 2);
 }
@@ -443,6 +637,9 @@ fn stats_read_v1_and_v2_files() {
 #[test]
 fn with_root_on_an_empty_tree_is_an_error() {
     let t = FakeTree::new();
-    assert!(matches!(Cgroup::with_root(&t.0, Layout::V1, None, "c1"), Err(CgroupError::NoCgroupMounts(_))));
+    assert!(matches!(
+        Cgroup::with_root(&t.0, Layout::V1, None, "c1"),
+        Err(CgroupError::NoCgroupMounts(_))
+    ));
     assert!(Path::new(&t.0).is_dir());
 }

@@ -15,7 +15,9 @@ use super::fs;
 pub fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), CgroupError> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         // Absent only on a fake tree that did not model cpuset files.
-        let Some(own) = fs::read_optional(&dir.join(file), "cpuset")? else { continue };
+        let Some(own) = fs::read_optional(&dir.join(file), "cpuset")? else {
+            continue;
+        };
         if !own.trim().is_empty() {
             continue;
         }
@@ -28,7 +30,9 @@ pub fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), CgroupError> {
 }
 
 fn state(dir: &Path) -> Result<String, CgroupError> {
-    Ok(fs::read(&dir.join("freezer.state"), "freezer state")?.trim().to_string())
+    Ok(fs::read(&dir.join("freezer.state"), "freezer state")?
+        .trim()
+        .to_string())
 }
 
 /// Writes FROZEN until the kernel reports FROZEN. Freezing can stall in FREEZING while tasks keep
@@ -50,7 +54,11 @@ pub fn freeze(dir: &Path) -> Result<(), CgroupError> {
     let stuck = state(dir)?;
     // Leave the container running rather than half frozen.
     fs::write(&file, "THAWED")?;
-    Err(CgroupError::FreezeTimeout { path: file, state: stuck, millis: start.elapsed().as_millis() })
+    Err(CgroupError::FreezeTimeout {
+        path: file,
+        state: stuck,
+        millis: start.elapsed().as_millis(),
+    })
 }
 
 pub fn thaw(dir: &Path) -> Result<(), CgroupError> {
@@ -81,7 +89,11 @@ pub fn register_oom_eventfd(dir: &Path) -> Result<OomEventSource, CgroupError> {
     // SAFETY: eventfd takes no pointers; a non-negative result is a new fd owned by nobody else.
     let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if raw < 0 {
-        return Err(CgroupError::Sys { action: "create an oom eventfd for", path: dir.to_path_buf(), source: nix::Error::last() });
+        return Err(CgroupError::Sys {
+            action: "create an oom eventfd for",
+            path: dir.to_path_buf(),
+            source: nix::Error::last(),
+        });
     }
     // SAFETY: `raw` was just returned by eventfd and is not owned elsewhere.
     let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -90,7 +102,11 @@ pub fn register_oom_eventfd(dir: &Path) -> Result<OomEventSource, CgroupError> {
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(&control)
-        .map_err(|source| CgroupError::Read { what: "memory.oom_control", path: control, source })?;
+        .map_err(|source| CgroupError::Read {
+            what: "memory.oom_control",
+            path: control,
+            source,
+        })?;
     // The kernel takes its own references at registration: oom_control may be closed after.
     let line = format!("{} {}", eventfd.as_raw_fd(), oom_control.as_raw_fd());
     fs::write(&dir.join("cgroup.event_control"), &line)?;

@@ -19,7 +19,8 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `apply` later fails clearly if a controller it needs did not make it.
 pub fn enable_controllers(parent: &Path) -> Result<(), CgroupError> {
     let available = fs::read_optional(&parent.join("cgroup.controllers"), "cgroup.controllers")?.unwrap_or_default();
-    let enabled = fs::read_optional(&parent.join("cgroup.subtree_control"), "cgroup.subtree_control")?.unwrap_or_default();
+    let enabled =
+        fs::read_optional(&parent.join("cgroup.subtree_control"), "cgroup.subtree_control")?.unwrap_or_default();
     let enabled: Vec<&str> = enabled.split_whitespace().collect();
     for controller in available.split_whitespace().filter(|c| !enabled.contains(c)) {
         if let Err(e) = fs::write(&parent.join("cgroup.subtree_control"), &format!("+{controller}")) {
@@ -34,7 +35,11 @@ fn read_key(file: &mut File, path: &Path, key: &str) -> Result<Option<u64>, Cgro
     let mut text = String::new();
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.read_to_string(&mut text))
-        .map_err(|source| CgroupError::Read { what: "cgroup events", path: path.to_path_buf(), source })?;
+        .map_err(|source| CgroupError::Read {
+            what: "cgroup events",
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(fs::flat_keyed_value(&text, key))
 }
 
@@ -47,7 +52,11 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(&events)
-        .map_err(|source| CgroupError::Read { what: "cgroup.events", path: events.clone(), source })?;
+        .map_err(|source| CgroupError::Read {
+            what: "cgroup.events",
+            path: events.clone(),
+            source,
+        })?;
     let want = u64::from(frozen);
     let start = Instant::now();
     loop {
@@ -60,9 +69,17 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
         let left = FREEZE_TIMEOUT.saturating_sub(start.elapsed());
         if left.is_zero() {
             let state = if frozen { "freezing" } else { "thawing" };
-            return Err(CgroupError::FreezeTimeout { path: events, state: state.into(), millis: start.elapsed().as_millis() });
+            return Err(CgroupError::FreezeTimeout {
+                path: events,
+                state: state.into(),
+                millis: start.elapsed().as_millis(),
+            });
         }
-        let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
         // Bounded slices: a missed wakeup costs at most 100 ms.
         let slice = left.min(Duration::from_millis(100)).as_millis() as libc::c_int;
         // SAFETY: one valid pollfd for the duration of the call.

@@ -11,11 +11,17 @@ pub struct FlagSpec {
 }
 
 pub const fn value(names: &'static [&'static str]) -> FlagSpec {
-    FlagSpec { names, takes_value: true }
+    FlagSpec {
+        names,
+        takes_value: true,
+    }
 }
 
 pub const fn switch(names: &'static [&'static str]) -> FlagSpec {
-    FlagSpec { names, takes_value: false }
+    FlagSpec {
+        names,
+        takes_value: false,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -74,7 +80,9 @@ pub fn parse(args: &[String], specs: &[FlagSpec], stop_at_positional: bool) -> R
             v
         } else {
             i += 1;
-            args.get(i).cloned().ok_or_else(|| Error::Usage(format!("flag {arg} needs a value")))?
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("flag {arg} needs a value")))?
         };
         out.values.entry(spec.names[0]).or_default().push(value);
         i += 1;

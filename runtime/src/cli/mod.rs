@@ -53,20 +53,29 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
     log.file = global_args.get("log").map(PathBuf::from);
     log.json = global_args.get("log-format") == Some("json");
     if global_args.has("version") {
-        println!("husk version {}\nspec: {}", env!("CARGO_PKG_VERSION"), crate::state::OCI_VERSION);
+        println!(
+            "husk version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::state::OCI_VERSION
+        );
         return Ok(0);
     }
     if global_args.has("systemd-cgroup") {
         return Err(Error::Unsupported("--systemd-cgroup (the systemd cgroup driver)"));
     }
     let trace = global_args.has("trace") || std::env::var_os("HUSK_TRACE").is_some_and(|v| v == "1");
-    let global = Global { root: PathBuf::from(global_args.get("root").unwrap_or("/run/husk")), trace };
+    let global = Global {
+        root: PathBuf::from(global_args.get("root").unwrap_or("/run/husk")),
+        trace,
+    };
     let Some((command, rest)) = global_args.positional.split_first() else {
         return Err(Error::Usage(USAGE.to_string()));
     };
     match command.as_str() {
         "create" => cmd_create(&global, rest),
-        "start" => one_id(rest, &[]).and_then(|(id, _)| container::start::start(&global, &id)).map(|_| 0),
+        "start" => one_id(rest, &[])
+            .and_then(|(id, _)| container::start::start(&global, &id))
+            .map(|_| 0),
         "run" => cmd_run(&global, rest),
         "state" => cmd_state(&global, rest),
         "kill" => cmd_kill(&global, rest),
@@ -75,8 +84,12 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
         "exec" => cmd_exec(&global, rest),
         "update" => cmd_update(&global, rest),
         "events" => cmd_events(&global, rest),
-        "pause" => one_id(rest, &[]).and_then(|(id, _)| container::pause::pause(&global, &id)).map(|_| 0),
-        "resume" => one_id(rest, &[]).and_then(|(id, _)| container::pause::resume(&global, &id)).map(|_| 0),
+        "pause" => one_id(rest, &[])
+            .and_then(|(id, _)| container::pause::pause(&global, &id))
+            .map(|_| 0),
+        "resume" => one_id(rest, &[])
+            .and_then(|(id, _)| container::pause::resume(&global, &id))
+            .map(|_| 0),
         "ps" => cmd_ps(&global, rest),
         "spec" => cmd_spec(rest),
         "features" => {
@@ -98,13 +111,18 @@ fn one_id(rest: &[String], flags: &[FlagSpec]) -> Result<(String, Parsed)> {
     match parsed.positional.as_slice() {
         [id] => Ok((id.clone(), parsed)),
         [] => Err(Error::Usage("a container id is required".into())),
-        _ => Err(Error::Usage(format!("expected one container id, got {:?}", parsed.positional))),
+        _ => Err(Error::Usage(format!(
+            "expected one container id, got {:?}",
+            parsed.positional
+        ))),
     }
 }
 
 fn create_options(parsed: &Parsed) -> Result<CreateOptions> {
     let preserve_fds = match parsed.get("preserve-fds") {
-        Some(n) => n.parse().map_err(|_| Error::Usage(format!("--preserve-fds: {n:?} is not a number")))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| Error::Usage(format!("--preserve-fds: {n:?} is not a number")))?,
         None => 0,
     };
     Ok(CreateOptions {
@@ -157,7 +175,8 @@ fn cmd_exec(global: &Global, rest: &[String]) -> Result<i32> {
         return Err(Error::Unsupported("exec --apparmor / --process-label on this host"));
     }
     let number = |name: &str, text: &str| -> Result<u32> {
-        text.parse().map_err(|_| Error::Usage(format!("--{name}: {text:?} is not a number")))
+        text.parse()
+            .map_err(|_| Error::Usage(format!("--{name}: {text:?} is not a number")))
     };
     let opts = container::exec::ExecOptions {
         process_file: parsed.get("process").map(PathBuf::from),
@@ -169,23 +188,38 @@ fn cmd_exec(global: &Global, rest: &[String]) -> Result<i32> {
         cwd: parsed.get("cwd").map(PathBuf::from),
         env: parsed.all("env").to_vec(),
         user: parsed.get("user").map(str::to_string),
-        additional_gids: parsed.all("additional-gids").iter().map(|g| number("additional-gids", g)).collect::<Result<_>>()?,
+        additional_gids: parsed
+            .all("additional-gids")
+            .iter()
+            .map(|g| number("additional-gids", g))
+            .collect::<Result<_>>()?,
         caps: parsed.all("cap").to_vec(),
         no_new_privs: parsed.has("no-new-privs"),
-        preserve_fds: parsed.get("preserve-fds").map(|n| number("preserve-fds", n)).transpose()?.unwrap_or(0) as i32,
+        preserve_fds: parsed
+            .get("preserve-fds")
+            .map(|n| number("preserve-fds", n))
+            .transpose()?
+            .unwrap_or(0) as i32,
     };
     container::exec::exec(global, id, &opts)
 }
 
 fn cmd_update(global: &Global, rest: &[String]) -> Result<i32> {
-    let mut specs: Vec<FlagSpec> = container::update::FLAG_PATHS.iter().map(|(name, _, _)| value(std::slice::from_ref(name))).collect();
+    let mut specs: Vec<FlagSpec> = container::update::FLAG_PATHS
+        .iter()
+        .map(|(name, _, _)| value(std::slice::from_ref(name)))
+        .collect();
     specs.push(value(&["resources", "r"]));
     specs.push(value(&["kernel-memory"]));
     specs.push(value(&["kernel-memory-tcp"]));
     let (id, parsed) = one_id(rest, &specs)?;
     let file_text = match parsed.get("resources") {
-        Some("-") => Some(std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Usage(format!("--resources -: {e}")))?),
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("--resources {path}: {e}")))?),
+        Some("-") => {
+            Some(std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Usage(format!("--resources -: {e}")))?)
+        }
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("--resources {path}: {e}")))?)
+        }
         None => None,
     };
     let flags: Vec<(&str, &str)> = container::update::FLAG_PATHS
@@ -250,8 +284,10 @@ fn cmd_ps(global: &Global, rest: &[String]) -> Result<i32> {
         println!("{}", serde_json::to_string(&pids).unwrap_or_default());
     } else {
         let out = std::process::Command::new("ps")
-            .arg("-o").arg("uid,pid,ppid,c,stime,tty,time,cmd")
-            .arg("-p").arg(pids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
+            .arg("-o")
+            .arg("uid,pid,ppid,c,stime,tty,time,cmd")
+            .arg("-p")
+            .arg(pids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
             .output();
         match out {
             Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),

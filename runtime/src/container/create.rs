@@ -74,16 +74,28 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let (console_socket, console_rx) = console_for(opts.console_socket.as_deref(), terminal, wait_for_start)?;
 
     trace.mark("parse and validate config");
-    let mut undo = Undo { child: None, cgroup: None, state_dir: None };
+    let mut undo = Undo {
+        child: None,
+        cgroup: None,
+        state_dir: None,
+    };
     let state_path = make_container_resources(global, id, linux, &cgroup, wait_for_start, &mut undo)?;
-    let state_dir_fd = nix::fcntl::open(&state_path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .ctx("open state dir", state_path.display())?;
+    let state_dir_fd = nix::fcntl::open(
+        &state_path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open state dir", state_path.display())?;
     let plan = InitPlan {
         id: id.to_string(),
         spec: spec.clone(),
         bundle: bundle.clone(),
         rootfs: rootfs.clone(),
-        cgroup_paths: cgroup.hierarchies().iter().map(|h| (h.mount.clone(), h.path.clone())).collect(),
+        cgroup_paths: cgroup
+            .hierarchies()
+            .iter()
+            .map(|h| (h.mount.clone(), h.path.clone()))
+            .collect(),
         state_dir: state_dir_fd,
         lock_fd: undo.state_dir.as_ref().map(StateDir::lock_fd).unwrap_or(-1),
         console_socket,
@@ -104,7 +116,11 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
 
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
-        write_id_maps(pid, linux.uid_mappings().as_deref().unwrap_or_default(), linux.gid_mappings().as_deref().unwrap_or_default())?;
+        write_id_maps(
+            pid,
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
     }
     // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
     let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
@@ -131,7 +147,10 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
-    let state_dir = undo.state_dir.take().ok_or_else(|| Error::Init("state dir vanished".into()))?;
+    let state_dir = undo
+        .state_dir
+        .take()
+        .ok_or_else(|| Error::Init("state dir vanished".into()))?;
     if let Err(e) = state_dir.save(&saved) {
         undo.state_dir = Some(state_dir);
         return Err(e);
@@ -142,12 +161,22 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     if trace.enabled() {
         eprintln!("husk trace {id}: create: {}", trace.render());
     }
-    Ok(Created { pid, pidfd, state_dir, saved, console_rx })
+    Ok(Created {
+        pid,
+        pidfd,
+        state_dir,
+        saved,
+        console_rx,
+    })
 }
 
 /// The console socket the init sends its pty master to, and (for a foreground `run` without
 /// --console-socket) our end of a socketpair on which husk receives it to proxy the terminal.
-fn console_for(socket: Option<&Path>, terminal: bool, wait_for_start: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+fn console_for(
+    socket: Option<&Path>,
+    terminal: bool,
+    wait_for_start: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     match (socket, terminal) {
         (Some(path), true) => Ok((Some(connect_console(path)?), None)),
         (None, true) if !wait_for_start => {
@@ -160,7 +189,9 @@ fn console_for(socket: Option<&Path>, terminal: bool, wait_for_start: bool) -> R
             .ctx("create", "console socketpair")?;
             Ok((Some(theirs), Some(ours)))
         }
-        (None, true) => Err(Error::Usage("process.terminal is set: --console-socket is required".into())),
+        (None, true) => Err(Error::Usage(
+            "process.terminal is set: --console-socket is required".into(),
+        )),
         _ => Ok((None, None)),
     }
 }
@@ -182,7 +213,9 @@ fn make_container_resources(
     if let Some(resources) = linux.resources() {
         let mut resources = resources.clone();
         if let Some(rules) = resources.devices_mut() {
-            rules.extend(crate::rootfs::devices::default_cgroup_rules(linux.devices().as_deref().unwrap_or_default()));
+            rules.extend(crate::rootfs::devices::default_cgroup_rules(
+                linux.devices().as_deref().unwrap_or_default(),
+            ));
         }
         cgroup.apply(&resources)?;
     }
@@ -191,14 +224,20 @@ fn make_container_resources(
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).ctx("mkfifo", fifo.display())?;
         // mkfifo applies the caller's umask (conmon's 022 makes it 0600), and an init that
         // already switched to a non-root process.user must still open it for writing.
-        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx("chmod", fifo.display())?;
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+            .ctx("chmod", fifo.display())?;
     }
     Ok(state_path)
 }
 
 /// clone3 into the new namespaces (entering joined pid/time namespaces and a new time
 /// namespace around the call); the child never returns from here.
-fn spawn_init(linux: &oci_spec::runtime::Linux, plan: InitPlan, parent_end: std::os::fd::RawFd, child_chan: sync::Channel) -> Result<(i32, OwnedFd)> {
+fn spawn_init(
+    linux: &oci_spec::runtime::Linux,
+    plan: InitPlan,
+    parent_end: std::os::fd::RawFd,
+    child_chan: sync::Channel,
+) -> Result<(i32, OwnedFd)> {
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
     if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
@@ -227,12 +266,21 @@ fn spawn_init(linux: &oci_spec::runtime::Linux, plan: InitPlan, parent_end: std:
 /// runc's `owner` column: the user who created the container.
 fn owner_name() -> String {
     let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// Compile the container's seccomp profile, cached by content under <root>/seccomp-cache.
-pub fn seccomp_program(root: &Path, linux: Option<&oci_spec::runtime::Linux>) -> Result<Option<crate::seccomp::Program>> {
-    let Some(profile) = linux.and_then(|l| l.seccomp().as_ref()) else { return Ok(None) };
+pub fn seccomp_program(
+    root: &Path,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<Option<crate::seccomp::Program>> {
+    let Some(profile) = linux.and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
     crate::seccomp::prepare_cached(profile, &root.join("seccomp-cache"))
         .map(Some)
         .map_err(|e| Error::Config(config::ConfigError::Seccomp(e.to_string())))
@@ -251,7 +299,8 @@ fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec
                 let hooks = spec.hooks().as_ref();
                 hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state)?;
                 hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
-                let state = serde_json::to_string(&state).map_err(|e| Error::Init(format!("failed to encode state: {e}")))?;
+                let state =
+                    serde_json::to_string(&state).map_err(|e| Error::Init(format!("failed to encode state: {e}")))?;
                 chan.send(&ToChild::HooksDone { state })?;
             }
             Some((FromChild::SeccompNotifyFd, fd)) => {
@@ -269,13 +318,22 @@ fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec
 
 /// The seccomp notify fd the child loaded, with the process state, to the agent at
 /// listenerPath (which resolves here, in the runtime's mount namespace). Then our copy closes.
-pub(super) fn hand_notify_fd_to_agent(spec: &Spec, pid: i32, state: &husk_protocol::ContainerState, fd: Option<OwnedFd>) -> Result<()> {
+pub(super) fn hand_notify_fd_to_agent(
+    spec: &Spec,
+    pid: i32,
+    state: &husk_protocol::ContainerState,
+    fd: Option<OwnedFd>,
+) -> Result<()> {
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let (Some(profile), Some(fd)) = (profile, fd) else {
-        return Err(Error::Init("sent a seccomp notify message without a profile or fd".into()));
+        return Err(Error::Init(
+            "sent a seccomp notify message without a profile or fd".into(),
+        ));
     };
     let Some(listener) = profile.listener_path() else {
-        return Err(Error::Init("has a seccomp notify fd but the profile has no listenerPath".into()));
+        return Err(Error::Init(
+            "has a seccomp notify fd but the profile has no listenerPath".into(),
+        ));
     };
     let json = crate::seccomp::process_state_json(profile, pid, state)?;
     use std::os::fd::AsFd;
@@ -308,7 +366,9 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 /// holds the privileges for arbitrary maps).
 fn write_id_maps(pid: i32, uid_maps: &[LinuxIdMapping], gid_maps: &[LinuxIdMapping]) -> Result<()> {
     let render = |maps: &[LinuxIdMapping]| -> String {
-        maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
     };
     for (file, maps) in [("uid_map", uid_maps), ("gid_map", gid_maps)] {
         let path = format!("/proc/{pid}/{file}");
@@ -320,7 +380,10 @@ fn write_id_maps(pid: i32, uid_maps: &[LinuxIdMapping], gid_maps: &[LinuxIdMappi
 /// Written to a temp file and renamed: containerd reads it as soon as create returns.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = absolute(path)?;
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
     std::fs::write(&tmp, pid.to_string()).ctx("write pid file", tmp.display())?;
     std::fs::rename(&tmp, &path).ctx("rename pid file to", path.display())?;
     Ok(())

@@ -22,7 +22,13 @@ pub fn delete(global: &Global, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&saved)?,
         _ if force => kill_and_wait(&saved)?,
-        _ => return Err(Error::WrongStatus { id: id.to_string(), op: "delete", status }),
+        _ => {
+            return Err(Error::WrongStatus {
+                id: id.to_string(),
+                op: "delete",
+                status,
+            })
+        }
     }
     destroy(dir, &saved)
 }
@@ -45,6 +51,10 @@ pub fn destroy(dir: StateDir, saved: &SavedState) -> Result<()> {
     let _ = super::kill::signal_all(&saved.cgroup, libc::SIGKILL);
     saved.cgroup.destroy()?;
     let state = saved.to_oci(Status::Stopped);
-    hooks::run_all_warn("poststop", saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()), &state);
+    hooks::run_all_warn(
+        "poststop",
+        saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()),
+        &state,
+    );
     dir.remove()
 }

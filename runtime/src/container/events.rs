@@ -44,7 +44,10 @@ pub fn events(global: &Global, id: &str, interval: Duration, once: bool) -> Resu
 
 /// "5s", "100ms", "1m" or plain seconds.
 pub fn parse_interval(text: &str) -> Option<Duration> {
-    let (num, unit) = text.find(|c: char| !c.is_ascii_digit()).map(|i| text.split_at(i)).unwrap_or((text, "s"));
+    let (num, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| text.split_at(i))
+        .unwrap_or((text, "s"));
     let n: u64 = num.parse().ok()?;
     Some(match unit {
         "ms" => Duration::from_millis(n),

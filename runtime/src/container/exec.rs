@@ -40,7 +40,11 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
     if !matches!(status, Status::Running | Status::Created) {
-        return Err(Error::WrongStatus { id: id.to_string(), op: "exec in", status });
+        return Err(Error::WrongStatus {
+            id: id.to_string(),
+            op: "exec in",
+            status,
+        });
     }
     let spec = crate::config::load(&saved.bundle)?;
     let process = build_process(&spec, opts)?;
@@ -96,9 +100,24 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
                     super::create::hand_notify_fd_to_agent(&spec, pid, &saved.to_oci(Status::Running), fd)?;
                     chan.send(&ToChild::SeccompNotifyFdSent)?;
                 }
-                Some((FromChild::Failed { msg }, _)) => return Err(Error::Exec { id: id.to_string(), msg }),
-                Some((other, _)) => return Err(Error::Exec { id: id.to_string(), msg: format!("unexpected message {other:?}") }),
-                None => return Err(Error::Exec { id: id.to_string(), msg: "the process exited before it was ready".into() }),
+                Some((FromChild::Failed { msg }, _)) => {
+                    return Err(Error::Exec {
+                        id: id.to_string(),
+                        msg,
+                    })
+                }
+                Some((other, _)) => {
+                    return Err(Error::Exec {
+                        id: id.to_string(),
+                        msg: format!("unexpected message {other:?}"),
+                    })
+                }
+                None => {
+                    return Err(Error::Exec {
+                        id: id.to_string(),
+                        msg: "the process exited before it was ready".into(),
+                    })
+                }
             }
         }
     });
@@ -120,7 +139,11 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
 
 /// Every namespace the container has, as /proc/<init>/ns/<kind>, to be joined.
 fn container_namespaces(spec: &Spec, init_pid: i32) -> Vec<LinuxNamespace> {
-    let listed = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let listed = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
     listed
         .iter()
         .filter_map(|ns| {
@@ -138,7 +161,10 @@ fn build_process(spec: &Spec, opts: &ExecOptions) -> Result<Process> {
         let process: Process = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("{}: invalid process json: {e}", path.display())))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(Error::Usage(format!("{}: process.args must not be empty", path.display())));
+            return Err(Error::Usage(format!(
+                "{}: process.args must not be empty",
+                path.display()
+            )));
         }
         return Ok(process);
     }
@@ -160,7 +186,9 @@ fn build_process(spec: &Spec, opts: &ExecOptions) -> Result<Process> {
         process.user_mut().set_gid(gid);
     }
     if !opts.additional_gids.is_empty() {
-        process.user_mut().set_additional_gids(Some(opts.additional_gids.clone()));
+        process
+            .user_mut()
+            .set_additional_gids(Some(opts.additional_gids.clone()));
     }
     if opts.no_new_privs {
         process.set_no_new_privileges(Some(true));

@@ -12,7 +12,11 @@ pub fn kill(global: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
     if status == Status::Stopped {
-        return Err(Error::WrongStatus { id: id.to_string(), op: "kill", status });
+        return Err(Error::WrongStatus {
+            id: id.to_string(),
+            op: "kill",
+            status,
+        });
     }
     if all {
         signal_all(&saved.cgroup, signo)
@@ -48,7 +52,12 @@ pub fn signal_all(cgroup: &crate::cgroups::Cgroup, signo: i32) -> Result<()> {
 pub fn send(pid: i32, signo: i32) -> Result<()> {
     // SAFETY: kill(2) with a pid and a validated signal number.
     if unsafe { libc::kill(pid, signo) } != 0 {
-        return Err(SysError::new(format!("send signal {signo} to"), format!("pid {pid}"), nix::errno::Errno::last()).into());
+        return Err(SysError::new(
+            format!("send signal {signo} to"),
+            format!("pid {pid}"),
+            nix::errno::Errno::last(),
+        )
+        .into());
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ pub fn list(global: &Global) -> Result<Vec<ContainerState>> {
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Some(id) = entry.file_name().to_str().map(str::to_string) else { continue };
+        let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
         match super::state::state(global, &id) {
             Ok(state) => out.push(state),
             // Gone or half-made meanwhile: not listed, as runc does.
@@ -31,12 +33,37 @@ pub fn list(global: &Global) -> Result<Vec<ContainerState>> {
 
 /// runc's table: ID, PID, STATUS, BUNDLE, CREATED, OWNER.
 pub fn render_table(states: &[ContainerState]) -> String {
-    let mut rows = vec![["ID".to_string(), "PID".into(), "STATUS".into(), "BUNDLE".into(), "CREATED".into(), "OWNER".into()]];
+    let mut rows = vec![[
+        "ID".to_string(),
+        "PID".into(),
+        "STATUS".into(),
+        "BUNDLE".into(),
+        "CREATED".into(),
+        "OWNER".into(),
+    ]];
     for s in states {
-        rows.push([s.id.clone(), s.pid.to_string(), s.status.to_string(), s.bundle.clone(), s.created.clone(), s.owner.clone()]);
+        rows.push([
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.clone(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
     rows.iter()
-        .map(|r| r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect::<Vec<_>>().join("   ").trim_end().to_string() + "\n")
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect::<Vec<_>>()
+                .join("   ")
+                .trim_end()
+                .to_string()
+                + "\n"
+        })
         .collect()
 }

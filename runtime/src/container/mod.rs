@@ -4,8 +4,8 @@ pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
-pub mod kill;
 pub mod features;
+pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod run;
@@ -27,7 +27,9 @@ pub struct Global {
 
 /// The time now as RFC 3339 in UTC with nanoseconds, as runc prints `created`.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     format_rfc3339(now.as_secs() as i64, now.subsec_nanos())
 }
 
@@ -35,7 +37,12 @@ pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -56,6 +63,9 @@ mod tests {
     #[test]
     fn rfc3339_matches_known_instants() {
         assert_eq!(super::format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(super::format_rfc3339(1_709_251_199, 5), "2024-02-29T23:59:59.000000005Z");
+        assert_eq!(
+            super::format_rfc3339(1_709_251_199, 5),
+            "2024-02-29T23:59:59.000000005Z"
+        );
     }
 }

@@ -10,7 +10,11 @@ pub fn pause(global: &Global, id: &str) -> Result<()> {
     let saved = dir.load()?;
     match saved.status(&dir.path) {
         Status::Running | Status::Created => Ok(saved.cgroup.freeze()?),
-        status => Err(Error::WrongStatus { id: id.to_string(), op: "pause", status }),
+        status => Err(Error::WrongStatus {
+            id: id.to_string(),
+            op: "pause",
+            status,
+        }),
     }
 }
 
@@ -19,7 +23,11 @@ pub fn resume(global: &Global, id: &str) -> Result<()> {
     let saved = dir.load()?;
     match saved.status(&dir.path) {
         Status::Paused => Ok(saved.cgroup.thaw()?),
-        status => Err(Error::WrongStatus { id: id.to_string(), op: "resume", status }),
+        status => Err(Error::WrongStatus {
+            id: id.to_string(),
+            op: "resume",
+            status,
+        }),
     }
 }
 

@@ -16,8 +16,14 @@ use std::os::fd::AsFd;
 
 /// Signals a foreground `husk run` forwards to the container's init.
 const FORWARDED: [Signal; 8] = [
-    Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM,
-    Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT,
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
 ];
 
 /// Returns the exit code husk should exit with.
@@ -30,10 +36,21 @@ pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Res
     // The init execs at once: nobody needs exec.fifo when husk itself waits.
     let created = create(global, id, opts, false)?;
     let state = created.saved.to_oci(Status::Running);
-    hooks::run_all_warn("poststart", created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
+    hooks::run_all_warn(
+        "poststart",
+        created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
+        &state,
+    );
     // Unlock while waiting: `state`, `kill`, `ps` on this container must not block until it
     // exits. Relock to clean up; a `delete --force` meanwhile has already done it.
-    let Created { pid, pidfd, state_dir, saved, console_rx, .. } = created;
+    let Created {
+        pid,
+        pidfd,
+        state_dir,
+        saved,
+        console_rx,
+        ..
+    } = created;
     drop(state_dir);
     let code = match &console_rx {
         Some(rx) => super::tty_proxy::receive_master(rx)
@@ -56,7 +73,10 @@ pub fn wait_forwarding(pid: i32, pidfd: &std::os::fd::OwnedFd) -> Result<i32> {
     mask.thread_block().ctx("block", "forwarded signals")?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx("create", "signalfd")?;
     loop {
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,

@@ -20,7 +20,10 @@ pub fn default_spec() -> Spec {
 pub fn write_spec(bundle: &Path) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
-        return Err(Error::Usage(format!("{} already exists; remove it first", path.display())));
+        return Err(Error::Usage(format!(
+            "{} already exists; remove it first",
+            path.display()
+        )));
     }
     let text = serde_json::to_string_pretty(&default_spec())
         .map_err(|e| Error::Usage(format!("failed to encode the default spec: {e}")))?;

@@ -15,11 +15,19 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
     if status != Status::Created {
-        return Err(Error::WrongStatus { id: id.to_string(), op: "start", status });
+        return Err(Error::WrongStatus {
+            id: id.to_string(),
+            op: "start",
+            status,
+        });
     }
     release_init(&dir, saved.pid)?;
     let state = saved.to_oci(Status::Running);
-    hooks::run_all_warn("poststart", saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &state);
+    hooks::run_all_warn(
+        "poststart",
+        saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
+        &state,
+    );
     Ok(())
 }
 
@@ -30,9 +38,16 @@ fn release_init(dir: &StateDir, pid: i32) -> Result<()> {
     // The pidfd first: opening the fifo releases the init, whose process may then exit and
     // be reaped (e.g. by conmon) before a later pidfd_open, which would fail with ESRCH.
     let pidfd = pidfd_open(pid)?;
-    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .ctx("open", fifo_path.display())?;
-    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open", fifo_path.display())?;
+    let mut fds = [
+        PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+    ];
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => break,
@@ -46,7 +61,12 @@ fn release_init(dir: &StateDir, pid: i32) -> Result<()> {
     match answer[..n].split_first() {
         Some((b'0', _)) => {}
         Some((_, why)) => return Err(Error::Init(String::from_utf8_lossy(why).into_owned())),
-        None => return Err(Error::Init(format!("container {} exited before it was started", dir.id))),
+        None => {
+            return Err(Error::Init(format!(
+                "container {} exited before it was started",
+                dir.id
+            )))
+        }
     }
     std::fs::remove_file(&fifo_path).ctx("remove", fifo_path.display())?;
     Ok(())

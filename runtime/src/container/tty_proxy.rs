@@ -13,9 +13,17 @@ pub fn receive_master(socket: &OwnedFd) -> Result<OwnedFd, SysError> {
     let mut name = [0u8; 256];
     let mut iov = [IoSliceMut::new(&mut name)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .ctx("receive pty master from", "container init")?;
-    for cmsg in msg.cmsgs().map_err(|e| SysError::new("read control message from", "container init", e))? {
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx("receive pty master from", "container init")?;
+    for cmsg in msg
+        .cmsgs()
+        .map_err(|e| SysError::new("read control message from", "container init", e))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             if let Some(&fd) = fds.first() {
                 // SAFETY: SCM_RIGHTS gave us a new fd that nothing else owns.
@@ -23,7 +31,11 @@ pub fn receive_master(socket: &OwnedFd) -> Result<OwnedFd, SysError> {
             }
         }
     }
-    Err(SysError::new("receive pty master from", "container init", nix::errno::Errno::EBADMSG))
+    Err(SysError::new(
+        "receive pty master from",
+        "container init",
+        nix::errno::Errno::EBADMSG,
+    ))
 }
 
 /// Puts the terminal back as it was, even on an early return.
@@ -34,7 +46,9 @@ pub struct RawMode {
 impl RawMode {
     pub fn enter() -> RawMode {
         let stdin = std::io::stdin();
-        let Ok(saved) = tcgetattr(stdin.as_fd()) else { return RawMode { saved: None } };
+        let Ok(saved) = tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
         let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);

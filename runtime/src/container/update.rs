@@ -28,7 +28,11 @@ pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<(
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
     if status == Status::Stopped {
-        return Err(Error::WrongStatus { id: id.to_string(), op: "update", status });
+        return Err(Error::WrongStatus {
+            id: id.to_string(),
+            op: "update",
+            status,
+        });
     }
     // As in create: a deny-all device rule must not take /dev/null & co. away from the container.
     let mut resources = resources.clone();
@@ -43,17 +47,23 @@ pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<(
 /// the flags winning.
 pub fn resources_from(file_text: Option<&str>, flags: &[(&str, &str)]) -> Result<LinuxResources> {
     let mut doc: Value = match file_text {
-        Some(text) => serde_json::from_str(text).map_err(|e| Error::Usage(format!("--resources: invalid JSON: {e}")))?,
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| Error::Usage(format!("--resources: invalid JSON: {e}")))?
+        }
         None => json!({}),
     };
     for (flag, text) in flags {
-        let Some(&(_, pointer, bytes)) = FLAG_PATHS.iter().find(|(name, _, _)| name == flag) else { continue };
+        let Some(&(_, pointer, bytes)) = FLAG_PATHS.iter().find(|(name, _, _)| name == flag) else {
+            continue;
+        };
         let value = if pointer.ends_with("cpus") || pointer.ends_with("mems") {
             Value::String(text.to_string())
         } else if bytes {
             json!(parse_bytes(text).ok_or_else(|| Error::Usage(format!("--{flag}: invalid size {text:?}")))?)
         } else {
-            json!(text.parse::<i64>().map_err(|_| Error::Usage(format!("--{flag}: {text:?} is not a number")))?)
+            json!(text
+                .parse::<i64>()
+                .map_err(|_| Error::Usage(format!("--{flag}: {text:?} is not a number")))?)
         };
         set_pointer(&mut doc, pointer, value);
     }
@@ -108,7 +118,11 @@ mod tests {
 
     #[test]
     fn flags_override_the_resources_file() {
-        let r = resources_from(Some(r#"{"memory":{"limit":1000},"pids":{"limit":5}}"#), &[("memory", "64m"), ("cpuset-cpus", "0")]).unwrap();
+        let r = resources_from(
+            Some(r#"{"memory":{"limit":1000},"pids":{"limit":5}}"#),
+            &[("memory", "64m"), ("cpuset-cpus", "0")],
+        )
+        .unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 5);
         assert_eq!(r.cpu().as_ref().unwrap().cpus().as_deref(), Some("0"));

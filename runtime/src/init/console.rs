@@ -20,10 +20,19 @@ pub fn setup(socket: RawFd, size: Option<ConsoleSize>) -> Result<(), SysError> {
     grantpt(&master).ctx("grantpt", "/dev/ptmx")?;
     unlockpt(&master).ctx("unlockpt", "/dev/ptmx")?;
     let slave_name = ptsname_r(&master).ctx("ptsname", "/dev/ptmx")?;
-    let slave: OwnedFd = nix::fcntl::open(slave_name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .ctx("open", &slave_name)?;
+    let slave: OwnedFd = nix::fcntl::open(
+        slave_name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open", &slave_name)?;
     if let Some(size) = size {
-        let ws = libc::winsize { ws_row: size.rows, ws_col: size.cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: size.rows,
+            ws_col: size.cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ reads a valid winsize.
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
@@ -37,7 +46,11 @@ pub fn setup(socket: RawFd, size: Option<ConsoleSize>) -> Result<(), SysError> {
     }
     // SAFETY: TIOCSCTTY on our own fd 0 with arg 0.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
-        return Err(SysError::new("set controlling terminal", &slave_name, nix::errno::Errno::last()));
+        return Err(SysError::new(
+            "set controlling terminal",
+            &slave_name,
+            nix::errno::Errno::last(),
+        ));
     }
     Ok(())
 }

@@ -37,7 +37,9 @@ fn run(
     state_json: &str,
     status: Status,
 ) -> Result<(), HookError> {
-    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else { return Ok(()) };
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
     let state = state_for(state_json, status).ok_or(HookError::NoState { kind })?;
     hooks::run_all(kind, Some(hooks), &state)
 }
@@ -46,9 +48,14 @@ fn run(
 /// own (prestart, createRuntime) or the state for the init's (createContainer, startContainer).
 pub fn needs_handshake(spec: &Spec) -> bool {
     spec.hooks().as_ref().is_some_and(|h| {
-        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container()]
-            .iter()
-            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
     })
 }
 
@@ -73,8 +80,12 @@ mod tests {
             serde_json::from_value(v).unwrap()
         };
         assert!(!needs_handshake(&Spec::default()));
-        assert!(!needs_handshake(&with(serde_json::json!({"poststart": [{"path": "/bin/true"}]}))));
-        assert!(needs_handshake(&with(serde_json::json!({"startContainer": [{"path": "/bin/true"}]}))));
+        assert!(!needs_handshake(&with(
+            serde_json::json!({"poststart": [{"path": "/bin/true"}]})
+        )));
+        assert!(needs_handshake(&with(
+            serde_json::json!({"startContainer": [{"path": "/bin/true"}]})
+        )));
         assert!(!needs_handshake(&with(serde_json::json!({"createContainer": []}))));
     }
 }

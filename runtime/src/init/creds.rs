@@ -8,8 +8,16 @@ use oci_spec::runtime::User;
 /// that capabilities::apply can then set exactly what the config asks.
 pub fn switch_user(user: &User, allow_setgroups: bool) -> Result<(), SysError> {
     if allow_setgroups {
-        let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
-        setgroups(&groups).ctx("setgroups", format!("{:?}", user.additional_gids().as_deref().unwrap_or_default()))?;
+        let groups: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        setgroups(&groups).ctx(
+            "setgroups",
+            format!("{:?}", user.additional_gids().as_deref().unwrap_or_default()),
+        )?;
     }
     nix::sys::prctl::set_keepcaps(true).ctx("set", "PR_SET_KEEPCAPS")?;
     let gid = Gid::from_raw(user.gid());

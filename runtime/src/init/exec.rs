@@ -23,7 +23,11 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, SysError> {
             return Ok(candidate);
         }
     }
-    Err(SysError::new("find executable", format!("{arg0:?} in $PATH"), Errno::ENOENT))
+    Err(SysError::new(
+        "find executable",
+        format!("{arg0:?} in $PATH"),
+        Errno::ENOENT,
+    ))
 }
 
 fn check_executable(path: &Path) -> Result<(), SysError> {
@@ -46,7 +50,11 @@ pub fn cloexec_from(first: i32, keep: &[i32]) -> Result<(), SysError> {
             // SAFETY: close_range only changes fd flags here (CLOSE_RANGE_CLOEXEC).
             let rc = unsafe { libc::syscall(libc::SYS_close_range, start, fd - 1, libc::CLOSE_RANGE_CLOEXEC) };
             if rc != 0 {
-                return Err(SysError::new("close_range", format!("{start}..{}", fd - 1), Errno::last()));
+                return Err(SysError::new(
+                    "close_range",
+                    format!("{start}..{}", fd - 1),
+                    Errno::last(),
+                ));
             }
         }
         start = fd.saturating_add(1);

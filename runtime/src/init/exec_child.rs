@@ -51,7 +51,14 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
         super::sched::set_personality(personality)?;
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
-    prepare_credentials(&plan.process, console, None, plan.in_userns, plan.seccomp.as_ref(), chan)
+    prepare_credentials(
+        &plan.process,
+        console,
+        None,
+        plan.in_userns,
+        plan.seccomp.as_ref(),
+        chan,
+    )
 }
 
 fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> InitError {

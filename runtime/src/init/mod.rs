@@ -5,9 +5,9 @@
 
 pub mod console;
 pub mod container_hooks;
-pub mod exec_child;
 pub mod creds;
 pub mod exec;
+pub mod exec_child;
 pub mod rlimits;
 pub mod sched;
 
@@ -172,7 +172,9 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     let program = prepare_process(plan, chan)?;
     trace.mark("process: console, rlimits, creds, caps, seccomp");
     if trace.enabled() {
-        chan.send(&FromChild::Timings { phases: trace.phases().to_vec() })?;
+        chan.send(&FromChild::Timings {
+            phases: trace.phases().to_vec(),
+        })?;
     }
     Ok(Prepared { program, hook_state })
 }
@@ -195,7 +197,12 @@ pub(crate) fn join_namespaces(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> 
     joins.sort_by_key(|ns| crate::config::namespace_order(ns.typ()));
     let files = joins
         .iter()
-        .map(|ns| namespaces::open(ns.typ(), ns.path().as_deref().unwrap_or_else(|| std::path::Path::new(""))))
+        .map(|ns| {
+            namespaces::open(
+                ns.typ(),
+                ns.path().as_deref().unwrap_or_else(|| std::path::Path::new("")),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for file in &files {
         namespaces::join(file)?;
@@ -234,7 +241,10 @@ fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitE
         return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into());
     };
     let in_userns = plan.spec.linux().as_ref().is_some_and(|l| {
-        l.namespaces().iter().flatten().any(|ns| ns.typ() == LinuxNamespaceType::User)
+        l.namespaces()
+            .iter()
+            .flatten()
+            .any(|ns| ns.typ() == LinuxNamespaceType::User)
     });
     if let Some(personality) = plan.spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(personality)?;
@@ -256,7 +266,10 @@ pub fn prepare_credentials(
 ) -> Result<PathBuf, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
-            let size = process.console_size().as_ref().map(|b| console::ConsoleSize { rows: b.height() as u16, cols: b.width() as u16 });
+            let size = process.console_size().as_ref().map(|b| console::ConsoleSize {
+                rows: b.height() as u16,
+                cols: b.width() as u16,
+            });
             console::setup(socket, size)?;
         }
     }
@@ -287,7 +300,9 @@ pub fn prepare_credentials(
         }
     }
     let setgroups_allowed = !in_userns
-        || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() == "allow")
+            .unwrap_or(true);
     // runc makes a missing cwd; images often name a workdir they do not ship.
     let _ = std::fs::create_dir_all(process.cwd());
     nix::unistd::chdir(process.cwd()).ctx("chdir to cwd", process.cwd().display())?;
@@ -323,9 +338,17 @@ fn hand_off_notify_fd(chan: &mut Channel, fd: OwnedFd) -> Result<(), InitError> 
 /// A fresh session keyring, so containers do not share the host's keys (as runc does).
 /// Kernels without keyrings, or a seccomp'd host, refuse it: that is not fatal.
 fn join_session_keyring(id: &str) {
-    let Ok(name) = std::ffi::CString::new(format!("_ses.{id}")) else { return };
+    let Ok(name) = std::ffi::CString::new(format!("_ses.{id}")) else {
+        return;
+    };
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name.
-    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            name.as_ptr(),
+        )
+    };
 }
 
 /// Tell the parent we are ready, wait for `husk start` on exec.fifo, load seccomp, exec.
@@ -366,8 +389,13 @@ fn released_by_start(plan: &InitPlan, hook_state: Option<&str>) -> Result<(), In
     let fifo = match plan.wait_for_start {
         // Blocks until `husk start` opens the fifo for reading.
         true => Some(
-            nix::fcntl::openat(plan.state_dir.as_fd(), crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .ctx("open", "exec.fifo")?,
+            nix::fcntl::openat(
+                plan.state_dir.as_fd(),
+                crate::state::EXEC_FIFO,
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx("open", "exec.fifo")?,
         ),
         false => None,
     };

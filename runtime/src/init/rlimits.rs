@@ -34,7 +34,10 @@ fn resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
 
 pub fn apply(rlimits: &[PosixRlimit]) -> Result<(), SysError> {
     for rl in rlimits {
-        let limit = libc::rlimit { rlim_cur: rl.soft(), rlim_max: rl.hard() };
+        let limit = libc::rlimit {
+            rlim_cur: rl.soft(),
+            rlim_max: rl.hard(),
+        };
         // SAFETY: setrlimit reads a valid, initialised struct.
         if unsafe { libc::setrlimit(resource(rl.typ()), &limit) } != 0 {
             let errno = nix::errno::Errno::last();

@@ -38,7 +38,9 @@ fn policy_number(policy: LinuxSchedulerPolicy) -> Result<u32, ConfigError> {
         LinuxSchedulerPolicy::SchedIdle => libc::SCHED_IDLE as u32,
         LinuxSchedulerPolicy::SchedDeadline => SCHED_DEADLINE,
         // Never merged into Linux.
-        LinuxSchedulerPolicy::SchedIso => return Err(ConfigError::BadScheduler("SCHED_ISO is not a Linux policy".into())),
+        LinuxSchedulerPolicy::SchedIso => {
+            return Err(ConfigError::BadScheduler("SCHED_ISO is not a Linux policy".into()))
+        }
     })
 }
 
@@ -63,22 +65,33 @@ pub fn sched_attr(sched: &Scheduler) -> Result<SchedAttr, ConfigError> {
         return bad(format!("nice {nice} is outside -20..19"));
     }
     let priority = sched.priority().unwrap_or(0);
-    let realtime = matches!(sched.policy(), LinuxSchedulerPolicy::SchedFifo | LinuxSchedulerPolicy::SchedRr);
+    let realtime = matches!(
+        sched.policy(),
+        LinuxSchedulerPolicy::SchedFifo | LinuxSchedulerPolicy::SchedRr
+    );
     match (realtime, priority) {
         (true, 1..=99) | (false, 0) => {}
         (true, p) => return bad(format!("priority {p} of {} must be 1..99", sched.policy())),
         (false, p) => return bad(format!("priority {p} of {} must be 0", sched.policy())),
     }
-    let (runtime, deadline, period) =
-        (sched.runtime().unwrap_or(0), sched.deadline().unwrap_or(0), sched.period().unwrap_or(0));
+    let (runtime, deadline, period) = (
+        sched.runtime().unwrap_or(0),
+        sched.deadline().unwrap_or(0),
+        sched.period().unwrap_or(0),
+    );
     if policy == SCHED_DEADLINE {
         // period 0 means "same as deadline" to the kernel.
         let period_or_deadline = if period == 0 { deadline } else { period };
         if runtime == 0 || runtime > deadline || deadline > period_or_deadline {
-            return bad(format!("SCHED_DEADLINE needs 0 < runtime ({runtime}) <= deadline ({deadline}) <= period ({period})"));
+            return bad(format!(
+                "SCHED_DEADLINE needs 0 < runtime ({runtime}) <= deadline ({deadline}) <= period ({period})"
+            ));
         }
     } else if runtime != 0 || deadline != 0 || period != 0 {
-        return bad(format!("runtime, deadline and period are for SCHED_DEADLINE, not {}", sched.policy()));
+        return bad(format!(
+            "runtime, deadline and period are for SCHED_DEADLINE, not {}",
+            sched.policy()
+        ));
     }
     Ok(SchedAttr {
         size: std::mem::size_of::<SchedAttr>() as u32,
@@ -99,7 +112,11 @@ pub fn set_scheduler(sched: &Scheduler) -> Result<(), SysError> {
     // SAFETY: sched_setattr reads attr.size bytes of a valid sched_attr; pid 0 is the caller.
     let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
     if rc != 0 {
-        return Err(SysError::new("sched_setattr", format!("{} for the container process", sched.policy()), Errno::last()));
+        return Err(SysError::new(
+            "sched_setattr",
+            format!("{} for the container process", sched.policy()),
+            Errno::last(),
+        ));
     }
     Ok(())
 }
@@ -126,7 +143,11 @@ pub fn set_io_priority(prio: &LinuxIOPriority) -> Result<(), SysError> {
     // SAFETY: ioprio_set takes three integers; who 0 is the caller.
     let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
     if rc != 0 {
-        return Err(SysError::new("ioprio_set", format!("{} {}", prio.class(), prio.priority()), Errno::last()));
+        return Err(SysError::new(
+            "ioprio_set",
+            format!("{} {}", prio.class(), prio.priority()),
+            Errno::last(),
+        ));
     }
     Ok(())
 }
@@ -164,7 +185,10 @@ mod tests {
 
     #[test]
     fn batch_with_nice_maps_to_its_attr() {
-        let attr = sched_attr(&sched(serde_json::json!({"policy": "SCHED_BATCH", "nice": 7, "flags": ["SCHED_RESET_ON_FORK"]}))).unwrap();
+        let attr = sched_attr(&sched(
+            serde_json::json!({"policy": "SCHED_BATCH", "nice": 7, "flags": ["SCHED_RESET_ON_FORK"]}),
+        ))
+        .unwrap();
         assert_eq!((attr.policy, attr.nice, attr.priority, attr.flags), (3, 7, 0, 1));
         assert_eq!(attr.size, 56);
     }
@@ -172,7 +196,12 @@ mod tests {
     #[test]
     fn realtime_needs_a_priority_and_others_refuse_one() {
         assert!(sched_attr(&sched(serde_json::json!({"policy": "SCHED_FIFO"}))).is_err());
-        assert_eq!(sched_attr(&sched(serde_json::json!({"policy": "SCHED_RR", "priority": 10}))).unwrap().priority, 10);
+        assert_eq!(
+            sched_attr(&sched(serde_json::json!({"policy": "SCHED_RR", "priority": 10})))
+                .unwrap()
+                .priority,
+            10
+        );
         assert!(sched_attr(&sched(serde_json::json!({"policy": "SCHED_OTHER", "priority": 10}))).is_err());
         assert!(sched_attr(&sched(serde_json::json!({"policy": "SCHED_OTHER", "nice": 20}))).is_err());
         assert!(sched_attr(&sched(serde_json::json!({"policy": "SCHED_ISO"}))).is_err());
@@ -189,9 +218,11 @@ mod tests {
 
     #[test]
     fn ioprio_packs_class_and_level() {
-        let p: LinuxIOPriority = serde_json::from_value(serde_json::json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7})).unwrap();
+        let p: LinuxIOPriority =
+            serde_json::from_value(serde_json::json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7})).unwrap();
         assert_eq!(ioprio_value(&p).unwrap(), (3 << 13) | 7);
-        let bad: LinuxIOPriority = serde_json::from_value(serde_json::json!({"class": "IOPRIO_CLASS_BE", "priority": 8})).unwrap();
+        let bad: LinuxIOPriority =
+            serde_json::from_value(serde_json::json!({"class": "IOPRIO_CLASS_BE", "priority": 8})).unwrap();
         assert_eq!(ioprio_value(&bad), Err(ConfigError::BadIoPriority(8)));
     }
 
@@ -199,7 +230,8 @@ mod tests {
     fn personality_domains_and_no_flags() {
         let p: LinuxPersonality = serde_json::from_value(serde_json::json!({"domain": "LINUX32"})).unwrap();
         assert_eq!(persona(&p).unwrap(), PER_LINUX32);
-        let f: LinuxPersonality = serde_json::from_value(serde_json::json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})).unwrap();
+        let f: LinuxPersonality =
+            serde_json::from_value(serde_json::json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})).unwrap();
         assert!(persona(&f).is_err());
     }
 }

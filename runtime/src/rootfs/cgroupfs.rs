@@ -27,10 +27,18 @@ pub fn mount_cgroups(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Re
     } else {
         let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(Some("tmpfs"), proc_fd_path(&target).as_str(), Some("tmpfs"), flags, Some("mode=755"))
-            .ctx("mount tmpfs for cgroups on", dest.display())?;
+        mount(
+            Some("tmpfs"),
+            proc_fd_path(&target).as_str(),
+            Some("tmpfs"),
+            flags,
+            Some("mode=755"),
+        )
+        .ctx("mount tmpfs for cgroups on", dest.display())?;
         for h in all.iter().filter(|h| h.mount_point.starts_with(HOST_CGROUP_ROOT)) {
-            let Ok(name) = h.mount_point.strip_prefix(HOST_CGROUP_ROOT) else { continue };
+            let Ok(name) = h.mount_point.strip_prefix(HOST_CGROUP_ROOT) else {
+                continue;
+            };
             mount_hierarchy(ctx, h, &dest.join(name), opts)?;
         }
         if opts.flags.contains(MsFlags::MS_RDONLY) {
@@ -46,7 +54,11 @@ fn mount_hierarchy(ctx: &MountContext, h: &CgroupMount, dest: &Path, opts: &Moun
     let flags = opts.flags & !MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if ctx.new_cgroupns {
         let data = mount_data(h);
-        let (fstype, data) = if h.unified { ("cgroup2", None) } else { ("cgroup", Some(data.as_str())) };
+        let (fstype, data) = if h.unified {
+            ("cgroup2", None)
+        } else {
+            ("cgroup", Some(data.as_str()))
+        };
         mount(Some(fstype), target_path.as_str(), Some(fstype), flags, data)
             .ctx(&format!("mount {fstype} ({}) on", mount_data(h)), dest.display())?;
     } else {
@@ -58,8 +70,14 @@ fn mount_hierarchy(ctx: &MountContext, h: &CgroupMount, dest: &Path, opts: &Moun
             .map(|(_, path)| path.clone())
             .unwrap_or_default();
         let source = h.mount_point.join(path.strip_prefix("/").unwrap_or(&path));
-        mount(Some(&source), target_path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
+        mount(
+            Some(&source),
+            target_path.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         remount(ctx, dest, flags | MsFlags::MS_BIND | MsFlags::MS_RDONLY)?;
@@ -81,7 +99,10 @@ mod tests {
 ";
         let hs = parse_mountinfo(text);
         assert_eq!(hs.len(), 3);
-        assert_eq!((hs[0].mount_point.as_path(), hs[0].unified, mount_data(&hs[0]).as_str()), (Path::new("/sys/fs/cgroup/cpu"), false, "cpu"));
+        assert_eq!(
+            (hs[0].mount_point.as_path(), hs[0].unified, mount_data(&hs[0]).as_str()),
+            (Path::new("/sys/fs/cgroup/cpu"), false, "cpu")
+        );
         assert_eq!(mount_data(&hs[1]), "name=systemd");
         assert!(hs[2].unified);
     }

@@ -22,18 +22,25 @@ pub struct DeviceNode {
 }
 
 pub fn default_devices() -> Vec<DeviceNode> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .iter()
-        .map(|&(name, major, minor)| DeviceNode {
-            path: PathBuf::from("/dev").join(name),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .iter()
+    .map(|&(name, major, minor)| DeviceNode {
+        path: PathBuf::from("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 /// The device cgroup rules every container gets after its own (runc's `AllowedDevices` plus one
@@ -53,12 +60,17 @@ pub fn default_cgroup_rules(spec_devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgro
         // mknod of any node; using one still needs its own rule.
         rule(LinuxDeviceType::C, None, None, "m"),
         rule(LinuxDeviceType::B, None, None, "m"),
-        rule(LinuxDeviceType::C, Some(136), None, "rwm"),   // /dev/pts/*
-        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"),  // /dev/ptmx
+        rule(LinuxDeviceType::C, Some(136), None, "rwm"),  // /dev/pts/*
+        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"), // /dev/ptmx
         rule(LinuxDeviceType::C, Some(10), Some(200), "rwm"), // /dev/net/tun
     ];
     for node in default_devices() {
-        rules.push(rule(LinuxDeviceType::C, Some(node.major as i64), Some(node.minor as i64), "rwm"));
+        rules.push(rule(
+            LinuxDeviceType::C,
+            Some(node.major as i64),
+            Some(node.minor as i64),
+            "rwm",
+        ));
     }
     for dev in spec_devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
         rules.push(rule(dev.typ(), Some(dev.major()), Some(dev.minor()), "rwm"));
@@ -97,28 +109,58 @@ pub fn create_all(rootfs: BorrowedFd, nodes: &[DeviceNode], userns: bool) -> Res
 
 fn make_node(rootfs: BorrowedFd, node: &DeviceNode) -> Result<(), SysError> {
     let rel = relative(&node.path);
-    let parent = rel.parent().map(|p| Path::new("/").join(p)).unwrap_or_else(|| PathBuf::from("/"));
-    let name = rel.file_name().ok_or_else(|| SysError::new("make device", node.path.display(), Errno::EINVAL))?;
+    let parent = rel
+        .parent()
+        .map(|p| Path::new("/").join(p))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let name = rel
+        .file_name()
+        .ok_or_else(|| SysError::new("make device", node.path.display(), Errno::EINVAL))?;
     let dir_path = open_in_root(rootfs, &parent, Create::Dir)?;
-    let dir = nix::fcntl::openat(dir_path.as_fd(), ".", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-        .ctx("open device directory", parent.display())?;
+    let dir = nix::fcntl::openat(
+        dir_path.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open device directory", parent.display())?;
     // A node the image already has (or a previous entry made) is replaced, as runc does.
     let _ = nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     let dev = makedev(node.major, node.minor);
     mknodat(dir.as_fd(), name, node.kind, Mode::from_bits_truncate(node.mode), dev)
         .ctx("mknod", node.path.display())?;
     // mknod applies the umask; the spec's mode is the mode.
-    nix::sys::stat::fchmodat(dir.as_fd(), name, Mode::from_bits_truncate(node.mode), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
-        .ctx("chmod", node.path.display())?;
-    nix::unistd::fchownat(dir.as_fd(), name, Some(node.uid.into()), Some(node.gid.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        .ctx("chown", node.path.display())
+    nix::sys::stat::fchmodat(
+        dir.as_fd(),
+        name,
+        Mode::from_bits_truncate(node.mode),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
+    .ctx("chmod", node.path.display())?;
+    nix::unistd::fchownat(
+        dir.as_fd(),
+        name,
+        Some(node.uid.into()),
+        Some(node.gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .ctx("chown", node.path.display())
 }
 
 fn bind_host_device(rootfs: BorrowedFd, node: &DeviceNode) -> Result<(), SysError> {
     let target = open_in_root(rootfs, &node.path, Create::File)?;
-    mount(Some(&node.path), proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .ctx(&format!("bind mount host device {} on", node.path.display()), node.path.display())
+    mount(
+        Some(&node.path),
+        proc_fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(
+        &format!("bind mount host device {} on", node.path.display()),
+        node.path.display(),
+    )
 }
 
 /// /dev/fd, stdin, stdout, stderr and ptmx, as every runtime makes them.
@@ -131,8 +173,13 @@ pub fn create_links(rootfs: BorrowedFd) -> Result<(), SysError> {
         ("pts/ptmx", "ptmx"),
     ];
     let dev_path = open_in_root(rootfs, Path::new("/dev"), Create::Dir)?;
-    let dev = nix::fcntl::openat(dev_path.as_fd(), ".", nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-        .ctx("open", "/dev in rootfs")?;
+    let dev = nix::fcntl::openat(
+        dev_path.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open", "/dev in rootfs")?;
     for (target, name) in links {
         let _ = nix::unistd::unlinkat(dev.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         nix::unistd::symlinkat(target, dev.as_fd(), name).ctx("symlink", format!("/dev/{name}"))?;

@@ -39,13 +39,29 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
         .and_then(propagation_flags)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing the container mounts may reach the host: slave (or what the config asks) first.
-    mount(None::<&str>, "/", None::<&str>, propagation | MsFlags::MS_REC, None::<&str>)
-        .ctx("set propagation of", "/")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        propagation | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx("set propagation of", "/")?;
     let host_mountinfo = make_parent_mount_private(plan.rootfs)?;
-    mount(Some(plan.rootfs), plan.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .ctx("bind mount rootfs on itself", plan.rootfs.display())?;
-    let root_fd = nix::fcntl::open(plan.rootfs, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .ctx("open rootfs", plan.rootfs.display())?;
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx("bind mount rootfs on itself", plan.rootfs.display())?;
+    let root_fd = nix::fcntl::open(
+        plan.rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open rootfs", plan.rootfs.display())?;
     let ctx = mounts::MountContext {
         rootfs: root_fd.as_fd(),
         host_mountinfo: &host_mountinfo,
@@ -58,7 +74,13 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
     let spec_mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     mounts::mount_all(&ctx, spec_mounts)?;
     let mut nodes = devices::default_devices();
-    nodes.extend(linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().map(devices::from_spec));
+    nodes.extend(
+        linux
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+            .map(devices::from_spec),
+    );
     let dev_is_mounted = spec_mounts.iter().any(|m| m.destination() == Path::new("/dev"));
     if dev_is_mounted {
         devices::create_all(root_fd.as_fd(), &nodes, plan.userns)?;
@@ -88,8 +110,14 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<String, SysError> {
         fields.nth(4) == Some(parent.as_str()) && line.split(" - ").next().is_some_and(|l| l.contains("shared:"))
     });
     if shared {
-        mount(None::<&str>, parent.as_str(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-            .ctx("make private the parent mount", &parent)?;
+        mount(
+            None::<&str>,
+            parent.as_str(),
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ctx("make private the parent mount", &parent)?;
     }
     Ok(mountinfo)
 }
@@ -107,7 +135,10 @@ pub fn finish(spec: &Spec) -> Result<(), SysError> {
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         paths::readonly_root()?;
     }
-    if let Some(flags) = linux.and_then(|l| l.rootfs_propagation().as_deref()).and_then(propagation_flags) {
+    if let Some(flags) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flags)
+    {
         mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).ctx("set propagation of", "/")?;
     }
     Ok(())

@@ -41,18 +41,34 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
     if opts.bind {
         return bind_mount(ctx, m, &opts);
     }
-    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.unwrap_or("none").to_string());
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.display().to_string())
+        .unwrap_or_else(|| typ.unwrap_or("none").to_string());
     let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
     let data = crate::lsm::mount_data(typ, opts.data_string(), ctx.mount_label);
-    let result = mount(Some(source.as_str()), proc_fd_path(&target).as_str(), typ, opts.flags, data.as_deref());
+    let result = mount(
+        Some(source.as_str()),
+        proc_fd_path(&target).as_str(),
+        typ,
+        opts.flags,
+        data.as_deref(),
+    );
     match result {
         Ok(()) => {}
         // sysfs belongs to a network namespace: without a new one, bind the host's instead
         // (what runc does too).
         Err(Errno::EPERM | Errno::EBUSY) if typ == Some("sysfs") && !ctx.new_netns => {
             let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-            mount(Some("/sys"), proc_fd_path(&target).as_str(), None::<&str>, flags, None::<&str>)
-                .ctx("bind mount /sys on", dest.display())?;
+            mount(
+                Some("/sys"),
+                proc_fd_path(&target).as_str(),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .ctx("bind mount /sys on", dest.display())?;
             remount(ctx, dest, opts.flags | MsFlags::MS_BIND)?;
         }
         Err(errno) => {
@@ -82,8 +98,14 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<(), 
     if opts.recursive {
         flags |= MsFlags::MS_REC;
     }
-    mount(Some(&source), proc_fd_path(&target).as_str(), None::<&str>, flags, None::<&str>)
-        .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
+    mount(
+        Some(&source),
+        proc_fd_path(&target).as_str(),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
     if opts.needs_bind_remount() {
         remount(ctx, dest, opts.flags | MsFlags::MS_BIND)?;
     }
@@ -100,8 +122,14 @@ pub fn remount(ctx: &MountContext, dest: &Path, flags: MsFlags) -> Result<(), Sy
 pub fn remount_fd(target: BorrowedFd, dest: &Path, flags: MsFlags) -> Result<(), SysError> {
     let path = proc_fd_path(&target);
     let locked = super::paths::locked(&path);
-    mount(None::<&str>, path.as_str(), None::<&str>, flags | locked | MsFlags::MS_REMOUNT, None::<&str>)
-        .ctx("remount", dest.display())
+    mount(
+        None::<&str>,
+        path.as_str(),
+        None::<&str>,
+        flags | locked | MsFlags::MS_REMOUNT,
+        None::<&str>,
+    )
+    .ctx("remount", dest.display())
 }
 
 fn set_propagation(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<(), SysError> {
@@ -110,8 +138,14 @@ fn set_propagation(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Resu
     }
     let target = open_in_root(ctx.rootfs, dest, Create::Nothing)?;
     for flag in &opts.propagation {
-        mount(None::<&str>, proc_fd_path(&target).as_str(), None::<&str>, *flag, None::<&str>)
-            .ctx("set mount propagation of", dest.display())?;
+        mount(
+            None::<&str>,
+            proc_fd_path(&target).as_str(),
+            None::<&str>,
+            *flag,
+            None::<&str>,
+        )
+        .ctx("set mount propagation of", dest.display())?;
     }
     Ok(())
 }

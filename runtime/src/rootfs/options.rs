@@ -98,7 +98,10 @@ pub fn propagation_flag(name: &str) -> Option<MsFlags> {
 }
 
 pub fn parse(options: &[String], typ: Option<&str>) -> MountOptions {
-    let mut out = MountOptions { bind: typ == Some("bind"), ..Default::default() };
+    let mut out = MountOptions {
+        bind: typ == Some("bind"),
+        ..Default::default()
+    };
     for opt in options {
         let opt = opt.as_str();
         if let Some(&(_, flag, set)) = FLAGS.iter().find(|(name, _, _)| *name == opt) {
@@ -138,7 +141,10 @@ mod tests {
 
     #[test]
     fn flags_propagation_and_data_are_split() {
-        let o = parse(&opts(&["nosuid", "strictatime", "mode=755", "size=65536k", "rprivate"]), Some("tmpfs"));
+        let o = parse(
+            &opts(&["nosuid", "strictatime", "mode=755", "size=65536k", "rprivate"]),
+            Some("tmpfs"),
+        );
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);

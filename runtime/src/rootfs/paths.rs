@@ -20,7 +20,13 @@ pub fn mask(path: &str) -> Result<(), SysError> {
 }
 
 pub fn make_readonly(path: &str) -> Result<(), SysError> {
-    match mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
         Ok(()) => {}
         Err(Errno::ENOENT) => return Ok(()),
         Err(errno) => return Err(SysError::new("bind mount read-only path", path, errno)),
@@ -39,7 +45,9 @@ pub fn readonly_root() -> Result<(), SysError> {
 /// more privileged mount set: keep the ones the mount already has.
 pub fn locked(path: &str) -> MsFlags {
     use nix::sys::statvfs::FsFlags;
-    let Ok(st) = nix::sys::statvfs::statvfs(path) else { return MsFlags::empty() };
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
     let mut flags = MsFlags::empty();
     for (st_flag, ms) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),

@@ -15,8 +15,14 @@ pub fn pivot(rootfs: &Path) -> Result<(), SysError> {
     fchdir(new_root.as_fd()).ctx("chdir into", rootfs.display())?;
     pivot_root(".", ".").ctx("pivot_root into", rootfs.display())?;
     fchdir(old_root.as_fd()).ctx("chdir into", "old root")?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .ctx("make old root rslave", ".")?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx("make old root rslave", ".")?;
     umount2(".", MntFlags::MNT_DETACH).ctx("unmount", "old root")?;
     chdir("/").ctx("chdir to", "/")
 }

@@ -56,7 +56,11 @@ const MAX_SYMLINKS: u32 = 40;
 
 fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32) -> Result<OwnedFd, SysError> {
     let rel = relative(path);
-    let target = if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel.clone() };
+    let target = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel.clone()
+    };
     match open_resolved(root, &target, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) if create != Create::Nothing => {}
@@ -77,17 +81,30 @@ fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32)
             Err(Errno::ENOENT) => {}
             Err(errno) => return Err(SysError::new("resolve in rootfs", candidate.display(), errno)),
         }
-        let parent_path = if done.as_os_str().is_empty() { PathBuf::from(".") } else { done.clone() };
+        let parent_path = if done.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            done.clone()
+        };
         let parent = open_resolved(root, &parent_path, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
             .ctx("open directory in rootfs", parent_path.display())?;
         if let Ok(link) = nix::fcntl::readlinkat(parent.as_fd(), part.as_os_str()) {
             let rest: PathBuf = parts[i + 1..].iter().collect();
             let link = PathBuf::from(link);
-            let next = if link.is_absolute() { link.join(rest) } else { Path::new("/").join(&done).join(link).join(rest) };
+            let next = if link.is_absolute() {
+                link.join(rest)
+            } else {
+                Path::new("/").join(&done).join(link).join(rest)
+            };
             return open_in_root_depth(root, &next, create, depth + 1);
         }
         let last = i + 1 == parts.len();
-        make_entry(parent.as_fd(), part.as_os_str(), if last { create } else { Create::Dir }, &candidate)?;
+        make_entry(
+            parent.as_fd(),
+            part.as_os_str(),
+            if last { create } else { Create::Dir },
+            &candidate,
+        )?;
         done = candidate;
     }
     open_resolved(root, &target, OFlag::O_PATH).ctx("resolve in rootfs", path.display())
@@ -161,7 +178,11 @@ mod tests {
         let root_fd = open_dir(&root);
         let fd = open_in_root(root_fd.as_fd(), Path::new("/evil/target"), Create::Dir).unwrap();
         let resolved = std::fs::read_link(proc_fd_path(&fd)).unwrap();
-        assert!(resolved.starts_with(root.as_path()), "{resolved:?} escaped {:?}", root.as_path());
+        assert!(
+            resolved.starts_with(root.as_path()),
+            "{resolved:?} escaped {:?}",
+            root.as_path()
+        );
         assert!(!outside.join("target").exists());
     }
 

@@ -3,12 +3,8 @@
 
 use std::io::{Read, Seek};
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall,
-};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall};
 
 use super::{libseccomp_error, validate, SeccompError};
 
@@ -46,26 +42,19 @@ impl Filter {
 
     /// The filter in libseccomp's human-readable pseudo filter code, for tests and debugging.
     pub fn export_pfc(&self) -> Result<String, SeccompError> {
-        let bytes = self.export("export seccomp filter as PFC", |ctx, file| {
-            ctx.export_pfc(file)
-        })?;
+        let bytes = self.export("export seccomp filter as PFC", |ctx, file| ctx.export_pfc(file))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The filter as the raw BPF program the kernel would receive.
     pub fn export_bpf(&self) -> Result<Vec<u8>, SeccompError> {
-        self.export("export seccomp filter as BPF", |ctx, file| {
-            ctx.export_bpf(file)
-        })
+        self.export("export seccomp filter as BPF", |ctx, file| ctx.export_bpf(file))
     }
 
     fn export(
         &self,
         op: &str,
-        write: impl FnOnce(
-            &ScmpFilterContext,
-            &std::fs::File,
-        ) -> Result<(), libseccomp::error::SeccompError>,
+        write: impl FnOnce(&ScmpFilterContext, &std::fs::File) -> Result<(), libseccomp::error::SeccompError>,
     ) -> Result<Vec<u8>, SeccompError> {
         let mut file = scratch_file()?;
         write(&self.ctx, &file).map_err(libseccomp_error(op))?;
@@ -80,11 +69,8 @@ impl Filter {
 /// A memfd rather than a pipe: the export is written in one go and could exceed a pipe's buffer.
 fn scratch_file() -> Result<std::fs::File, SeccompError> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
-    let fd = memfd_create(c"husk-seccomp-export", MFdFlags::MFD_CLOEXEC).map_err(|errno| {
-        SeccompError::Export {
-            source: errno.into(),
-        }
-    })?;
+    let fd = memfd_create(c"husk-seccomp-export", MFdFlags::MFD_CLOEXEC)
+        .map_err(|errno| SeccompError::Export { source: errno.into() })?;
     Ok(std::fs::File::from(fd))
 }
 
@@ -92,13 +78,11 @@ fn scratch_file() -> Result<std::fs::File, SeccompError> {
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     validate(profile)?;
     let default = action(profile.default_action(), profile.default_errno_ret());
-    let mut ctx =
-        ScmpFilterContext::new(default).map_err(libseccomp_error("create seccomp filter"))?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(libseccomp_error("create seccomp filter"))?;
     // no_new_privs is the runtime's decision (process.noNewPrivileges), not a side effect of
     // loading the filter, should anyone load this context through libseccomp.
-    ctx.set_ctl_nnp(false).map_err(libseccomp_error(
-        "clear the seccomp filter's no_new_privs attribute",
-    ))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(libseccomp_error("clear the seccomp filter's no_new_privs attribute"))?;
     for &arch in profile.architectures().iter().flatten() {
         ctx.add_arch(scmp_arch(arch))
             .map_err(|source| arch_error(arch, source))?;
@@ -124,12 +108,7 @@ pub(crate) fn arch_error(arch: Arch, source: libseccomp::error::SeccompError) ->
 }
 
 /// Adds one `syscalls[]` entry: one libseccomp rule per known name (more when args must split).
-fn add_rule(
-    filter: &mut Filter,
-    default: ScmpAction,
-    index: usize,
-    rule: &LinuxSyscall,
-) -> Result<(), SeccompError> {
+fn add_rule(filter: &mut Filter, default: ScmpAction, index: usize, rule: &LinuxSyscall) -> Result<(), SeccompError> {
     let act = action(rule.action(), rule.errno_ret());
     let condition_sets = condition_sets(rule.args().as_deref().unwrap_or_default());
     for name in rule.names() {
@@ -144,10 +123,7 @@ fn add_rule(
         }
         let op = || format!("add seccomp rule for {name} (linux.seccomp.syscalls[{index}])");
         if condition_sets.is_empty() {
-            filter
-                .ctx
-                .add_rule(act, syscall)
-                .map_err(libseccomp_error(op()))?;
+            filter.ctx.add_rule(act, syscall).map_err(libseccomp_error(op()))?;
         }
         for conditions in &condition_sets {
             filter
@@ -172,9 +148,7 @@ pub(crate) fn condition_sets(args: &[LinuxSeccompArg]) -> Vec<Vec<ScmpArgCompare
         return Vec::new();
     }
     let mut seen = [false; MAX_ARGS];
-    let repeated = args
-        .iter()
-        .any(|arg| std::mem::replace(&mut seen[arg.index()], true));
+    let repeated = args.iter().any(|arg| std::mem::replace(&mut seen[arg.index()], true));
     let conditions = args.iter().map(|arg| condition(*arg));
     if repeated {
         conditions.map(|c| vec![c]).collect()
@@ -211,9 +185,7 @@ pub(crate) fn action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Scmp
     let errno = errno_ret.unwrap_or(libc::EPERM as u32);
     match action {
         // SCMP_ACT_KILL is libseccomp's old name for killing the thread.
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            ScmpAction::KillThread
-        }
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
         LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno as u16 as i32),

@@ -12,10 +12,7 @@ fn profile(value: serde_json::Value) -> LinuxSeccomp {
 }
 
 fn pfc(value: serde_json::Value) -> String {
-    compile(&profile(value))
-        .expect("compile")
-        .export_pfc()
-        .expect("pfc")
+    compile(&profile(value)).expect("compile").export_pfc().expect("pfc")
 }
 
 fn arg(index: usize, value: u64, op: LinuxSeccompOperator) -> LinuxSeccompArg {
@@ -38,10 +35,7 @@ fn block<'a>(pfc: &'a str, syscall: &str) -> &'a str {
 #[test]
 fn actions_translate_with_eperm_as_default_errno() {
     let eperm = libc::EPERM;
-    assert_eq!(
-        action(LinuxSeccompAction::ScmpActErrno, None),
-        ScmpAction::Errno(eperm)
-    );
+    assert_eq!(action(LinuxSeccompAction::ScmpActErrno, None), ScmpAction::Errno(eperm));
     assert_eq!(
         action(LinuxSeccompAction::ScmpActErrno, Some(18)),
         ScmpAction::Errno(18)
@@ -50,10 +44,7 @@ fn actions_translate_with_eperm_as_default_errno() {
         action(LinuxSeccompAction::ScmpActTrace, None),
         ScmpAction::Trace(eperm as u16)
     );
-    assert_eq!(
-        action(LinuxSeccompAction::ScmpActKill, None),
-        ScmpAction::KillThread
-    );
+    assert_eq!(action(LinuxSeccompAction::ScmpActKill, None), ScmpAction::KillThread);
     assert_eq!(
         action(LinuxSeccompAction::ScmpActKillThread, None),
         ScmpAction::KillThread
@@ -62,22 +53,10 @@ fn actions_translate_with_eperm_as_default_errno() {
         action(LinuxSeccompAction::ScmpActKillProcess, None),
         ScmpAction::KillProcess
     );
-    assert_eq!(
-        action(LinuxSeccompAction::ScmpActNotify, None),
-        ScmpAction::Notify
-    );
-    assert_eq!(
-        action(LinuxSeccompAction::ScmpActLog, None),
-        ScmpAction::Log
-    );
-    assert_eq!(
-        action(LinuxSeccompAction::ScmpActTrap, None),
-        ScmpAction::Trap
-    );
-    assert_eq!(
-        action(LinuxSeccompAction::ScmpActAllow, None),
-        ScmpAction::Allow
-    );
+    assert_eq!(action(LinuxSeccompAction::ScmpActNotify, None), ScmpAction::Notify);
+    assert_eq!(action(LinuxSeccompAction::ScmpActLog, None), ScmpAction::Log);
+    assert_eq!(action(LinuxSeccompAction::ScmpActTrap, None), ScmpAction::Trap);
+    assert_eq!(action(LinuxSeccompAction::ScmpActAllow, None), ScmpAction::Allow);
 }
 
 #[test]
@@ -98,37 +77,23 @@ fn every_action_reaches_the_filter() {
         ]
     }));
     assert!(block(&text, "mkdir").contains("action ERRNO(1);"), "{text}");
-    assert!(
-        block(&text, "rmdir").contains("action ERRNO(18);"),
-        "{text}"
-    );
-    assert!(
-        block(&text, "chroot").contains("action KILL_PROCESS;"),
-        "{text}"
-    );
+    assert!(block(&text, "rmdir").contains("action ERRNO(18);"), "{text}");
+    assert!(block(&text, "chroot").contains("action KILL_PROCESS;"), "{text}");
     assert!(block(&text, "sync").contains("action KILL;"), "{text}");
     assert!(block(&text, "syncfs").contains("action KILL;"), "{text}");
     assert!(block(&text, "getppid").contains("action TRAP;"), "{text}");
     assert!(block(&text, "acct").contains("action TRACE(3);"), "{text}");
     assert!(block(&text, "getpid").contains("action LOG;"), "{text}");
     // libseccomp 2.5 prints NOTIFY as its raw value.
-    assert!(
-        block(&text, "mkdirat").contains("action 0x7fc00000;"),
-        "{text}"
-    );
+    assert!(block(&text, "mkdirat").contains("action 0x7fc00000;"), "{text}");
     assert!(text.contains("# default action\n  action ALLOW;"), "{text}");
 }
 
 #[test]
 fn default_errno_ret_sets_the_default_action() {
-    let text = pfc(
-        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
-        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}),
-    );
-    assert!(
-        text.contains("# default action\n  action ERRNO(38);"),
-        "{text}"
-    );
+    let text = pfc(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}));
+    assert!(text.contains("# default action\n  action ERRNO(38);"), "{text}");
     assert!(block(&text, "getpid").contains("action ALLOW;"), "{text}");
 }
 
@@ -137,10 +102,7 @@ fn unknown_syscall_names_are_skipped_not_fatal() {
     let filter = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["no_such_syscall_husk", "mkdir"], "action": "SCMP_ACT_ERRNO"}]})))
     .expect("compile");
-    assert_eq!(
-        filter.skipped_syscalls(),
-        ["no_such_syscall_husk".to_string()]
-    );
+    assert_eq!(filter.skipped_syscalls(), ["no_such_syscall_husk".to_string()]);
     assert!(block(&filter.export_pfc().expect("pfc"), "mkdir").contains("ERRNO(1)"));
 }
 
@@ -220,10 +182,7 @@ fn every_operator_translates() {
     assert!(block(&text, "setfsgid").contains("$a0.lo32 >= 5"), "{text}");
     assert!(block(&text, "umask").contains("$a0.lo32 > 5"), "{text}");
     // The spec's value is the mask, valueTwo the datum: (arg & 0xff) == 7.
-    assert!(
-        block(&text, "mkdirat").contains("$a2.lo32 & 0x000000ff == 7"),
-        "{text}"
-    );
+    assert!(block(&text, "mkdirat").contains("$a2.lo32 & 0x000000ff == 7"), "{text}");
 }
 
 #[test]
@@ -233,10 +192,7 @@ fn architectures_are_added_to_the_filter() {
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
     #[cfg(target_arch = "x86_64")]
     for arch in ["x86_64", "x86 ", "x32"] {
-        assert!(
-            text.contains(&format!("# filter for arch {arch}")),
-            "{arch}:\n{text}"
-        );
+        assert!(text.contains(&format!("# filter for arch {arch}")), "{arch}:\n{text}");
     }
 }
 
@@ -248,12 +204,8 @@ fn compiled_context_leaves_no_new_privs_to_the_runtime() {
 
 #[test]
 fn flags_the_kernel_knows_are_accepted() {
-    let flags: Vec<String> = super::supported_flags()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    parse_profile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": flags}))
-        .expect("every supported flag validates");
+    let flags: Vec<String> = super::supported_flags().iter().map(ToString::to_string).collect();
+    parse_profile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": flags})).expect("every supported flag validates");
 }
 
 #[test]
@@ -279,9 +231,5 @@ fn bpf_export_is_a_whole_number_of_instructions() {
     .expect("compile");
     let bpf = filter.export_bpf().expect("bpf");
     // struct sock_filter is 8 bytes: u16 code, u8 jt, u8 jf, u32 k.
-    assert!(
-        !bpf.is_empty() && bpf.len().is_multiple_of(8),
-        "{} bytes",
-        bpf.len()
-    );
+    assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{} bytes", bpf.len());
 }

@@ -50,12 +50,7 @@ enum Target {
 #[derive(Clone, Copy, Debug)]
 enum Insn {
     Load(u32),
-    Jump {
-        code: u16,
-        k: u32,
-        jt: Target,
-        jf: Target,
-    },
+    Jump { code: u16, k: u32, jt: Target, jf: Target },
     Always(Target),
     ReturnEnosys,
 }
@@ -76,9 +71,7 @@ pub(crate) fn stub(profile: &LinuxSeccomp) -> Vec<u64> {
     // counts TRACE in, since a tracer should handle new syscalls itself.
     if matches!(
         profile.default_action(),
-        LinuxSeccompAction::ScmpActAllow
-            | LinuxSeccompAction::ScmpActLog
-            | LinuxSeccompAction::ScmpActTrace
+        LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog | LinuxSeccompAction::ScmpActTrace
     ) {
         return Vec::new();
     }
@@ -154,9 +147,7 @@ fn audit_arch(arch: ScmpArch) -> Option<u32> {
 }
 
 fn oci_arch(arch: ScmpArch) -> Option<Arch> {
-    super::features::ARCHS
-        .into_iter()
-        .find(|&a| scmp_arch(a) == arch)
+    super::features::ARCHS.into_iter().find(|&a| scmp_arch(a) == arch)
 }
 
 /// The block for one group, entered with the arch matched; every path ends at ENOSYS or MAIN.
@@ -225,10 +216,7 @@ fn assemble(groups: &[ArchGroup]) -> Vec<u64> {
     insns.push(Insn::ReturnEnosys);
     // Conditional jumps reach 255 instructions; a stub that long would mean a bug upstream.
     if insns.len() > usize::from(u8::MAX) {
-        log::warn!(
-            "seccomp: ENOSYS stub of {} instructions dropped",
-            insns.len()
-        );
+        log::warn!("seccomp: ENOSYS stub of {} instructions dropped", insns.len());
         return Vec::new();
     }
     let enosys = insns.len() - 1;
@@ -245,9 +233,7 @@ fn assemble(groups: &[ArchGroup]) -> Vec<u64> {
         .enumerate()
         .map(|(at, insn)| match *insn {
             Insn::Load(off) => encode(LD_W_ABS, 0, 0, off),
-            Insn::Jump { code, k, jt, jf } => {
-                encode(code, offset(at, jt) as u8, offset(at, jf) as u8, k)
-            }
+            Insn::Jump { code, k, jt, jf } => encode(code, offset(at, jt) as u8, offset(at, jf) as u8, k),
             Insn::Always(target) => encode(JMP_JA, 0, 0, offset(at, target)),
             Insn::ReturnEnosys => encode(RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
         })

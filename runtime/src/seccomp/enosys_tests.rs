@@ -70,16 +70,9 @@ fn newer_syscalls_get_enosys_per_architecture() {
         MAIN,
         "the newest named one passes"
     );
-    assert_eq!(
-        run(&program, 0, AUDIT_ARCH_X86_64),
-        MAIN,
-        "older ones get the profile"
-    );
+    assert_eq!(run(&program, 0, AUDIT_ARCH_X86_64), MAIN, "older ones get the profile");
     assert_eq!(run(&program, max64 + 1, AUDIT_ARCH_X86_64), ENOSYS);
-    assert_eq!(
-        run(&program, nr("clone3", ScmpArch::X8664), AUDIT_ARCH_X86_64),
-        ENOSYS
-    );
+    assert_eq!(run(&program, nr("clone3", ScmpArch::X8664), AUDIT_ARCH_X86_64), ENOSYS);
     assert_eq!(
         run(&program, max32, AUDIT_ARCH_X86_64),
         MAIN,
@@ -101,10 +94,7 @@ fn x32_numbers_are_left_alone_when_x32_is_not_in_the_filter() {
     let p = profile(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS",
         "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
     let program = stub(&p);
-    assert_eq!(
-        run(&program, X32_SYSCALL_BIT | 500, AUDIT_ARCH_X86_64),
-        MAIN
-    );
+    assert_eq!(run(&program, X32_SYSCALL_BIT | 500, AUDIT_ARCH_X86_64), MAIN);
     assert_eq!(
         run(&program, 1, AUDIT_ARCH_X86_64),
         ENOSYS,

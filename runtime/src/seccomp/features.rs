@@ -1,13 +1,9 @@
 //! What husk's seccomp support covers, for `husk features` (runtime-spec features.md).
 
 use libseccomp::ScmpVersion;
-use oci_spec::runtime::{
-    Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Seccomp,
-};
+use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Seccomp};
 
-use super::program::{
-    FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV,
-};
+use super::program::{FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV};
 
 const ACTIONS: [LinuxSeccompAction; 9] = [
     LinuxSeccompAction::ScmpActKill,
@@ -71,19 +67,10 @@ pub fn features() -> Seccomp {
     features
         .set_enabled(Some(true))
         .set_actions(Some(supported_actions()))
-        .set_operators(Some(
-            supported_operators()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        ))
+        .set_operators(Some(supported_operators().iter().map(ToString::to_string).collect()))
         .set_archs(Some(supported_archs()))
-        .set_known_flags(Some(
-            known_flags().iter().map(ToString::to_string).collect(),
-        ))
-        .set_supported_flags(Some(
-            supported_flags().iter().map(ToString::to_string).collect(),
-        ));
+        .set_known_flags(Some(known_flags().iter().map(ToString::to_string).collect()))
+        .set_supported_flags(Some(supported_flags().iter().map(ToString::to_string).collect()));
     features
 }
 
@@ -119,14 +106,7 @@ fn kernel_has_action(action: LinuxSeccompAction) -> bool {
     let flags: libc::c_ulong = 0;
     let value_ptr: *const u32 = &value;
     // SAFETY: the kernel only reads the u32 behind the pointer, which outlives the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_GET_ACTION_AVAIL,
-            flags,
-            value_ptr,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, flags, value_ptr) };
     rc == 0
 }
 
@@ -137,10 +117,7 @@ pub fn supported_operators() -> Vec<LinuxSeccompOperator> {
 /// The architectures the linked libseccomp recognizes (2.5 lacks e.g. LoongArch). A filter can
 /// only hold architectures of the host's endianness; a profile naming another fails to compile.
 pub fn supported_archs() -> Vec<Arch> {
-    ARCHS
-        .into_iter()
-        .filter(|&arch| libseccomp_recognizes(arch))
-        .collect()
+    ARCHS.into_iter().filter(|&arch| libseccomp_recognizes(arch)).collect()
 }
 
 extern "C" {
@@ -151,9 +128,7 @@ extern "C" {
 /// libseccomp's C names are the spec's without the prefix, in lower case (SCMP_ARCH_X86_64: x86_64).
 fn libseccomp_recognizes(arch: Arch) -> bool {
     let spec_name = arch.to_string();
-    let name = spec_name
-        .trim_start_matches("SCMP_ARCH_")
-        .to_ascii_lowercase();
+    let name = spec_name.trim_start_matches("SCMP_ARCH_").to_ascii_lowercase();
     let Ok(name) = std::ffi::CString::new(name) else {
         return false;
     };
@@ -169,10 +144,7 @@ pub fn known_flags() -> Vec<LinuxSeccompFilterFlag> {
 /// The flags the running kernel supports (husk passes them to seccomp(2) itself, so the
 /// libseccomp version does not matter).
 pub fn supported_flags() -> Vec<LinuxSeccompFilterFlag> {
-    FLAGS
-        .into_iter()
-        .filter(|&flag| kernel_accepts(flag))
-        .collect()
+    FLAGS.into_iter().filter(|&flag| kernel_accepts(flag)).collect()
 }
 
 /// Asks the kernel whether it knows a filter flag without installing anything: with a NULL
@@ -184,9 +156,7 @@ pub(crate) fn kernel_accepts(flag: LinuxSeccompFilterFlag) -> bool {
         LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
         LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
         // Only valid together with NEW_LISTENER.
-        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
-            FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER
-        }
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER,
     };
     let bits = libc::c_ulong::from(bits);
     let null: *const libc::c_void = std::ptr::null();
@@ -202,15 +172,9 @@ mod tests {
     #[test]
     fn feature_lists_use_the_spec_names() {
         let actions: Vec<String> = supported_actions().iter().map(|a| a.to_string()).collect();
-        assert!(
-            actions.contains(&"SCMP_ACT_KILL_PROCESS".to_string()),
-            "{actions:?}"
-        );
+        assert!(actions.contains(&"SCMP_ACT_KILL_PROCESS".to_string()), "{actions:?}");
         assert!(actions.contains(&"SCMP_ACT_NOTIFY".to_string()));
-        let ops: Vec<String> = supported_operators()
-            .iter()
-            .map(|o| o.to_string())
-            .collect();
+        let ops: Vec<String> = supported_operators().iter().map(|o| o.to_string()).collect();
         assert!(ops.contains(&"SCMP_CMP_MASKED_EQ".to_string()), "{ops:?}");
         let flags: Vec<String> = known_flags().iter().map(|f| f.to_string()).collect();
         assert!(
@@ -223,17 +187,11 @@ mod tests {
     fn features_object_serializes_like_the_spec() {
         let value = serde_json::to_value(features()).expect("serialize");
         assert_eq!(value["enabled"], true);
-        assert!(
-            value["actions"].as_array().is_some_and(|a| a.len() == 9),
-            "{value}"
-        );
+        assert!(value["actions"].as_array().is_some_and(|a| a.len() == 9), "{value}");
         assert!(value["operators"]
             .as_array()
             .is_some_and(|o| o.contains(&"SCMP_CMP_EQ".into())));
-        assert!(
-            value["knownFlags"].as_array().is_some_and(|f| f.len() == 4),
-            "{value}"
-        );
+        assert!(value["knownFlags"].as_array().is_some_and(|f| f.len() == 4), "{value}");
         assert!(value["supportedFlags"].is_array(), "{value}");
         assert!(libseccomp_version().is_some_and(|v| v.starts_with("2.")));
     }

@@ -24,8 +24,7 @@ use std::os::fd::OwnedFd;
 
 pub use compile::{compile, Filter};
 pub use features::{
-    features, known_flags, libseccomp_version, supported_actions, supported_archs, supported_flags,
-    supported_operators,
+    features, known_flags, libseccomp_version, supported_actions, supported_archs, supported_flags, supported_operators,
 };
 pub use notify::{process_state_json, send_notify_fd};
 pub use program::{prepare, prepare_cached, Program};
@@ -53,10 +52,7 @@ pub enum SeccompError {
     #[error("invalid seccomp profile: listenerMetadata is set without listenerPath")]
     MetadataWithoutListener,
     #[error("invalid seccomp profile: {field}: errnoRet is not supported for {action}")]
-    ErrnoRetNotSupported {
-        field: String,
-        action: LinuxSeccompAction,
-    },
+    ErrnoRetNotSupported { field: String, action: LinuxSeccompAction },
     #[error("invalid seccomp profile: {field}: errnoRet {value} is out of range (0..=65535)")]
     ErrnoRetOutOfRange { field: String, value: u32 },
     #[error("invalid seccomp profile: {field}: names must contain at least one syscall")]
@@ -66,10 +62,7 @@ pub enum SeccompError {
     #[error("failed to add architecture {arch} to the seccomp filter: its byte order differs from the host's")]
     ForeignArch { arch: oci_spec::runtime::Arch },
     #[error("unsupported seccomp flag {flag}: {why}")]
-    UnsupportedFlag {
-        flag: LinuxSeccompFilterFlag,
-        why: String,
-    },
+    UnsupportedFlag { flag: LinuxSeccompFilterFlag, why: String },
     #[error("failed to {op}: {}", describe_libseccomp(source))]
     Libseccomp {
         op: String,
@@ -77,15 +70,10 @@ pub enum SeccompError {
         source: libseccomp::error::SeccompError,
     },
     #[error("failed to load seccomp filter (seccomp(2) flags {flags:#x}): {errno:?}: {}", errno.desc())]
-    Load {
-        flags: u32,
-        errno: nix::errno::Errno,
-    },
+    Load { flags: u32, errno: nix::errno::Errno },
     #[error("failed to load seccomp filter: thread {tid} could not be synchronized (TSYNC)")]
     TsyncFailed { tid: i32 },
-    #[error(
-        "failed to load seccomp filter: {instructions} BPF instructions exceed the kernel's limit"
-    )]
+    #[error("failed to load seccomp filter: {instructions} BPF instructions exceed the kernel's limit")]
     ProgramTooLong { instructions: usize },
     #[error("failed to export seccomp filter: {source}")]
     Export {
@@ -115,9 +103,7 @@ impl SeccompError {
             Self::Libseccomp { source, .. } => source.sysrawrc().map(|rc| -rc),
             Self::Load { errno, .. } => Some(*errno as i32),
             Self::ProgramTooLong { .. } => Some(libc::EINVAL),
-            Self::ListenerConnect { source, .. } | Self::ListenerSend { source, .. } => {
-                source.raw_os_error()
-            }
+            Self::ListenerConnect { source, .. } | Self::ListenerSend { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
@@ -135,9 +121,7 @@ fn describe_libseccomp(err: &libseccomp::error::SeccompError) -> String {
     }
 }
 
-fn libseccomp_error(
-    op: impl Into<String>,
-) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+fn libseccomp_error(op: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
     let op = op.into();
     move |source| SeccompError::Libseccomp { op, source }
 }

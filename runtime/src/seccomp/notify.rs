@@ -23,11 +23,7 @@ const OCI_VERSION: &str = "1.2.0";
 /// `pid` is the container process as the runtime sees it; `state` is the container's OCI state
 /// (ociVersion, id, status, pid, bundle, annotations), e.g. husk_protocol's `ContainerState`.
 /// `metadata` comes from the profile's `listenerMetadata`.
-pub fn process_state_json<S: Serialize>(
-    profile: &LinuxSeccomp,
-    pid: i32,
-    state: &S,
-) -> Result<Vec<u8>, SeccompError> {
+pub fn process_state_json<S: Serialize>(profile: &LinuxSeccomp, pid: i32, state: &S) -> Result<Vec<u8>, SeccompError> {
     let state = serde_json::to_value(state).map_err(SeccompError::ProcessState)?;
     let oci_version = state
         .get("ociVersion")
@@ -50,26 +46,19 @@ pub fn process_state_json<S: Serialize>(
 ///
 /// Call it where `listener_path` resolves to the agent's socket: from the container's parent,
 /// not from an init already inside the container's mount namespace.
-pub fn send_notify_fd(
-    listener_path: &Path,
-    fd: BorrowedFd<'_>,
-    process_state: &[u8],
-) -> Result<(), SeccompError> {
+pub fn send_notify_fd(listener_path: &Path, fd: BorrowedFd<'_>, process_state: &[u8]) -> Result<(), SeccompError> {
     let send_error = |source: std::io::Error| SeccompError::ListenerSend {
         path: listener_path.to_path_buf(),
         source,
     };
     if process_state.is_empty() {
         // A stream socket carries SCM_RIGHTS only together with at least one byte of data.
-        return Err(send_error(std::io::Error::from(
-            std::io::ErrorKind::InvalidInput,
-        )));
+        return Err(send_error(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
     }
-    let stream =
-        UnixStream::connect(listener_path).map_err(|source| SeccompError::ListenerConnect {
-            path: listener_path.to_path_buf(),
-            source,
-        })?;
+    let stream = UnixStream::connect(listener_path).map_err(|source| SeccompError::ListenerConnect {
+        path: listener_path.to_path_buf(),
+        source,
+    })?;
     let socket = stream.as_raw_fd();
     let fds = [fd.as_raw_fd()];
     let sent = retry_eintr(|| {
@@ -85,8 +74,7 @@ pub fn send_notify_fd(
     // The spec allows several sendmsg calls as long as the fds travel with the first one.
     let mut rest = &process_state[sent..];
     while !rest.is_empty() {
-        let n = retry_eintr(|| send(socket, rest, MsgFlags::MSG_NOSIGNAL))
-            .map_err(|errno| send_error(errno.into()))?;
+        let n = retry_eintr(|| send(socket, rest, MsgFlags::MSG_NOSIGNAL)).map_err(|errno| send_error(errno.into()))?;
         rest = &rest[n..];
     }
     // Dropping the stream closes the connection: the spec forbids reusing it.
@@ -140,16 +128,12 @@ mod tests {
 
     #[test]
     fn unreachable_listener_is_a_connect_error_naming_the_path() {
-        let dir =
-            std::env::temp_dir().join(format!("husk-seccomp-nolistener-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("husk-seccomp-nolistener-{}", std::process::id()));
         let path = dir.join("absent.sock");
         let null = std::fs::File::open("/dev/null").expect("/dev/null");
         use std::os::fd::AsFd;
         let err = send_notify_fd(&path, null.as_fd(), b"{}").unwrap_err();
-        assert!(
-            matches!(err, SeccompError::ListenerConnect { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, SeccompError::ListenerConnect { .. }), "{err:?}");
         assert!(err.to_string().contains("absent.sock"), "{err}");
         assert_eq!(err.errno(), Some(libc::ENOENT));
     }

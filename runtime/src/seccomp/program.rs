@@ -86,8 +86,7 @@ impl Program {
         let prog_ptr: *const libc::sock_fprog = &prog;
         // SAFETY: `prog` points at `len` initialized 8-byte instructions that outlive the call;
         // the kernel copies them before returning.
-        let rc =
-            unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog_ptr) };
+        let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog_ptr) };
         let rc = Errno::result(rc).map_err(|errno| SeccompError::Load {
             flags: self.flags,
             errno,
@@ -149,9 +148,7 @@ pub(crate) fn kernel_flags(profile: &LinuxSeccomp, notify: bool) -> u32 {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv if notify => {
-                FLAG_WAIT_KILLABLE_RECV
-            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv if notify => FLAG_WAIT_KILLABLE_RECV,
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
         };
     }
@@ -176,20 +173,14 @@ pub fn prepare_cached(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Progra
     let mut hasher = std::hash::DefaultHasher::new();
     key.hash(&mut hasher);
     let path = cache_dir.join(format!("{:016x}.bpf", hasher.finish()));
-    if let Some(program) = fs::read(&path)
-        .ok()
-        .and_then(|bytes| Program::decode(&bytes, &key))
-    {
+    if let Some(program) = fs::read(&path).ok().and_then(|bytes| Program::decode(&bytes, &key)) {
         // The profile was valid when it was cached, but validation is cheap and stays the gate.
         super::validate(profile)?;
         return Ok(program);
     }
     let program = prepare(profile)?;
     if let Err(err) = store(&path, &program.encode(&key)) {
-        log::debug!(
-            "seccomp: cannot cache the compiled filter at {}: {err}",
-            path.display()
-        );
+        log::debug!("seccomp: cannot cache the compiled filter at {}: {err}", path.display());
     }
     Ok(program)
 }
@@ -233,18 +224,10 @@ mod tests {
         let tsync = profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
             "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                       "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
-        assert_eq!(
-            kernel_flags(&tsync, false),
-            FLAG_TSYNC | FLAG_LOG | FLAG_SPEC_ALLOW
-        );
+        assert_eq!(kernel_flags(&tsync, false), FLAG_TSYNC | FLAG_LOG | FLAG_SPEC_ALLOW);
         assert_eq!(
             kernel_flags(&tsync, true),
-            FLAG_TSYNC
-                | FLAG_LOG
-                | FLAG_SPEC_ALLOW
-                | FLAG_WAIT_KILLABLE_RECV
-                | FLAG_NEW_LISTENER
-                | FLAG_TSYNC_ESRCH
+            FLAG_TSYNC | FLAG_LOG | FLAG_SPEC_ALLOW | FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH
         );
         let plain = profile(json!({"defaultAction": "SCMP_ACT_ALLOW"}));
         assert_eq!(kernel_flags(&plain, false), 0);
@@ -270,10 +253,7 @@ mod tests {
         let p = profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
         let program = prepare(&p).expect("prepare");
-        let bpf = compile::compile(&p)
-            .expect("compile")
-            .export_bpf()
-            .expect("bpf");
+        let bpf = compile::compile(&p).expect("compile").export_bpf().expect("bpf");
         assert!(
             super::super::enosys::stub(&p).is_empty(),
             "default ALLOW needs no ENOSYS stub"

@@ -1,9 +1,7 @@
 //! Checks of a seccomp profile that need nothing from the system: run by `husk create` before it
 //! makes anything, so a bad profile leaves no container half-built.
 
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
-};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -69,8 +67,8 @@ fn check_archs(archs: &[Arch]) -> Result<(), SeccompError> {
     if archs.is_empty() {
         return Ok(());
     }
-    let mut scratch = ScmpFilterContext::new(ScmpAction::Allow)
-        .map_err(libseccomp_error("create a scratch seccomp filter"))?;
+    let mut scratch =
+        ScmpFilterContext::new(ScmpAction::Allow).map_err(libseccomp_error("create a scratch seccomp filter"))?;
     for &arch in archs {
         scratch
             .add_arch(scmp_arch(arch))
@@ -79,11 +77,7 @@ fn check_archs(archs: &[Arch]) -> Result<(), SeccompError> {
     Ok(())
 }
 
-fn check_notify_rule(
-    profile: &LinuxSeccomp,
-    field: &str,
-    names: &[String],
-) -> Result<(), SeccompError> {
+fn check_notify_rule(profile: &LinuxSeccomp, field: &str, names: &[String]) -> Result<(), SeccompError> {
     if profile.listener_path().is_none() {
         return Err(SeccompError::NotifyWithoutListener {
             field: field.to_string(),
@@ -103,11 +97,7 @@ fn check_notify_rule(
 
 /// The spec: an errnoRet on an action that returns no errno MUST fail; the kernel carries the
 /// value in the 16-bit SECCOMP_RET_DATA, so larger values cannot be represented.
-fn check_errno_ret(
-    field: String,
-    action: LinuxSeccompAction,
-    errno_ret: Option<u32>,
-) -> Result<(), SeccompError> {
+fn check_errno_ret(field: String, action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<(), SeccompError> {
     let Some(value) = errno_ret else {
         return Ok(());
     };
@@ -140,8 +130,7 @@ pub fn parse_profile(json: &Value) -> Result<LinuxSeccomp, SeccompError> {
             check_name::<LinuxSeccompOperator>(arg.get("op"), &arg_field, "operator")?;
         }
     }
-    let profile: LinuxSeccomp =
-        serde_json::from_value(json.clone()).map_err(SeccompError::Malformed)?;
+    let profile: LinuxSeccomp = serde_json::from_value(json.clone()).map_err(SeccompError::Malformed)?;
     validate(&profile)?;
     Ok(profile)
 }
@@ -155,11 +144,7 @@ fn array<'a>(json: &'a Value, key: &str) -> &'a [Value] {
 
 /// A string that does not name a variant of `T` is an unknown name; anything else (absent,
 /// wrong type) is left for serde to report with its position.
-fn check_name<T: DeserializeOwned>(
-    value: Option<&Value>,
-    field: &str,
-    kind: &'static str,
-) -> Result<(), SeccompError> {
+fn check_name<T: DeserializeOwned>(value: Option<&Value>, field: &str, kind: &'static str) -> Result<(), SeccompError> {
     let Some(Value::String(name)) = value else {
         return Ok(());
     };
@@ -250,18 +235,14 @@ mod tests {
 
     #[test]
     fn malformed_profile_is_a_parse_error() {
-        let err = parse(
-            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}),
-        )
-        .unwrap_err();
+        let err =
+            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]})).unwrap_err();
         assert!(matches!(err, SeccompError::Malformed(_)), "{err:?}");
     }
 
     #[test]
     fn notify_cannot_be_the_default_action() {
-        let err =
-            parse(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"}))
-                .unwrap_err();
+        let err = parse(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"})).unwrap_err();
         assert!(matches!(err, SeccompError::NotifyAsDefault), "{err:?}");
     }
 
@@ -281,40 +262,29 @@ mod tests {
     #[test]
     fn notify_on_the_runtimes_own_syscalls_is_refused() {
         for name in ["write", "sendmsg"] {
-            let err = parse(
-                json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
-                "syscalls": [{"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]}),
-            )
+            let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "syscalls": [{"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]}))
             .unwrap_err();
-            assert!(
-                matches!(err, SeccompError::NotifyOnRuntimeSyscall { ref syscall, .. } if syscall == name)
-            );
+            assert!(matches!(err, SeccompError::NotifyOnRuntimeSyscall { ref syscall, .. } if syscall == name));
         }
     }
 
     #[test]
     fn listener_path_without_notify_rule_is_ignored_as_the_spec_says() {
-        parse(
-            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
-            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
-        )
+        parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}))
         .expect("listenerPath alone is ignored");
     }
 
     #[test]
     fn listener_metadata_needs_listener_path() {
-        let err =
-            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"})).unwrap_err();
-        assert!(
-            matches!(err, SeccompError::MetadataWithoutListener),
-            "{err:?}"
-        );
+        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"})).unwrap_err();
+        assert!(matches!(err, SeccompError::MetadataWithoutListener), "{err:?}");
     }
 
     #[test]
     fn errno_ret_only_on_actions_that_return_one() {
-        let err =
-            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1})).unwrap_err();
+        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1})).unwrap_err();
         assert!(
             matches!(err, SeccompError::ErrnoRetNotSupported { ref field, .. }
             if field == "linux.seccomp.defaultErrnoRet"),
@@ -330,8 +300,7 @@ mod tests {
                 ..
             }
         ));
-        parse(json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 7}))
-            .expect("trace takes a value");
+        parse(json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 7})).expect("trace takes a value");
     }
 
     #[test]
@@ -367,16 +336,13 @@ mod tests {
         let foreign = "SCMP_ARCH_S390X";
         #[cfg(target_endian = "big")]
         let foreign = "SCMP_ARCH_X86_64";
-        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [foreign]}))
-            .unwrap_err();
+        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [foreign]})).unwrap_err();
         assert!(matches!(err, SeccompError::ForeignArch { .. }), "{err:?}");
     }
 
     #[test]
     fn error_messages_name_field_and_value() {
-        let err =
-            parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}))
-                .unwrap_err();
+        let err = parse(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]})).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid seccomp profile: linux.seccomp.architectures[0]: unknown architecture \"SCMP_ARCH_VAX\""

@@ -57,8 +57,7 @@ fn argument_filter_denies_only_the_matching_value() {
                       "args": [{"index": 0, "value": QUERY, "op": "SCMP_CMP_EQ"}]}]
     }));
     Child::spawn(|| {
-        let current = raw_syscall(libc::SYS_personality, QUERY)
-            .map_err(|e| format!("query before load: {e}"))?;
+        let current = raw_syscall(libc::SYS_personality, QUERY).map_err(|e| format!("query before load: {e}"))?;
         load_in_child(&profile)?;
         expect_errno(
             "personality(query)",
@@ -185,19 +184,11 @@ fn load_needs_no_new_privs_once_cap_sys_admin_is_gone() {
         "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]
     }));
     Child::spawn(|| {
-        caps::drop(
-            None,
-            caps::CapSet::Effective,
-            caps::Capability::CAP_SYS_ADMIN,
-        )
-        .map_err(|e| format!("drop CAP_SYS_ADMIN: {e}"))?;
+        caps::drop(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN)
+            .map_err(|e| format!("drop CAP_SYS_ADMIN: {e}"))?;
         match seccomp::load(&profile) {
             Err(err @ SeccompError::Load { .. }) if err.errno() == Some(libc::EACCES) => {}
-            other => {
-                return Err(format!(
-                    "expected EACCES without no_new_privs, got {other:?}"
-                ))
-            }
+            other => return Err(format!("expected EACCES without no_new_privs, got {other:?}")),
         }
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
         load_in_child(&profile)?;

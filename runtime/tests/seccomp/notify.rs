@@ -28,13 +28,7 @@ fn recv_with_fd(socket: std::os::fd::RawFd, max: usize) -> (Vec<u8>, OwnedFd) {
     let mut payload = vec![0u8; max];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut payload)];
-    let msg = recvmsg::<()>(
-        socket,
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .expect("recvmsg");
+    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).expect("recvmsg");
     let raw = msg.cmsgs().expect("cmsgs").find_map(|c| match c {
         ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
         _ => None,
@@ -54,9 +48,7 @@ fn accept_handoff(listener: &UnixListener) -> Handoff {
     let (stream, _) = listener.accept().expect("accept");
     let (mut payload, fd) = recv_with_fd(stream.as_raw_fd(), 64 * 1024);
     // The runtime may split the JSON over several sends; it closes the connection at the end.
-    (&stream)
-        .read_to_end(&mut payload)
-        .expect("read the rest of the state");
+    (&stream).read_to_end(&mut payload).expect("read the rest of the state");
     Handoff {
         state: serde_json::from_slice(&payload).expect("state JSON"),
         fd,
@@ -115,10 +107,7 @@ fn answer_one_notification(fd: &OwnedFd, pid: Pid, error: i32) {
     let req = ScmpNotifReq::receive(fd.as_raw_fd()).expect("receive notification");
     assert_eq!(req.pid, pid.as_raw() as u32);
     let name = req.data.syscall.get_name().expect("syscall name");
-    assert!(
-        name == "mkdir" || name == "mkdirat",
-        "unexpected syscall {name}"
-    );
+    assert!(name == "mkdir" || name == "mkdirat", "unexpected syscall {name}");
     ScmpNotifResp::new_error(req.id, error, ScmpNotifRespFlags::empty())
         .respond(fd.as_raw_fd())
         .expect("respond");
@@ -142,9 +131,7 @@ fn notify_rule_of_unknown_syscalls_only_yields_no_fd() {
 /// fd back over their socketpair; the parent, which can reach listenerPath, sends it on.
 #[test]
 fn notify_fd_relayed_by_the_parent_reaches_the_agent() {
-    use nix::sys::socket::{
-        sendmsg, socketpair, AddressFamily, ControlMessage, SockFlag, SockType,
-    };
+    use nix::sys::socket::{sendmsg, socketpair, AddressFamily, ControlMessage, SockFlag, SockType};
     let dir = TempDir::new("relay");
     let socket = dir.0.join("agent.sock");
     let listener = UnixListener::bind(&socket).expect("bind listener");
@@ -156,13 +143,8 @@ fn notify_fd_relayed_by_the_parent_reaches_the_agent() {
     }));
     let program = seccomp::prepare(&profile).expect("prepare");
     assert!(program.uses_notify());
-    let (parent_end, child_end) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .expect("socketpair");
+    let (parent_end, child_end) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).expect("socketpair");
     let target = dir.0.join("relayed");
     let child = Child::spawn(|| {
         let fd = program
@@ -190,8 +172,7 @@ fn notify_fd_relayed_by_the_parent_reaches_the_agent() {
     let (_, notify_fd) = recv_with_fd(parent_end.as_raw_fd(), 8);
     let state = json!({"ociVersion": "1.2.0", "id": "relay", "status": "creating",
                        "pid": child.pid.as_raw(), "bundle": "/nonexistent"});
-    let json =
-        seccomp::process_state_json(&profile, child.pid.as_raw(), &state).expect("state json");
+    let json = seccomp::process_state_json(&profile, child.pid.as_raw(), &state).expect("state json");
     seccomp::send_notify_fd(&socket, notify_fd.as_fd(), &json).expect("send to agent");
     drop(notify_fd);
 

@@ -29,8 +29,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("husk-seccomp-{tag}-{}-{nanos}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("husk-seccomp-{tag}-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
     }
@@ -81,9 +80,7 @@ impl Child {
         let deadline = Instant::now() + CHILD_TIMEOUT;
         let status = loop {
             match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).expect("waitpid") {
-                WaitStatus::StillAlive if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
+                WaitStatus::StillAlive if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
                 WaitStatus::StillAlive => panic!("child {} timed out", self.pid),
                 status => break status,
             }
@@ -111,11 +108,7 @@ impl Drop for Child {
 }
 
 /// `Ok` when `result` is -1 with `errno`, a description otherwise.
-pub fn expect_errno(
-    what: &str,
-    result: nix::Result<impl std::fmt::Debug>,
-    errno: Errno,
-) -> Result<(), String> {
+pub fn expect_errno(what: &str, result: nix::Result<impl std::fmt::Debug>, errno: Errno) -> Result<(), String> {
     match result {
         Err(e) if e == errno => Ok(()),
         other => Err(format!("{what}: expected {errno:?}, got {other:?}")),

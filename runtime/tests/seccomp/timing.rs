@@ -25,9 +25,7 @@ fn docker_sized_profile() -> LinuxSeccomp {
     let names: Vec<String> = (0..500)
         .filter_map(|nr| {
             let syscall = libseccomp::ScmpSyscall::from_raw_syscall(nr);
-            syscall
-                .get_name_by_arch(libseccomp::ScmpArch::native())
-                .ok()
+            syscall.get_name_by_arch(libseccomp::ScmpArch::native()).ok()
         })
         .filter(|name| !denied.contains(&name.as_str()))
         .collect();
@@ -64,24 +62,13 @@ fn docker_sized_profile_prepared_in_the_parent_loads_in_one_syscall() {
         let start = Instant::now();
         program.load().map_err(|e| format!("load: {e}"))?;
         let micros = start.elapsed().as_micros().to_string();
-        expect_errno(
-            "umount2",
-            nix::mount::umount("/nonexistent-husk"),
-            Errno::EPERM,
-        )?;
-        expect_errno(
-            "personality(1)",
-            raw_syscall(libc::SYS_personality, 1),
-            Errno::EPERM,
-        )?;
+        expect_errno("umount2", nix::mount::umount("/nonexistent-husk"), Errno::EPERM)?;
+        expect_errno("personality(1)", raw_syscall(libc::SYS_personality, 1), Errno::EPERM)?;
         raw_syscall(libc::SYS_getppid, 0).map_err(|e| format!("getppid is allowed: {e}"))?;
         fs::write(&report, micros).map_err(|e| format!("write timing: {e}"))
     })
     .expect_success();
-    let load_micros: u128 = fs::read_to_string(&report)
-        .expect("timing")
-        .parse()
-        .expect("number");
+    let load_micros: u128 = fs::read_to_string(&report).expect("timing").parse().expect("number");
     println!(
         "docker-sized profile, {} BPF instructions: prepare {} us (cache miss), {} us (cache hit), load {} us",
         program.instructions(),

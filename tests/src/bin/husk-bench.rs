@@ -84,12 +84,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--n" => o.n = number(arg)?.max(1),
             "--parallel" => o.parallel = number(arg)?.max(1),
             "--shim-samples" => o.shim_samples = number(arg)?.max(1),
-            "--out" => {
-                o.out = it
-                    .next()
-                    .map(PathBuf::from)
-                    .ok_or("--out needs a directory")?
-            }
+            "--out" => o.out = it.next().map(PathBuf::from).ok_or("--out needs a directory")?,
             "-h" | "--help" => return Err(String::new()),
             s if !s.starts_with('-') => o.sections.push(s.to_string()),
             s => return Err(format!("unknown flag {s}")),
@@ -113,19 +108,14 @@ fn machine(report: &mut Report, opts: &Options) {
         .and_then(|l| l.split(':').nth(1))
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     report.say("# husk-bench");
     report.say(&format!(
         "machine: {cpus} CPUs ({cpu}), kernel {}, load {}",
         kernel.trim(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     ));
     report.say(&format!(
         "command: husk-bench {}",
@@ -222,8 +212,7 @@ mod tests {
 
     #[test]
     fn sections_and_flags_combine() {
-        let o =
-            parse_args(&args(&["density", "sizes", "--n", "20", "--runs", "5"])).expect("valid");
+        let o = parse_args(&args(&["density", "sizes", "--n", "20", "--runs", "5"])).expect("valid");
         assert_eq!(o.sections, ["density", "sizes"]);
         assert_eq!((o.n, o.runs, o.ctr_runs), (20, 5, 5));
         assert!(parse_args(&args(&["--runs"])).is_err());

@@ -15,8 +15,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use husk_e2e::{
-    busybox_image_archive, cgroup_dirs, husk_bin, output_text, processes_mentioning, remove_cgroup,
-    run_with_input, wait_until, TempDir,
+    busybox_image_archive, cgroup_dirs, husk_bin, output_text, processes_mentioning, remove_cgroup, run_with_input,
+    wait_until, TempDir,
 };
 
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
@@ -132,9 +132,7 @@ impl Podman {
         );
         std::fs::write(self.conf_path(), conf).expect("containers.conf written");
         // A host storage.conf (none on this machine) must not add options to ours.
-        let storage = format!(
-            "[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n"
-        );
+        let storage = format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n");
         std::fs::write(self.dir.join("storage.conf"), storage).expect("storage.conf written");
     }
 
@@ -203,9 +201,7 @@ impl Podman {
 
     /// A field of `podman inspect`, as Go template text (e.g. "{{.State.Status}}").
     pub fn inspect(&self, name: &str, template: &str) -> String {
-        self.ok(&["inspect", "--format", template, name])
-            .trim()
-            .to_string()
+        self.ok(&["inspect", "--format", template, name]).trim().to_string()
     }
 
     /// Panics unless nothing of container `id` is left on the host: its processes (conmon
@@ -254,10 +250,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let ids = self.ids(&["ps", "-a"]);
         let pods = self.ids(&["pod", "ps"]);
-        for rm in [
-            &["pod", "rm", "-af", "-t", "0"][..],
-            &["rm", "-af", "-t", "0"],
-        ] {
+        for rm in [&["pod", "rm", "-af", "-t", "0"][..], &["rm", "-af", "-t", "0"]] {
             let out = self.run(rm);
             if !out.status.success() {
                 eprintln!("husk-e2e: podman {rm:?}: {}", output_text(&out));
@@ -269,9 +262,7 @@ impl Drop for Podman {
             // SAFETY: kill has no memory effects; the pid names a process of this test.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        wait_until(Duration::from_secs(5), || {
-            processes_mentioning(&dir).is_empty()
-        });
+        wait_until(Duration::from_secs(5), || processes_mentioning(&dir).is_empty());
         for id in &ids {
             remove_cgroup(&format!("{CGROUP_PARENT}/libpod-{id}"));
             let state = self.oci.state_root().join(id);

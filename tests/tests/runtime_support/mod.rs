@@ -7,8 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use husk_e2e::{
-    assert_no_cgroup, assert_no_mounts_under, assert_no_processes_mentioning, output_text,
-    wait_until, Bundle, Runtime,
+    assert_no_cgroup, assert_no_mounts_under, assert_no_processes_mentioning, output_text, wait_until, Bundle, Runtime,
 };
 use serde_json::Value;
 
@@ -27,11 +26,7 @@ pub fn run_fg(rt: &Runtime, bundle: &Bundle) -> Output {
 /// [`run_fg`] that must exit 0; returns the container's stdout.
 pub fn run_ok(rt: &Runtime, bundle: &Bundle) -> String {
     let out = run_fg(rt, bundle);
-    assert!(
-        out.status.success(),
-        "husk run failed: {}",
-        output_text(&out)
-    );
+    assert!(out.status.success(), "husk run failed: {}", output_text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -52,29 +47,20 @@ pub fn create_ok(rt: &Runtime, bundle: &Bundle) -> i32 {
 }
 
 pub fn init_pid(rt: &Runtime, id: &str) -> i32 {
-    let state = rt
-        .state(id)
-        .unwrap_or_else(|| panic!("husk state {id} failed"));
+    let state = rt.state(id).unwrap_or_else(|| panic!("husk state {id} failed"));
     let pid = state["pid"].as_i64().expect("state has a pid") as i32;
     assert!(pid > 0, "pid of {id} in {state}");
     pid
 }
 
 pub fn status_of(rt: &Runtime, id: &str) -> Option<String> {
-    rt.state(id)
-        .and_then(|s| s["status"].as_str().map(String::from))
+    rt.state(id).and_then(|s| s["status"].as_str().map(String::from))
 }
 
 /// Wait (up to 10 s) until `state` reports `status`.
 pub fn wait_status(rt: &Runtime, id: &str, status: &str) {
-    let reached = wait_until(Duration::from_secs(10), || {
-        status_of(rt, id).as_deref() == Some(status)
-    });
-    assert!(
-        reached,
-        "{id} never became {status:?}; state: {:?}",
-        rt.state(id)
-    );
+    let reached = wait_until(Duration::from_secs(10), || status_of(rt, id).as_deref() == Some(status));
+    assert!(reached, "{id} never became {status:?}; state: {:?}", rt.state(id));
 }
 
 pub fn stderr_of(out: &Output) -> String {
@@ -88,19 +74,10 @@ pub fn stdout_of(out: &Output) -> String {
 /// The command failed with exactly one line on stderr, `husk: ...`, which contains `want`
 /// (case-insensitive).
 pub fn assert_one_line_error(out: &Output, want: &str) {
-    assert!(
-        !out.status.success(),
-        "expected a failure: {}",
-        output_text(out)
-    );
+    assert!(!out.status.success(), "expected a failure: {}", output_text(out));
     let stderr = stderr_of(out);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected one line on stderr: {}",
-        output_text(out)
-    );
+    assert_eq!(lines.len(), 1, "expected one line on stderr: {}", output_text(out));
     assert!(
         lines[0].starts_with("husk: "),
         "error line lacks the husk: prefix: {lines:?}"

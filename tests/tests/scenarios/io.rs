@@ -13,16 +13,7 @@ pub fn stdin_reaches_process(via: &Via) {
     let ctrd = containerd_with_busybox();
     let id = unique_id("stdin");
     run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
-    let args = [
-        "tasks",
-        "exec",
-        "--exec-id",
-        "in",
-        &id,
-        "sh",
-        "-c",
-        "wc -c; echo done",
-    ];
+    let args = ["tasks", "exec", "--exec-id", "in", &id, "sh", "-c", "wc -c; echo done"];
     let out = ctrd.ctr_with_input(&args, &[b'x'; 70_000]);
     assert!(
         out.status.success(),
@@ -107,10 +98,7 @@ pub fn tty_is_a_terminal(via: &Via) {
         output_text(&out),
         ctrd.log_tail(40)
     );
-    assert!(
-        text.contains("tty-ok /dev/pts/0"),
-        "no terminal in the task: {text:?}"
-    );
+    assert!(text.contains("tty-ok /dev/pts/0"), "no terminal in the task: {text:?}");
     assert_clean(&ctrd, &id);
 }
 

@@ -3,8 +3,7 @@
 use husk_e2e::output_text;
 
 use super::{
-    assert_clean, containerd_with_busybox, delete_and_check, kill_and_wait_stopped, run, run_ok,
-    task_status, Via,
+    assert_clean, containerd_with_busybox, delete_and_check, kill_and_wait_stopped, run, run_ok, task_status, Via,
 };
 use husk_e2e::unique_id;
 
@@ -45,26 +44,9 @@ pub fn exec_runs_in_running_task(via: &Via) {
     let id = unique_id("exec");
     run_ok(&ctrd, via, &["-d"], &id, &["sleep", "1000"]);
     // The exec joins the task's pid namespace: it sees sleep as pid 1.
-    let out = ctrd.ctr_ok(&[
-        "tasks",
-        "exec",
-        "--exec-id",
-        "e1",
-        &id,
-        "cat",
-        "/proc/1/cmdline",
-    ]);
+    let out = ctrd.ctr_ok(&["tasks", "exec", "--exec-id", "e1", &id, "cat", "/proc/1/cmdline"]);
     assert_eq!(out, "sleep\u{0}1000\u{0}");
-    let failed = ctrd.ctr(&[
-        "tasks",
-        "exec",
-        "--exec-id",
-        "e2",
-        &id,
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
+    let failed = ctrd.ctr(&["tasks", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 3"]);
     assert_eq!(
         failed.status.code(),
         Some(3),

@@ -12,9 +12,7 @@ pub use io::*;
 pub use lifecycle::*;
 pub use mounts::*;
 
-use husk_e2e::{
-    assert_no_leftovers, output_text, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME,
-};
+use husk_e2e::{assert_no_leftovers, output_text, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME};
 
 /// Which shim containerd starts, and which runtime binary it drives. (Each test file uses
 /// some of the variants.)
@@ -49,13 +47,7 @@ pub(crate) fn containerd_with_busybox() -> Containerd {
 }
 
 /// `ctr run <runtime args> <flags> busybox <id> <cmd...>`.
-pub(crate) fn run(
-    ctrd: &Containerd,
-    via: &Via,
-    flags: &[&str],
-    id: &str,
-    cmd: &[&str],
-) -> std::process::Output {
+pub(crate) fn run(ctrd: &Containerd, via: &Via, flags: &[&str], id: &str, cmd: &[&str]) -> std::process::Output {
     let runtime = via.runtime_args();
     let mut args: Vec<&str> = vec!["run"];
     args.extend(runtime.iter().map(String::as_str));
@@ -66,13 +58,7 @@ pub(crate) fn run(
     ctrd.ctr(&args)
 }
 
-pub(crate) fn run_ok(
-    ctrd: &Containerd,
-    via: &Via,
-    flags: &[&str],
-    id: &str,
-    cmd: &[&str],
-) -> String {
+pub(crate) fn run_ok(ctrd: &Containerd, via: &Via, flags: &[&str], id: &str, cmd: &[&str]) -> String {
     let out = run(ctrd, via, flags, id, cmd);
     assert!(
         out.status.success(),
@@ -84,11 +70,7 @@ pub(crate) fn run_ok(
 }
 
 pub(crate) fn assert_clean(ctrd: &Containerd, id: &str) {
-    assert_eq!(
-        ctrd.ctr_ok(&["containers", "ls", "-q"]),
-        "",
-        "containers left"
-    );
+    assert_eq!(ctrd.ctr_ok(&["containers", "ls", "-q"]), "", "containers left");
     assert_no_leftovers(id, &ctrd.state(), &format!("/{}/{id}", ctrd.namespace()));
 }
 
@@ -117,9 +99,7 @@ pub(crate) fn task_status(ctrd: &Containerd, id: &str) -> String {
 pub(crate) fn kill_and_wait_stopped(ctrd: &Containerd, id: &str) {
     // sleep is pid 1 in its namespace and ignores SIGTERM (no handler): SIGKILL it.
     ctrd.ctr_ok(&["tasks", "kill", "-s", "SIGKILL", id]);
-    let stopped = wait_until(Duration::from_secs(10), || {
-        task_status(ctrd, id) == "STOPPED"
-    });
+    let stopped = wait_until(Duration::from_secs(10), || task_status(ctrd, id) == "STOPPED");
     assert!(
         stopped,
         "task not STOPPED after SIGKILL: {}\n{}",

@@ -27,10 +27,7 @@ pub fn bind_mount_is_shared_with_host(via: &Via) {
     let id = unique_id("bind");
     let host = TempDir::new("bind");
     std::fs::write(host.join("in"), "from host\n").expect("write input");
-    let mount = format!(
-        "type=bind,src={},dst=/data,options=rbind:rw",
-        host.path().display()
-    );
+    let mount = format!("type=bind,src={},dst=/data,options=rbind:rw", host.path().display());
     let out = run_ok(
         &ctrd,
         via,

@@ -62,11 +62,7 @@ fn recv_state_and_fd(stream: &std::os::unix::net::UnixStream) -> (Value, i32) {
     msg.msg_controllen = std::mem::size_of_val(&cmsg);
     // SAFETY: as above.
     let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(
-        n > 0,
-        "recvmsg from husk: {}",
-        std::io::Error::last_os_error()
-    );
+    assert!(n > 0, "recvmsg from husk: {}", std::io::Error::last_os_error());
     // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
     let fd = unsafe {
         let hdr = libc::CMSG_FIRSTHDR(&msg);
@@ -83,10 +79,7 @@ fn recv_state_and_fd(stream: &std::os::unix::net::UnixStream) -> (Value, i32) {
         .read_to_end(&mut rest)
         .expect("read the rest of the process state");
     payload.extend(rest);
-    (
-        serde_json::from_slice(&payload).expect("process state JSON"),
-        fd,
-    )
+    (serde_json::from_slice(&payload).expect("process state JSON"), fd)
 }
 
 /// A seccomp agent on `listener`: takes the notify fds of `connections` container processes

@@ -32,9 +32,7 @@ fn missing(paths: &[&Path]) -> Option<NotAvailable> {
     paths
         .iter()
         .find(|p| !p.is_file())
-        .map(|p| NotAvailable::Missing {
-            path: p.to_path_buf(),
-        })
+        .map(|p| NotAvailable::Missing { path: p.to_path_buf() })
 }
 
 /// All four pairings; `config_dir` receives the options file that hands the husk shim runc.
@@ -91,9 +89,7 @@ pub fn combos(config_dir: &Path) -> Vec<Combo> {
 
 /// A private containerd with the busybox image imported into its namespace.
 pub fn start_containerd() -> Containerd {
-    let mut ctrd = Containerd::builder()
-        .ctr_timeout(Duration::from_secs(120))
-        .start();
+    let mut ctrd = Containerd::builder().ctr_timeout(Duration::from_secs(120)).start();
     let ns = ctrd.namespace().to_string();
     ctrd.import_busybox(&ns);
     ctrd
@@ -111,12 +107,7 @@ pub fn ctr(address: &Path, namespace: &str, args: &[&str]) -> Command {
 }
 
 /// `ctr run -d` of a sleeping busybox container.
-pub fn run_sleeper(
-    ctrd: &Containerd,
-    timer: &Timer,
-    combo: &Combo,
-    id: &str,
-) -> Result<(), NotAvailable> {
+pub fn run_sleeper(ctrd: &Containerd, timer: &Timer, combo: &Combo, id: &str) -> Result<(), NotAvailable> {
     let mut args: Vec<&str> = vec!["run", "-d"];
     args.extend(combo.args.iter().map(String::as_str));
     args.extend([BUSYBOX_REF, id, "sleep", "100000"]);
@@ -124,12 +115,7 @@ pub fn run_sleeper(
 }
 
 /// Kill and delete a task and its container; best effort.
-pub fn remove(
-    address: &Path,
-    namespace: &str,
-    timer: &Timer,
-    id: &str,
-) -> Result<(), NotAvailable> {
+pub fn remove(address: &Path, namespace: &str, timer: &Timer, id: &str) -> Result<(), NotAvailable> {
     let task = timer.run(&mut ctr(address, namespace, &["task", "rm", "-f", id]));
     let container = timer.run(&mut ctr(address, namespace, &["container", "rm", id]));
     task.and(container)
@@ -183,10 +169,7 @@ pub fn bench_ctr(opts: &Options, report: &mut Report, timer: &Timer) {
         let _ = remove(&addr, &ns, timer, &format!("x{i}"));
     }
     reap_orphans();
-    for (bench, series) in [
-        ("ctr run --rm busybox true", &runs),
-        ("ctr task exec true", &execs),
-    ] {
+    for (bench, series) in [("ctr run --rm busybox true", &runs), ("ctr task exec true", &execs)] {
         report.timing_table("containerd", bench, series, false);
         let what = format!("husk shim+husk / Go shim+runc, {bench}");
         report.target(&what, ratio(&series[0], &series[1]), 0.6, "×");
@@ -288,12 +271,7 @@ pub fn bench_shim_memory(opts: &Options, report: &mut Report, timer: &Timer) {
         report.say(&note);
     }
     let husk = figures.first().copied().flatten();
-    report.target(
-        "husk shim RSS",
-        husk.map(|m| m.rss_kb as f64 / 1024.0),
-        2.0,
-        " MiB",
-    );
+    report.target("husk shim RSS", husk.map(|m| m.rss_kb as f64 / 1024.0), 2.0, " MiB");
     report.target("husk shim threads", husk.map(|m| m.threads as f64), 2.0, "");
     drop(ctrd);
     reap_orphans();
@@ -313,12 +291,8 @@ fn measure_one_shim(
     }
     let (addr, ns) = (ctrd.address(), ctrd.namespace());
     let before = shim_pids(addr, combo.shim);
-    let ids: Vec<String> = (0..samples.max(1))
-        .map(|s| format!("m{index}-{s}"))
-        .collect();
-    let started: Result<(), NotAvailable> = ids
-        .iter()
-        .try_for_each(|id| run_sleeper(ctrd, timer, combo, id));
+    let ids: Vec<String> = (0..samples.max(1)).map(|s| format!("m{index}-{s}")).collect();
+    let started: Result<(), NotAvailable> = ids.iter().try_for_each(|id| run_sleeper(ctrd, timer, combo, id));
     // Let the shims finish their start-up work (event publishing, output copiers).
     std::thread::sleep(Duration::from_millis(500));
     let pids: Vec<i32> = shim_pids(addr, combo.shim)
@@ -353,9 +327,7 @@ fn measure_one_shim(
 /// parts of a shim keep a thread each.
 fn thread_names(pid: i32) -> String {
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten();
     for task in tasks.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         *counts.entry(comm.trim().to_string()).or_default() += 1;

@@ -34,10 +34,7 @@ fn in_parallel(
     let first_error: Mutex<Option<NotAvailable>> = Mutex::new(None);
     std::thread::scope(|s| {
         for t in 0..parallel.max(1) {
-            let timer = Timer::new(
-                scratch.join(format!("stderr-{t}")),
-                Duration::from_secs(120),
-            );
+            let timer = Timer::new(scratch.join(format!("stderr-{t}")), Duration::from_secs(120));
             let (next, first_error, job) = (&next, &first_error, &job);
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -106,12 +103,7 @@ fn leftovers(ctrd: &Containerd, combo: &Combo, ids: &[String]) -> Vec<String> {
     left
 }
 
-fn density_one(
-    ctrd: &Containerd,
-    combo: &Combo,
-    opts: &Options,
-    scratch: &Path,
-) -> Result<Outcome, NotAvailable> {
+fn density_one(ctrd: &Containerd, combo: &Combo, opts: &Options, scratch: &Path) -> Result<Outcome, NotAvailable> {
     if let Some(e) = &combo.missing {
         return Err(e.clone());
     }
@@ -128,12 +120,8 @@ fn density_one(
     let running = running_tasks(ctrd);
     std::thread::sleep(Duration::from_millis(500));
     let pids = shim_pids(ctrd.address(), combo.shim);
-    let mem = pids
-        .iter()
-        .filter_map(|p| Mem::read(*p))
-        .fold(Mem::default(), Mem::add);
-    let (addr, ns): (PathBuf, String) =
-        (ctrd.address().to_path_buf(), ctrd.namespace().to_string());
+    let mem = pids.iter().filter_map(|p| Mem::read(*p)).fold(Mem::default(), Mem::add);
+    let (addr, ns): (PathBuf, String) = (ctrd.address().to_path_buf(), ctrd.namespace().to_string());
     let began = Instant::now();
     let removed = in_parallel(
         opts.n,
@@ -174,30 +162,9 @@ pub fn bench_density(opts: &Options, report: &mut Report) {
         match outcome {
             Ok(o) => {
                 let mib = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
-                report.raw(
-                    "density",
-                    "start_all_s",
-                    combo.name,
-                    0,
-                    o.start.as_secs_f64(),
-                    "s",
-                );
-                report.raw(
-                    "density",
-                    "shim_rss_kb",
-                    combo.name,
-                    0,
-                    o.mem.rss_kb as f64,
-                    "kB",
-                );
-                report.raw(
-                    "density",
-                    "shim_pss_kb",
-                    combo.name,
-                    0,
-                    o.mem.pss_kb as f64,
-                    "kB",
-                );
+                report.raw("density", "start_all_s", combo.name, 0, o.start.as_secs_f64(), "s");
+                report.raw("density", "shim_rss_kb", combo.name, 0, o.mem.rss_kb as f64, "kB");
+                report.raw("density", "shim_pss_kb", combo.name, 0, o.mem.pss_kb as f64, "kB");
                 rows.push(vec![
                     combo.name.to_string(),
                     format!("{:.2}", o.start.as_secs_f64()),
@@ -235,25 +202,12 @@ pub fn bench_density(opts: &Options, report: &mut Report) {
         "left behind",
     ];
     report.table(&format!("density, N = {}", opts.n), &header, &rows);
-    let ratio = |f: fn(&Mem) -> u64| match (
-        totals.first().copied().flatten(),
-        totals.get(1).copied().flatten(),
-    ) {
+    let ratio = |f: fn(&Mem) -> u64| match (totals.first().copied().flatten(), totals.get(1).copied().flatten()) {
         (Some(h), Some(g)) if f(&g) > 0 => Some(f(&h) as f64 / f(&g) as f64),
         _ => None,
     };
-    report.target(
-        "husk shims' total RSS / Go shims'",
-        ratio(|m| m.rss_kb),
-        0.15,
-        "×",
-    );
-    report.target(
-        "husk shims' total PSS / Go shims'",
-        ratio(|m| m.pss_kb),
-        0.15,
-        "×",
-    );
+    report.target("husk shims' total RSS / Go shims'", ratio(|m| m.rss_kb), 0.15, "×");
+    report.target("husk shims' total PSS / Go shims'", ratio(|m| m.pss_kb), 0.15, "×");
     drop(ctrd);
     reap_orphans();
 }

@@ -43,11 +43,7 @@ impl fmt::Display for NotAvailable {
         match self {
             NotAvailable::Missing { path } => write!(f, "{} not found", path.display()),
             NotAvailable::Spawn { what, errno } => write!(f, "failed to spawn {what}: {errno}"),
-            NotAvailable::Failed {
-                what,
-                status,
-                stderr,
-            } => write!(f, "{what} failed ({status}): {stderr}"),
+            NotAvailable::Failed { what, status, stderr } => write!(f, "{what} failed ({status}): {stderr}"),
             NotAvailable::Timeout { what, secs } => write!(f, "{what} timed out after {secs}s"),
             NotAvailable::Unexpected { what } => write!(f, "{what}"),
         }
@@ -64,10 +60,7 @@ pub struct Timer {
 
 impl Timer {
     pub fn new(stderr_path: PathBuf, timeout: Duration) -> Timer {
-        Timer {
-            stderr_path,
-            timeout,
-        }
+        Timer { stderr_path, timeout }
     }
 
     /// Wall time of `cmd` from spawn to exit, and the CPU time it and the children it
@@ -182,11 +175,7 @@ pub fn describe(cmd: &Command) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()];
-    parts.extend(
-        cmd.get_args()
-            .take(3)
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
+    parts.extend(cmd.get_args().take(3).map(|a| a.to_string_lossy().into_owned()));
     parts.join(" ")
 }
 
@@ -245,7 +234,5 @@ pub fn wait_pid_gone(pid: i32, timeout: Duration) -> bool {
 /// Exited but not yet reaped (state Z in /proc/<pid>/stat; the comm before it may hold ')').
 fn is_zombie(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit(')')
-        .next()
-        .is_some_and(|s| s.trim_start().starts_with('Z'))
+    stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
 }

@@ -12,23 +12,15 @@ use std::time::{Duration, Instant};
 
 /// The first cgroup hierarchy with a writable cgroup.procs (v1 cpu, memory, or v2 root).
 fn hierarchy() -> Option<PathBuf> {
-    [
-        "/sys/fs/cgroup/cpu",
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.join("cgroup.procs").is_file())
+    ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("cgroup.procs").is_file())
 }
 
 /// One attach of a fresh `sleep` into `dir`, in milliseconds.
 fn attach_once(dir: &Path) -> Option<f64> {
-    let mut child = Command::new("sleep")
-        .arg("10")
-        .stdin(Stdio::null())
-        .spawn()
-        .ok()?;
+    let mut child = Command::new("sleep").arg("10").stdin(Stdio::null()).spawn().ok()?;
     let pid = child.id().to_string();
     let start = Instant::now();
     let ok = std::fs::write(dir.join("cgroup.procs"), pid).is_ok();

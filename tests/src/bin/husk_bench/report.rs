@@ -144,15 +144,7 @@ impl Report {
     }
 
     /// One raw measurement into raw.csv.
-    pub fn raw(
-        &mut self,
-        section: &str,
-        bench: &str,
-        contender: &str,
-        i: usize,
-        v: f64,
-        unit: &str,
-    ) {
+    pub fn raw(&mut self, section: &str, bench: &str, contender: &str, i: usize, v: f64, unit: &str) {
         if let Some(f) = self.csv.as_mut() {
             let _ = writeln!(f, "{section},{bench},{contender},{i},{v:.4},{unit}");
         }
@@ -170,10 +162,7 @@ impl Report {
         }
         let base = series.first().and_then(Series::median);
         let cpu_base = series.first().and_then(Series::cpu_median);
-        let ratio = |v: f64, b: Option<f64>| {
-            b.map(|b| format!("{:.2}", v / b))
-                .unwrap_or_else(|| "-".into())
-        };
+        let ratio = |v: f64, b: Option<f64>| b.map(|b| format!("{:.2}", v / b)).unwrap_or_else(|| "-".into());
         let mut rows = Vec::new();
         let mut errors = Vec::new();
         for s in series {
@@ -209,10 +198,7 @@ impl Report {
                 }
             }
             if let (Some(e), false) = (&s.error, s.samples.is_empty()) {
-                errors.push(format!(
-                    "  {} failed {} time(s), last: {e}",
-                    s.name, s.failures
-                ));
+                errors.push(format!("  {} failed {} time(s), last: {e}", s.name, s.failures));
             }
             self.json.push(json!({
                 "section": section, "benchmark": bench, "contender": s.name,
@@ -272,10 +258,7 @@ impl Report {
     pub fn finish(&mut self) {
         let json = Value::Array(std::mem::take(&mut self.json));
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-        for (name, body) in [
-            ("summary.json", text),
-            ("summary.md", self.markdown.clone()),
-        ] {
+        for (name, body) in [("summary.json", text), ("summary.md", self.markdown.clone())] {
             let path = self.dir.join(name);
             if let Err(e) = fs::write(&path, body) {
                 eprintln!("husk-bench: failed to write {}: {e}", path.display());

@@ -42,10 +42,7 @@ impl Contender {
     /// `<argv> --root <root> <args>`.
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..])
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args);
+        cmd.args(&self.argv[1..]).arg("--root").arg(self.root.path()).args(args);
         cmd
     }
 
@@ -57,13 +54,10 @@ impl Contender {
 
     /// The init pid from `state`.
     fn pid(&self, id: &str) -> Result<i32, NotAvailable> {
-        let out = self
-            .cmd(&["state", id])
-            .output()
-            .map_err(|e| NotAvailable::Spawn {
-                what: format!("{} state", self.name),
-                errno: e.to_string(),
-            })?;
+        let out = self.cmd(&["state", id]).output().map_err(|e| NotAvailable::Spawn {
+            what: format!("{} state", self.name),
+            errno: e.to_string(),
+        })?;
         let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         state["pid"]
             .as_i64()
@@ -123,10 +117,7 @@ fn contenders(report: &mut Report) -> (Vec<Contender>, Vec<Series>) {
         ("crun", PathBuf::from(CRUN)),
     ] {
         if !bin.is_file() {
-            missing.push(Series::unavailable(
-                name,
-                NotAvailable::Missing { path: bin },
-            ));
+            missing.push(Series::unavailable(name, NotAvailable::Missing { path: bin }));
             continue;
         }
         let argv = if name == "crun" && wrap {
@@ -156,10 +147,7 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
         ),
         (
             Series::new("floor: unshare -fpmuinC true"),
-            ["unshare", "-fpmuinC", "true"]
-                .iter()
-                .map(OsString::from)
-                .collect(),
+            ["unshare", "-fpmuinC", "true"].iter().map(OsString::from).collect(),
         ),
     ];
     if !cgroup_hybrid() {
@@ -209,9 +197,7 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
     series.extend(extra.into_iter().map(|(s, _)| s));
     report.timing_table("runtime", "run /bin/true", &series, true);
     if let Some(net) = crun_net {
-        report.say(&format!(
-            "crun minus wrapper (difference of medians): {net:.2} ms"
-        ));
+        report.say(&format!("crun minus wrapper (difference of medians): {net:.2} ms"));
     }
     let husk_net = crun_net.and_then(|net| Some(series[0].median()? / net));
     if let (Some(net), Some(husk)) = (crun_cpu_net, series[0].cpu_median()) {
@@ -222,12 +208,7 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
     }
     let crun_ratio = crun_i.and_then(|i| ratio(&series[0], &series[i]));
     let runc_ratio = runc_i.and_then(|i| ratio(&series[0], &series[i]));
-    report.target(
-        "husk run / crun run (crun incl. wrapper)",
-        crun_ratio,
-        0.6,
-        "×",
-    );
+    report.target("husk run / crun run (crun incl. wrapper)", crun_ratio, 0.6, "×");
     report.target("husk run / (crun run minus wrapper)", husk_net, 0.6, "×");
     report.target("husk run / runc run", runc_ratio, 0.3, "×");
 }
@@ -239,9 +220,7 @@ fn crun_minus_wrapper(
     stat: fn(&Series) -> Option<f64>,
 ) -> Option<f64> {
     let crun = stat(series.iter().find(|s| s.name == "crun")?)?;
-    let wrapper = extra
-        .iter()
-        .find(|(s, _)| s.name.starts_with("crun-wrapper"))?;
+    let wrapper = extra.iter().find(|(s, _)| s.name.starts_with("crun-wrapper"))?;
     Some(crun - stat(&wrapper.0)?)
 }
 
@@ -292,9 +271,7 @@ pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
     report.say("\n## 2. runtime create / start / delete / exec, timed apart");
     let (list, missing) = contenders(report);
     let names: Vec<&str> = list.iter().map(|c| c.name).collect();
-    let mut verbs: Vec<Vec<Series>> = (0..4)
-        .map(|_| names.iter().map(|n| Series::new(n)).collect())
-        .collect();
+    let mut verbs: Vec<Vec<Series>> = (0..4).map(|_| names.iter().map(|n| Series::new(n)).collect()).collect();
     for (i, c) in list.iter().enumerate() {
         if let Err(e) = start_sleeper(c, timer, "sleeper") {
             verbs[3][i] = Series::unavailable(c.name, e);
@@ -326,10 +303,7 @@ pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
         c.force_delete("sleeper");
     }
     reap_orphans();
-    for (verb, mut series) in ["create", "start", "delete", "exec /bin/true"]
-        .into_iter()
-        .zip(verbs)
-    {
+    for (verb, mut series) in ["create", "start", "delete", "exec /bin/true"].into_iter().zip(verbs) {
         series.extend(missing.iter().cloned());
         report.timing_table("lifecycle", verb, &series, true);
     }

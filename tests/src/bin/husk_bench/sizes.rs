@@ -47,11 +47,7 @@ pub fn bench_sizes(report: &mut Report) {
             }
         }
     }
-    report.table(
-        "binary sizes",
-        &["binary", "MiB", "stripped", "path"],
-        &rows,
-    );
+    report.table("binary sizes", &["binary", "MiB", "stripped", "path"], &rows);
     if let (Some(h), Some(s), Some(r), Some(g)) = (sizes[0], sizes[1], sizes[2], sizes[4]) {
         report.say(&format!(
             "husk + its shim: {:.2} MiB; runc + Go shim: {:.2} MiB ({:.2}×)",
