@@ -28,8 +28,10 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Sys(#[from] SysError),
+    /// Boxed, like Seccomp: CgroupError carries paths and a controller name, and every Result
+    /// of husk carries this enum.
     #[error(transparent)]
-    Cgroup(#[from] CgroupError),
+    Cgroup(Box<CgroupError>),
     #[error(transparent)]
     Hook(#[from] HookError),
     #[error(transparent)]
@@ -50,6 +52,12 @@ pub enum Error {
 impl From<crate::seccomp::SeccompError> for Error {
     fn from(e: crate::seccomp::SeccompError) -> Self {
         Error::Seccomp(Box::new(e))
+    }
+}
+
+impl From<CgroupError> for Error {
+    fn from(e: CgroupError) -> Self {
+        Error::Cgroup(Box::new(e))
     }
 }
 
