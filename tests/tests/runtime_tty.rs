@@ -1,4 +1,5 @@
-//! `husk run` of a terminal process without --console-socket: husk proxies the pty itself.
+//! `husk run` of a terminal process without --console-socket: the runtime proxies the pty
+//! itself. Each case runs on husk and on runc, the control.
 
 mod runtime_support;
 
@@ -6,13 +7,9 @@ use husk_e2e::{Bundle, Runtime};
 use runtime_support::*;
 use std::process::Command;
 
-#[test]
-fn foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
-    let rt = Runtime::husk();
-    let mut bundle = Bundle::new(&["sh", "-c", "tty; stty size; exit 5"]);
-    bundle.config_mut()["process"]["terminal"] = true.into();
-    bundle.save();
-    // `script` gives husk a terminal of known size on stdin/stdout, as a user's shell would.
+/// Runs `run` of a terminal process under `script`, which gives the runtime a terminal of a
+/// known size on stdin/stdout, as a user's shell would; returns what the terminal showed.
+fn run_in_terminal(rt: &Runtime, bundle: &Bundle) -> String {
     let inner = format!(
         "stty rows 33 cols 101; {} --root {} run --bundle {} {}; echo rc=$?",
         rt.bin().display(),
@@ -24,9 +21,51 @@ fn foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
         .args(["-qec", &inner, "/dev/null"])
         .output()
         .expect("run script");
-    let text = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn terminal_bundle(args: &[&str]) -> Bundle {
+    let mut bundle = Bundle::new(args);
+    bundle.config_mut()["process"]["terminal"] = true.into();
+    bundle.save();
+    bundle
+}
+
+fn proxies_the_pty_and_its_window_size(rt: Runtime) {
+    let bundle = terminal_bundle(&["sh", "-c", "tty; stty size; exit 5"]);
+    let text = run_in_terminal(&rt, &bundle);
     assert!(text.contains("/dev/pts/"), "no pty inside the container: {text:?}");
     assert!(text.contains("33 101"), "window size not passed on: {text:?}");
     assert!(text.contains("rc=5"), "exit status not passed on: {text:?}");
     assert_nothing_left(&rt, bundle.id(), &bundle);
+}
+
+#[test]
+fn foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
+    proxies_the_pty_and_its_window_size(Runtime::husk());
+}
+
+#[test]
+fn runc_foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
+    proxies_the_pty_and_its_window_size(Runtime::runc());
+}
+
+/// The window size must be on the pty before the process runs, not copied onto the master
+/// once the runtime gets round to it: a slow poststart hook holds the runtime back while the
+/// process already runs `stty size`. The plain case failed 2 runs in 3 on a fresh CI machine,
+/// where the runtime was slower than the container; runc 1.1 passes this one too.
+#[test]
+fn window_size_is_set_before_the_process_runs_even_when_the_runtime_is_slow() {
+    for rt in [Runtime::husk(), Runtime::runc()] {
+        let mut bundle = terminal_bundle(&["sh", "-c", "stty size; sleep 1"]);
+        bundle.config_mut()["hooks"] = serde_json::json!({
+            "poststart": [{"path": "/bin/sleep", "args": ["sleep", "0.5"]}]
+        });
+        bundle.save();
+        let text = run_in_terminal(&rt, &bundle);
+        let name = rt.bin().display();
+        assert!(text.contains("33 101"), "{name}: window size set too late: {text:?}");
+        assert!(text.contains("rc=0"), "{name}: {text:?}");
+        assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
 }

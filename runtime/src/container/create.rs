@@ -63,7 +63,11 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let mut trace = crate::trace::Trace::new(global.trace);
     crate::state::validate_id(id)?;
     let bundle = absolute(&opts.bundle)?;
-    let spec = config::load(&bundle)?;
+    let mut spec = config::load(&bundle)?;
+    if opts.console_socket.is_none() && !wait_for_start {
+        // A foreground `run` proxies our own terminal (console_for below).
+        super::tty_proxy::size_pty_like_our_terminal(&mut spec);
+    }
     let rootfs = config::rootfs_path(&bundle, &spec)?;
     let rootfs = std::fs::canonicalize(&rootfs).ctx("resolve rootfs", rootfs.display())?;
     let linux = spec.linux().as_ref().ok_or(config::ConfigError::Missing("linux"))?;

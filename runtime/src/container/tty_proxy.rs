@@ -64,6 +64,30 @@ impl Drop for RawMode {
     }
 }
 
+/// A foreground `run` proxies its own terminal: the init must size the pty before the process
+/// can run, or a fast process (`stty size`) sees 0x0. Setting it on the master after receiving
+/// it races with the exec. A consoleSize in the config wins, as with --console-socket.
+pub fn size_pty_like_our_terminal(spec: &mut oci_spec::runtime::Spec) {
+    let Some(process) = spec.process_mut() else {
+        return;
+    };
+    if !process.terminal().unwrap_or(false) || process.console_size().is_some() {
+        return;
+    }
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into ws.
+    if unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) } != 0 || ws.ws_row == 0 {
+        return;
+    }
+    let size = oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(ws.ws_row))
+        .width(u64::from(ws.ws_col))
+        .build();
+    if let Ok(size) = size {
+        process.set_console_size(Some(size));
+    }
+}
+
 pub fn copy_window_size(from: BorrowedFd, to: BorrowedFd) {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes a winsize; TIOCSWINSZ reads one.
