@@ -59,7 +59,7 @@ cargo build --workspace --locked --all-targets
 log "build took $((SECONDS - start))s; running tests with RUST_TEST_THREADS=$RUST_TEST_THREADS"
 
 # Shim sockets and ctr's fifo dirs live in shared /run/containerd: count them before and after.
-count_entries() { find "$1" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+count_entries() { { find "$1" -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l; }
 sockets_before=$(count_entries /run/containerd/s)
 fifos_before=$(count_entries /run/containerd/fifo)
 
