@@ -26,6 +26,8 @@ pub struct ContainerdBuilder {
     extra_path: Vec<PathBuf>,
     namespace: Option<String>,
     ctr_timeout: Duration,
+    own_config: Option<String>,
+    prepare_config: Option<fn(&Path)>,
 }
 
 impl ContainerdBuilder {
@@ -70,14 +72,34 @@ impl ContainerdBuilder {
         self
     }
 
+    /// Use this config.toml instead of the generated one, `{dir}` replaced by the temp dir
+    /// (it must put root, state, temp, the grpc/ttrpc sockets and the opt path under it).
+    pub fn own_config(mut self, toml: &str) -> Self {
+        self.own_config = Some(toml.to_string());
+        self
+    }
+
+    /// Called with the config file's path after it is written, before containerd starts:
+    /// e.g. an installer step that edits it.
+    pub fn prepare_config(mut self, prepare: fn(&Path)) -> Self {
+        self.prepare_config = Some(prepare);
+        self
+    }
+
     /// Write the config, start containerd and wait until it answers.
     pub fn start(self) -> Containerd {
         let dir = TempDir::new("ctrd");
-        let config = crate::containerd_config::render(dir.path(), &self);
+        let config = match &self.own_config {
+            Some(toml) => toml.replace("{dir}", &dir.path().display().to_string()),
+            None => crate::containerd_config::render(dir.path(), &self),
+        };
         let _ = std::fs::create_dir_all(dir.join("tmp"));
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config)
             .unwrap_or_else(|e| panic!("failed to write {}: {e}", config_path.display()));
+        if let Some(prepare) = self.prepare_config {
+            prepare(&config_path);
+        }
         let path = std::iter::once(target_dir())
             .chain(self.extra_path.iter().cloned())
             .map(|p| p.display().to_string())
@@ -124,6 +146,8 @@ impl Containerd {
             extra_path: Vec::new(),
             namespace: None,
             ctr_timeout: Duration::from_secs(60),
+            own_config: None,
+            prepare_config: None,
         }
     }
 

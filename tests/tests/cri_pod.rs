@@ -128,9 +128,14 @@ fn run_pod_with(
     // One shim for the pod: the container joined the sandbox's shim
     // (io.kubernetes.cri.sandbox-id grouping).
     let address = ctrd.address().display().to_string();
+    let shim = if handler == "runc" {
+        "containerd-shim-runc-v2"
+    } else {
+        "containerd-shim-husk-v2"
+    };
     let shims: Vec<_> = processes_mentioning(&address)
         .into_iter()
-        .filter(|(_, cmd)| cmd.contains("containerd-shim-husk-v2"))
+        .filter(|(_, cmd)| cmd.contains(shim))
         .collect();
     assert_eq!(shims.len(), 1, "shims: {shims:?}");
     assert!(shims[0].1.contains(&pod), "shim is not the pod's: {shims:?}");
@@ -149,7 +154,7 @@ fn remove_pod(ctrd: &Containerd, cri: &CriClient, pod: &str) {
     let gone = wait_until(Duration::from_secs(10), || {
         processes_mentioning(&address)
             .iter()
-            .all(|(_, cmd)| !cmd.contains("containerd-shim-husk-v2"))
+            .all(|(_, cmd)| !cmd.contains("containerd-shim-husk-v2") && !cmd.contains("containerd-shim-runc-v2"))
     });
     assert!(gone, "shim left after RemovePodSandbox");
     assert!(processes_mentioning(pod).is_empty(), "pod processes left");
@@ -161,6 +166,105 @@ fn busybox_pod_runs_under_husk_through_cri() {
     let log = run_pod(&ctrd, &cri, true, "echo hello from husk");
     // CRI log lines: "<time> stdout F <text>".
     assert!(log.contains(" stdout F hello from husk"), "log: {log}");
+}
+
+/// Debian 12's stock /etc/containerd/config.toml (containerd 1.6.20~ds1), with what an
+/// operator of this test host adds (restrict_oom_score_adj: no CAP_SYS_RESOURCE here; the
+/// sandbox image) and the private paths every test containerd needs.
+const DEBIAN_STOCK_CONFIG: &str = r#"version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+temp = "{dir}/tmp"
+
+[grpc]
+  address = "{dir}/c.sock"
+
+[ttrpc]
+  address = "{dir}/c.sock.ttrpc"
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    sandbox_image = "registry.k8s.io/pause:husk"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "{dir}/opt"
+"#;
+
+/// packaging/containerd/register-husk.sh run on the config, as an operator would.
+fn register_husk(config: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/containerd/register-husk.sh");
+    let options = config.with_file_name("husk-options.toml");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--config")
+        .arg(config)
+        .arg("--options")
+        .arg(&options)
+        .arg("--husk-binary")
+        .arg(husk_e2e::husk_bin())
+        .output()
+        .expect("run register-husk.sh");
+    assert!(
+        out.status.success(),
+        "register-husk.sh: {}",
+        husk_e2e::output_text(&out)
+    );
+}
+
+/// The headline failure of the old drop-in: imported into Debian's stock config it replaced
+/// the whole CRI table, so CRI did not load (no runc for default_runtime_name) and the CNI
+/// bin_dir fell back to /opt/cni/bin. After register-husk.sh the CRI plugin answers, the CNI
+/// setting is kept, and pods run under both handlers, husk and runc (the control).
+#[test]
+fn registering_husk_in_debians_stock_config_keeps_cri_and_runc_working() {
+    assert_eq!(
+        PAUSE_REF, "registry.k8s.io/pause:husk",
+        "DEBIAN_STOCK_CONFIG names the pause image"
+    );
+    let mut ctrd = Containerd::builder()
+        .own_config(DEBIAN_STOCK_CONFIG)
+        .prepare_config(register_husk)
+        .start();
+    let cri = CriClient::new(ctrd.address());
+    let version = cri
+        .call("RuntimeService", "Version", Proto::new())
+        .unwrap_or_else(|e| panic!("CRI is not serving: {e}\n{}", ctrd.log_tail(40)));
+    assert!(
+        String::from_utf8_lossy(&version).contains("containerd"),
+        "Version: {version:?}"
+    );
+    let config_dump = Command::new("containerd")
+        .arg("--config")
+        .arg(ctrd.dir().join("config.toml"))
+        .args(["config", "dump"])
+        .output()
+        .expect("config dump");
+    let config_dump = String::from_utf8_lossy(&config_dump.stdout);
+    assert!(
+        config_dump.contains("bin_dir = \"/usr/lib/cni\""),
+        "CNI bin_dir lost:\n{config_dump}"
+    );
+
+    let archive = ctrd.dir().join("pause.oci.tar");
+    pause_image_archive(&archive, PAUSE_REF).expect("pause image built");
+    ctrd.ctr_ok(&["-n", K8S_NS, "images", "import", &archive.to_string_lossy()]);
+    ctrd.import_busybox(K8S_NS);
+    for image in [PAUSE_REF, BUSYBOX_REF] {
+        let known = wait_until(Duration::from_secs(10), || {
+            let spec = Proto::new().message(1, Proto::new().string(1, image));
+            cri.call("ImageService", "ImageStatus", spec)
+                .is_ok_and(|resp| !bytes_field(&resp, 1).is_empty())
+        });
+        assert!(known, "CRI does not see {image}:\n{}", ctrd.log_tail(40));
+    }
+    for handler in ["husk", "runc"] {
+        let log = run_pod_with(&ctrd, &cri, handler, true, "echo hello", &|_| {});
+        assert!(log.contains(" stdout F hello"), "{handler}: log: {log}");
+    }
 }
 
 /// The bridge the CNI config below makes on the host; removed on drop. Each test that uses

@@ -1,5 +1,5 @@
 //! The Kubernetes packaging (packaging/containerd, packaging/pause) against the real
-//! containerd: the drop-in is accepted, and the pause image runs under husk the way a CRI
+//! containerd: register-husk.sh merges husk into an operator's config, and the pause image runs under husk the way a CRI
 //! sandbox uses it (started detached, stopped with SIGTERM, exit status 0).
 
 use std::path::{Path, PathBuf};
@@ -15,37 +15,91 @@ fn packaging(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging").join(path)
 }
 
-#[test]
-fn containerd_1x_accepts_the_v2_drop_in() {
-    let dir = TempDir::new("dropin");
-    let config = dir.join("config.toml");
-    let d = dir.path().display();
-    let drop_in = packaging("containerd/husk-v2.toml");
-    let text = format!(
-        "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\nimports = [\"{}\"]\n",
-        drop_in.display()
+/// Runs packaging/containerd/register-husk.sh on `config`; returns (success, output).
+fn register_husk(config: &Path) -> (bool, String) {
+    let out = run_with_timeout(
+        Command::new("bash")
+            .arg(packaging("containerd/register-husk.sh"))
+            .arg("--config")
+            .arg(config)
+            .arg("--options")
+            .arg(config.with_file_name("husk-options.toml"))
+            .args(["--husk-binary", "/usr/local/bin/husk"]),
+        Duration::from_secs(60),
     );
-    std::fs::write(&config, text).expect("config written");
+    (out.status.success(), output_text(&out))
+}
+
+fn config_dump(config: &Path) -> String {
     let out = run_with_timeout(
         Command::new("containerd")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .args(["config", "dump"]),
         Duration::from_secs(30),
     );
     assert!(out.status.success(), "config dump: {}", output_text(&out));
-    let dump = String::from_utf8_lossy(&out.stdout);
-    let table = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.husk]";
-    let at = dump
-        .find(table)
-        .unwrap_or_else(|| panic!("no husk runtime in:\n{dump}"));
-    let husk = &dump[at..];
-    let options_at = husk.find(".runtimes.husk.options]").expect("options table");
-    assert!(husk[..options_at].contains(&format!("runtime_type = \"{HUSK_RUNTIME}\"")));
-    assert!(husk[options_at..]
-        .lines()
-        .nth(1)
-        .is_some_and(|l| l.trim() == "ConfigPath = \"/etc/containerd/husk-options.toml\""));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An operator's settings survive registration: the CRI table keeps its own keys, runc stays
+/// the default runtime, and running the script again changes nothing. (The CRI plugin really
+/// loading with that config is cri_pod.rs's registering_husk_in_debians_stock_config_...)
+#[test]
+fn register_husk_adds_the_runtime_and_keeps_the_operators_settings() {
+    let dir = TempDir::new("register");
+    let config = dir.join("config.toml");
+    let stock = "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    sandbox_image = \"example.org/pause:9\"\n    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n";
+    std::fs::write(&config, stock).expect("config written");
+    let (ok, text) = register_husk(&config);
+    assert!(ok, "register-husk.sh: {text}");
+    let dump = config_dump(&config);
+    for wanted in [
+        "bin_dir = \"/usr/lib/cni\"",
+        "sandbox_image = \"example.org/pause:9\"",
+        "default_runtime_name = \"runc\"",
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]",
+        "runtime_type = \"io.containerd.runc.v2\"",
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.husk]",
+        &format!("runtime_type = \"{HUSK_RUNTIME}\""),
+    ] {
+        assert!(dump.contains(wanted), "{wanted} missing from:\n{dump}");
+    }
+    let options = std::fs::read_to_string(dir.join("husk-options.toml")).expect("options file written");
+    assert!(options.contains("BinaryName = \"/usr/local/bin/husk\""), "{options}");
+    assert_eq!(
+        std::fs::read_to_string(config.with_extension("toml.husk-backup"))
+            .ok()
+            .as_deref(),
+        Some(stock)
+    );
+
+    let registered = std::fs::read_to_string(&config).expect("config");
+    let (ok, text) = register_husk(&config);
+    assert!(ok && text.contains("already registered"), "second run: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("config"),
+        registered,
+        "second run changed it"
+    );
+}
+
+/// A config containerd cannot read is left exactly as it was, with a one-line reason.
+#[test]
+fn register_husk_leaves_a_broken_config_untouched() {
+    let dir = TempDir::new("register-bad");
+    let config = dir.join("config.toml");
+    let broken = "version = 2\n[plugins\n";
+    std::fs::write(&config, broken).expect("config written");
+    let (ok, text) = register_husk(&config);
+    assert!(!ok, "accepted a broken config: {text}");
+    assert!(text.contains("cannot read"), "{text}");
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), broken);
+    assert!(
+        !dir.join("husk-options.toml").exists(),
+        "options file written for a refused config"
+    );
+    assert!(!config.with_extension("toml.husk-backup").exists());
 }
 
 #[test]
