@@ -2,7 +2,7 @@
 # Build husk and run every test: unit, runtime integration and end-to-end (private containerd).
 # Needs root (namespaces, cgroups, containerd). Usage: sudo bash tests/run.sh [cargo test args...]
 # Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
-# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
+# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_SKIP_VM=1 to skip the VM (tests/vm/run.sh), HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
 # HUSK_TEST_BINARY_TIMEOUT (default 8m) per test binary, HUSK_TEST_TIMEOUT (default 25m) for
 # the whole test run. Extra args go to cargo test, e.g.
 # `bash tests/run.sh -- --skip husk_under_go_shim` (the whole workspace is always tested).
@@ -93,5 +93,13 @@ leftovers=$(
 if [[ -n $leftovers ]]; then
     log "WARNING: left behind by the tests:"
     printf '%s\n' "$leftovers"
+fi
+
+# The real host: a Debian 12 VM with pure cgroup v2 and systemd (docs/vm.md).
+if [[ ${HUSK_SKIP_VM:-0} != 1 ]]; then
+    vm_start=$SECONDS
+    log "the real-host VM (tests/vm/run.sh)"
+    bash tests/vm/run.sh || status=1
+    log "the VM took $((SECONDS - vm_start))s"
 fi
 exit "$status"
