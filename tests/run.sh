@@ -2,7 +2,8 @@
 # Build husk and run every test: unit, runtime integration and end-to-end (private containerd).
 # Needs root (namespaces, cgroups, containerd). Usage: sudo bash tests/run.sh [cargo test args...]
 # Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
-# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_SKIP_VM=1 to skip the VM (tests/vm/run.sh), HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
+# HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_SKIP_VM=1 to skip the VM (tests/vm/run.sh),
+# HUSK_SKIP_DEB=1 to skip building and testing the .deb, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
 # HUSK_TEST_BINARY_TIMEOUT (default 8m) per test binary, HUSK_TEST_TIMEOUT (default 25m) for
 # the whole test run. Extra args go to cargo test, e.g.
 # `bash tests/run.sh -- --skip husk_under_go_shim` (the whole workspace is always tested).
@@ -10,7 +11,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-PACKAGES=(containerd runc crun podman catatonit containernetworking-plugins curl util-linux procps busybox-static libseccomp-dev pkg-config hyperfine iproute2 ca-certificates gcc libc6-dev)
+PACKAGES=(containerd runc crun podman catatonit containernetworking-plugins curl util-linux procps busybox-static libseccomp-dev pkg-config hyperfine iproute2 ca-certificates gcc libc6-dev
+    mmdebstrap qemu-system-x86 e2fsprogs kmod cpio binutils python3)
 
 log() { printf '== %s: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
@@ -101,5 +103,17 @@ if [[ ${HUSK_SKIP_VM:-0} != 1 ]]; then
     log "the real-host VM (tests/vm/run.sh)"
     bash tests/vm/run.sh || status=1
     log "the VM took $((SECONDS - vm_start))s"
+fi
+
+# The package: static binaries in a .deb, installed and used in a clean Debian 12 chroot.
+if [[ ${HUSK_SKIP_DEB:-0} != 1 ]]; then
+    deb_start=$SECONDS
+    log "the .deb (packaging/deb/build-deb.sh, test-deb.sh)"
+    if bash packaging/deb/build-deb.sh --out target/deb; then
+        bash packaging/deb/test-deb.sh target/deb/husk_*_amd64.deb || status=1
+    else
+        status=1
+    fi
+    log "the .deb took $((SECONDS - deb_start))s"
 fi
 exit "$status"
