@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clone;
 pub mod config;
 pub mod container;
+pub mod doctor;
 pub mod error;
 pub mod hooks;
 pub mod init;

@@ -1,6 +1,7 @@
 //! husk's command line: parse, call the library, print. No container logic here.
 
 pub mod args;
+mod doctor;
 
 use crate::container::{self, create::CreateOptions, Global};
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ const CREATE_FLAGS: &[FlagSpec] = &[
 ];
 
 const USAGE: &str = "usage: husk [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--trace] COMMAND [ARGS]
-commands: create, start, run, exec, update, events, state, kill, delete, list, pause, resume, ps, spec, features";
+commands: create, start, run, exec, update, events, state, kill, delete, list, pause, resume, ps, spec, features, doctor";
 
 /// Runs the command line and returns the process's exit code.
 pub fn main(argv: Vec<String>) -> i32 {
@@ -96,6 +97,7 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
             println!("{}", container::features::features_json());
             Ok(0)
         }
+        "doctor" => doctor::cmd_doctor(rest),
         "version" => dispatch(&["--version".to_string()], log),
         "help" => {
             println!("{USAGE}");
