@@ -53,7 +53,10 @@ fn runc_foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
 /// The window size must be on the pty before the process runs, not copied onto the master
 /// once the runtime gets round to it: a slow poststart hook holds the runtime back while the
 /// process already runs `stty size`. The plain case failed 2 runs in 3 on a fresh CI machine,
-/// where the runtime was slower than the container; runc 1.1 passes this one too.
+/// where the runtime was slower than the container. husk differs from runc on purpose here:
+/// runc 1.1.5 copies the size onto the master from its own process after start, so it races
+/// too (it showed "window size set too late" on a loaded machine); only husk is asserted, and
+/// runc's result is printed for the record.
 #[test]
 fn window_size_is_set_before_the_process_runs_even_when_the_runtime_is_slow() {
     for rt in [Runtime::husk(), Runtime::runc()] {
@@ -64,7 +67,11 @@ fn window_size_is_set_before_the_process_runs_even_when_the_runtime_is_slow() {
         bundle.save();
         let text = run_in_terminal(&rt, &bundle);
         let name = rt.bin().display();
-        assert!(text.contains("33 101"), "{name}: window size set too late: {text:?}");
+        if rt.bin().ends_with("husk") {
+            assert!(text.contains("33 101"), "{name}: window size set too late: {text:?}");
+        } else {
+            eprintln!("{name} (control, not asserted: it sizes the pty after start): {text:?}");
+        }
         assert!(text.contains("rc=0"), "{name}: {text:?}");
         assert_nothing_left(&rt, bundle.id(), &bundle);
     }
