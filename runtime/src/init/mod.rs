@@ -303,9 +303,9 @@ pub fn prepare_credentials(
         || std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() == "allow")
             .unwrap_or(true);
-    // runc makes a missing cwd; images often name a workdir they do not ship.
-    let _ = std::fs::create_dir_all(process.cwd());
-    nix::unistd::chdir(process.cwd()).ctx("chdir to cwd", process.cwd().display())?;
+    // Resolved inside the root, made when missing (as runc does: images often name a workdir
+    // they do not ship), and checked after the chdir (CVE-2024-21626).
+    crate::rootfs::cwd::enter(process.cwd())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
     if let Some(caps) = process.capabilities() {
         capabilities::apply(caps)?;
