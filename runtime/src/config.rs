@@ -1,6 +1,8 @@
 //! Loading and validating a bundle's config.json. Everything here is pure: a config is rejected
 //! before husk touches the system, so a bad bundle leaves nothing behind.
 
+#[cfg(test)]
+mod fuzz_tests;
 pub mod security;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
