@@ -427,3 +427,68 @@ fn security_delete_right_after_kill_succeeds() {
     let runc = deletes_refused_after_kill(&Runtime::runc(), 30, false);
     eprintln!("runc 1.1.5: refused {runc} of 30 deletes right after kill KILL");
 }
+
+/// Two containers under one parent cgroup that neither names as its own: the first made the
+/// parent, and is deleted first; the second's delete must remove it in every hierarchy.
+fn shared_parent_left(rt: &Runtime) -> Vec<std::path::PathBuf> {
+    let parent = format!("/{}", husk_e2e::unique_id("sec-parent"));
+    let bundles: Vec<Bundle> = (0..2)
+        .map(|_| {
+            let mut bundle = sh_bundle("sleep 100");
+            let path = format!("{parent}/{}", bundle.id());
+            bundle.config_mut()["linux"]["cgroupsPath"] = json!(path);
+            bundle.save();
+            let dir = bundle.path().to_str().expect("utf-8").to_string();
+            rt.run_ok(&["create", "--bundle", &dir, bundle.id()]);
+            bundle
+        })
+        .collect();
+    for bundle in &bundles {
+        rt.run_ok(&["delete", "--force", bundle.id()]);
+    }
+    let left = husk_e2e::cgroup_dirs(&parent);
+    for dir in &left {
+        let _ = std::fs::remove_dir(dir);
+    }
+    left
+}
+
+#[test]
+fn security_shared_parent_cgroup_goes_with_the_last_container() {
+    let left = shared_parent_left(&Runtime::husk());
+    assert!(left.is_empty(), "husk left the shared parent: {left:?}");
+    // runc 1.1.5 removes only the container's own directory: reported, not asserted (husk does
+    // what issue 10 item 8 asks).
+    eprintln!("runc 1.1.5 left: {:?}", shared_parent_left(&Runtime::runc()));
+}
+
+#[test]
+fn security_failing_start_hook_error_is_one_line_without_repeats() {
+    let hook = json!({ "startContainer": [{ "path": "/bin/sh",
+        "args": ["sh", "-c", "echo first-hook-line >&2; echo second-hook-line >&2; exit 3"] }] });
+    for (name, rt) in runtimes() {
+        let mut bundle = sh_bundle("true");
+        bundle.config_mut()["hooks"] = hook.clone();
+        bundle.save();
+        let dir = bundle.path().to_str().expect("utf-8");
+        let create = rt.run(&["create", "--bundle", dir, bundle.id()]);
+        assert!(create.status.success(), "{name} create: {}", output_text(&create));
+        let start = rt.run(&["start", bundle.id()]);
+        // runc 1.1.5's `start` exits 0 here (its init reports the hook's failure on create's
+        // stderr and exits); husk's start fails with the hook's error, once.
+        if name == "husk" {
+            assert!(!start.status.success(), "husk start with a failing hook succeeded");
+            let stderr = stderr_of(&start);
+            assert_one_line_error(&start, "startContainer hook");
+            for line in ["first-hook-line", "second-hook-line"] {
+                assert_eq!(stderr.matches(line).count(), 1, "{stderr}");
+            }
+            // The init printed nothing more on create's stderr either.
+            assert!(!stderr_of(&create).contains("hook-line"), "{}", output_text(&create));
+        }
+        rt.run(&["delete", "--force", bundle.id()]);
+        if name == "husk" {
+            assert_nothing_left(&rt, bundle.id(), &bundle);
+        }
+    }
+}

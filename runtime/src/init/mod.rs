@@ -76,6 +76,12 @@ pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
         // SAFETY: as below.
         Err(_) => unsafe { libc::_exit(1) },
     };
+    // A startContainer hook's failure went to `husk start` through exec.fifo, which prints
+    // it: a second copy here would land in the same log.
+    if plan.wait_for_start && matches!(err, InitError::Hook(_)) {
+        // SAFETY: as below.
+        unsafe { libc::_exit(1) }
+    }
     // exec_after_start failed after Ready, when the parent no longer listens: stderr is all
     // there is.
     eprintln!("husk: container {}: {err}", plan.id);
