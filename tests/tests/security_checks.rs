@@ -158,8 +158,9 @@ fn security_linux_devices_entries_are_made_but_not_allowed() {
 }
 
 #[test]
-fn security_device_rules_take_any_order_of_rwm_and_refuse_empty_access() {
+fn security_device_rules_are_validated_as_runc_does() {
     for (name, rt) in runtimes() {
+        // Any order of r, w, m is a set to runc.
         let bundle = device_bundle(|c| {
             c["linux"]["resources"]["devices"]
                 .as_array_mut()
@@ -168,18 +169,28 @@ fn security_device_rules_take_any_order_of_rwm_and_refuse_empty_access() {
         });
         let out = run_ok(&rt, &bundle);
         assert!(out.contains("OPENED-FUSE"), "{name}: {out}");
-        let bad = device_bundle(|c| {
-            c["linux"]["resources"]["devices"] = json!([{ "allow": true, "type": "c", "access": "" }]);
-        });
-        let out = run_fg(&rt, &bad);
-        assert!(
-            !out.status.success(),
-            "{name} took an empty access: {}",
-            output_text(&out)
-        );
-        if name == "husk" {
-            assert_one_line_error(&out, "access");
-            assert_nothing_left(&rt, bad.id(), &bad);
+        // An empty access, and type u (a node type, not a cgroup rule type: husk used to read it
+        // as c and allow the device), are refused.
+        let bad_rules = [
+            (json!({ "allow": true, "type": "c", "access": "" }), "access"),
+            (
+                json!({ "allow": true, "type": "u", "major": 10, "minor": 229, "access": "rw" }),
+                "type",
+            ),
+        ];
+        for (rule, want) in bad_rules {
+            let bad = device_bundle(|c| {
+                c["linux"]["resources"]["devices"]
+                    .as_array_mut()
+                    .expect("devices")
+                    .push(rule.clone());
+            });
+            let out = run_fg(&rt, &bad);
+            assert!(!out.status.success(), "{name} took {rule}: {}", output_text(&out));
+            if name == "husk" {
+                assert_one_line_error(&out, want);
+                assert_nothing_left(&rt, bad.id(), &bad);
+            }
         }
     }
 }
