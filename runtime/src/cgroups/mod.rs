@@ -464,7 +464,7 @@ fn create_levels(h: &Hierarchy) -> Result<(), CgroupError> {
             v2::enable_controllers(&parent)?;
         }
         match std::fs::create_dir(&dir) {
-            Ok(()) if level + 1 < levels => mark_made_parent(&dir),
+            Ok(()) if level + 1 < levels => mark_made_parent(&h.mount, &dir),
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(CgroupError::Mkdir { path: dir, source }),
@@ -545,7 +545,7 @@ fn destroy_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
     // to be deleted.
     for level in 1..h.path.components().count() {
         dir.pop();
-        if level >= h.owned_depth && !made_parent_marker(&dir).exists() {
+        if level >= h.owned_depth && !made_parent_marker(&h.mount, &dir).exists() {
             break;
         }
         match std::fs::remove_dir(&dir) {
@@ -554,7 +554,7 @@ fn destroy_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY | libc::EEXIST)) => break,
             Err(source) => return Err(CgroupError::Rmdir { path: dir, source }),
         }
-        let _ = std::fs::remove_file(made_parent_marker(&dir));
+        let _ = std::fs::remove_file(made_parent_marker(&h.mount, &dir));
     }
     Ok(())
 }
@@ -564,15 +564,29 @@ fn destroy_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
 /// of deleted containers cannot tell.
 const MADE_PARENTS_DIR: &str = "/run/husk/cgroup-parents";
 
-fn made_parent_marker(dir: &Path) -> PathBuf {
-    let name = dir.display().to_string().replace('%', "%25").replace('/', "%2F");
-    Path::new(MADE_PARENTS_DIR).join(name)
+/// The notes of a real cgroup filesystem go to /run; those of a fake tree (unit tests) stay
+/// beside its hierarchies, and go with it.
+fn made_parents_dir(mount: &Path) -> PathBuf {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    let on_cgroupfs = statfs(mount).is_ok_and(|st| {
+        let kind = st.filesystem_type();
+        kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC
+    });
+    match (on_cgroupfs, mount.parent()) {
+        (false, Some(tree)) => tree.join(".husk-cgroup-parents"),
+        _ => PathBuf::from(MADE_PARENTS_DIR),
+    }
 }
 
-/// Best effort: without the marker the parent is only removed by the container that made it.
-fn mark_made_parent(dir: &Path) {
-    let marker = made_parent_marker(dir);
-    if std::fs::create_dir_all(MADE_PARENTS_DIR).is_ok() {
+fn made_parent_marker(mount: &Path, dir: &Path) -> PathBuf {
+    let name = dir.display().to_string().replace('%', "%25").replace('/', "%2F");
+    made_parents_dir(mount).join(name)
+}
+
+/// Best effort: without the note the parent is only removed by the container that made it.
+fn mark_made_parent(mount: &Path, dir: &Path) {
+    let marker = made_parent_marker(mount, dir);
+    if marker.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok()) {
         let _ = std::fs::File::create(marker);
     }
 }
