@@ -218,3 +218,46 @@ pub fn create_links(rootfs: BorrowedFd) -> Result<(), SysError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::devices_bpf::{DeviceFilter, DeviceKind, ACC_READ};
+
+    fn rule(json: serde_json::Value) -> LinuxDeviceCgroup {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn rules_start_from_deny_all_and_end_with_the_default_list() {
+        let config = [rule(
+            serde_json::json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}),
+        )];
+        let rules = cgroup_rules(&config);
+        assert!(!rules[0].allow() && rules[0].typ() == Some(LinuxDeviceType::A));
+        assert_eq!(rules[1], config[0]);
+        // On v2 the same list is the BPF program: loop0 denied, null and the config's fuse allowed.
+        let filter = DeviceFilter::from_spec(&rules).unwrap();
+        assert!(!filter.allows(DeviceKind::Block, 7, 0, ACC_READ));
+        assert!(filter.allows(DeviceKind::Char, 1, 3, ACC_READ));
+        assert!(filter.allows(DeviceKind::Char, 10, 229, ACC_READ));
+        assert!(!cgroup_rules(&[]).iter().any(|r| r.major() == Some(229)));
+    }
+
+    #[test]
+    fn access_strings_are_checked_and_folded_as_runc_does() {
+        assert_eq!(canonical_access("mwr"), "rwm");
+        assert_eq!(canonical_access("rrw"), "rw");
+        let bad = [
+            serde_json::json!({"allow": true, "type": "c", "access": ""}),
+            serde_json::json!({"allow": true, "type": "c"}),
+            serde_json::json!({"allow": true, "type": "c", "access": "rx"}),
+            serde_json::json!({"allow": true, "type": "u", "access": "r"}),
+            serde_json::json!({"allow": true, "type": "c", "major": -2, "access": "r"}),
+        ];
+        for json in bad {
+            assert!(check_cgroup_rule(&rule(json.clone())).is_err(), "{json}");
+        }
+        assert!(check_cgroup_rule(&rule(serde_json::json!({"allow": false, "access": "wm"}))).is_ok());
+    }
+}
