@@ -1,6 +1,10 @@
 //! Loading and validating a bundle's config.json. Everything here is pure: a config is rejected
 //! before husk touches the system, so a bad bundle leaves nothing behind.
 
+#[cfg(test)]
+mod fuzz_tests;
+pub mod security;
+
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -37,6 +41,14 @@ pub enum ConfigError {
     UsernsWithoutMappings,
     #[error("sysctl {0:?} is not namespaced by the container's namespaces")]
     SysctlNotNamespaced(String),
+    #[error("sysctl {0:?} is not allowed in the host's namespace")]
+    SysctlInHostNamespace(String),
+    #[error("id {0} in {1} is out of range (ids must be below 2147483648)")]
+    IdOutOfRange(u64, &'static str),
+    #[error("mount on {0:?} is refused: only proc may be mounted on /proc, and below it only runc's allow-list")]
+    ProcMount(String),
+    #[error("linux.resources.devices[{0}]: {1}")]
+    BadDeviceRule(usize, String),
     #[error("unsupported rootfsPropagation {0:?}")]
     BadPropagation(String),
     #[error("unsupported rlimit type {0:?}")]
@@ -108,8 +120,9 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         crate::rootfs::propagation_flags(prop).ok_or_else(|| ConfigError::BadPropagation(prop.clone()))?;
     }
     for (key, _) in linux.sysctl().iter().flatten() {
-        validate_sysctl(key, &new_ns, linux)?;
+        security::validate_sysctl(key, &new_ns, linux)?;
     }
+    security::validate(spec, linux)?;
     for rlimit in process.rlimits().iter().flatten() {
         crate::init::rlimits::validate(rlimit)?;
     }
@@ -230,40 +243,6 @@ fn check_container_path(path: &str, field: &'static str) -> Result<(), ConfigErr
         return Err(ConfigError::BadPath(path.to_string(), field));
     }
     Ok(())
-}
-
-/// A sysctl is allowed only when a namespace the container owns isolates it (as runc checks);
-/// otherwise writing it would change the host.
-fn validate_sysctl(
-    key: &str,
-    new_ns: &HashSet<LinuxNamespaceType>,
-    linux: &oci_spec::runtime::Linux,
-) -> Result<(), ConfigError> {
-    let has =
-        |t: LinuxNamespaceType| new_ns.contains(&t) || linux.namespaces().iter().flatten().any(|ns| ns.typ() == t);
-    const IPC_KEYS: [&str; 7] = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-    ];
-    let ok = if IPC_KEYS.contains(&key) || key.starts_with("fs.mqueue.") {
-        has(LinuxNamespaceType::Ipc)
-    } else if key.starts_with("net.") {
-        has(LinuxNamespaceType::Network)
-    } else if key == "kernel.hostname" || key == "kernel.domainname" {
-        has(LinuxNamespaceType::Uts)
-    } else {
-        false
-    };
-    if ok && !key.contains("..") && !key.contains('/') {
-        Ok(())
-    } else {
-        Err(ConfigError::SysctlNotNamespaced(key.to_string()))
-    }
 }
 
 /// The namespaces this container joins or creates, in the order husk must enter them:

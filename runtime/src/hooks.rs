@@ -92,17 +92,22 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
         use std::io::Read;
         let _ = err.read_to_string(&mut stderr);
     }
-    let stderr = if stderr.trim().is_empty() {
-        String::new()
-    } else {
-        format!(": {}", stderr.trim())
-    };
     Err(HookError::Failed {
         kind,
         path,
         status: status.to_string(),
-        stderr,
+        stderr: stderr_suffix(&stderr),
     })
+}
+
+/// The hook's stderr as one line (the error is one line on husk's stderr and in the json log).
+fn stderr_suffix(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", lines.join("; "))
+    }
 }
 
 /// Wait on a pidfd of the hook with the timeout: no polling loop, no thread. None when the

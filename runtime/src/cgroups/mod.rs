@@ -456,13 +456,15 @@ fn create_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
 
 fn create_levels(h: &Hierarchy) -> Result<(), CgroupError> {
     let mut dir = h.mount.clone();
-    for component in h.path.components() {
+    let levels = h.path.components().count();
+    for (level, component) in h.path.components().enumerate() {
         let parent = dir.clone();
         dir.push(component);
         if h.unified {
             v2::enable_controllers(&parent)?;
         }
         match std::fs::create_dir(&dir) {
+            Ok(()) if level + 1 < levels => mark_made_parent(&h.mount, &dir),
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(CgroupError::Mkdir { path: dir, source }),
@@ -537,17 +539,56 @@ fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
 fn destroy_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
     let mut dir = h.dir();
     remove_tree(&dir)?;
-    // Parents create made go too, unless another container still uses them.
-    for _ in 1..h.owned_depth {
+    // Parents go too when they are empty and husk made them: this container's create
+    // (owned_depth) or any other husk create (the marker). Decided now, not at create time:
+    // with parallel creates under a shared parent, the one that made it is not always the last
+    // to be deleted.
+    for level in 1..h.path.components().count() {
         dir.pop();
+        if level >= h.owned_depth && !made_parent_marker(&h.mount, &dir).exists() {
+            break;
+        }
         match std::fs::remove_dir(&dir) {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT)) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY | libc::EEXIST)) => break,
             Err(source) => return Err(CgroupError::Rmdir { path: dir, source }),
         }
+        let _ = std::fs::remove_file(made_parent_marker(&h.mount, &dir));
     }
     Ok(())
+}
+
+/// Where husk notes the parent cgroups it made (one empty file per directory, named by its
+/// escaped path): cgroupfs holds no files of ours, and the state dirs of different roots or
+/// of deleted containers cannot tell.
+const MADE_PARENTS_DIR: &str = "/run/husk/cgroup-parents";
+
+/// The notes of a real cgroup filesystem go to /run; those of a fake tree (unit tests) stay
+/// beside its hierarchies, and go with it.
+fn made_parents_dir(mount: &Path) -> PathBuf {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    let on_cgroupfs = statfs(mount).is_ok_and(|st| {
+        let kind = st.filesystem_type();
+        kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC
+    });
+    match (on_cgroupfs, mount.parent()) {
+        (false, Some(tree)) => tree.join(".husk-cgroup-parents"),
+        _ => PathBuf::from(MADE_PARENTS_DIR),
+    }
+}
+
+fn made_parent_marker(mount: &Path, dir: &Path) -> PathBuf {
+    let name = dir.display().to_string().replace('%', "%25").replace('/', "%2F");
+    made_parents_dir(mount).join(name)
+}
+
+/// Best effort: without the note the parent is only removed by the container that made it.
+fn mark_made_parent(mount: &Path, dir: &Path) {
+    let marker = made_parent_marker(mount, dir);
+    if marker.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok()) {
+        let _ = std::fs::File::create(marker);
+    }
 }
 
 #[cfg(test)]

@@ -220,6 +220,7 @@ pub fn device_line(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
     if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
         return Err(invalid(format!("access {access:?} must be made of r, w and m")));
     }
+    let access = crate::rootfs::devices::canonical_access(access);
     Ok(format!(
         "{typ} {}:{} {access}",
         number(rule.major())?,

@@ -540,14 +540,20 @@ fn pids_are_listed_recursively() {
     assert_eq!(cg.pids().unwrap(), vec![10, 11, 12]);
 }
 
-#[test]
-fn destroy_removes_only_what_create_made() {
+/// Containers a then b created under /shared/husk; a made husk, /shared existed before.
+fn two_under_a_shared_parent() -> (FakeTree, Cgroup, Cgroup) {
     let t = FakeTree::new();
     t.dir("pids/shared", &[]);
     let a = Cgroup::with_root(&t.0, Layout::V1, Some("/shared/husk/a"), "a").unwrap();
     a.create().unwrap();
     let b = Cgroup::with_root(&t.0, Layout::V1, Some("/shared/husk/b"), "b").unwrap();
     b.create().unwrap();
+    (t, a, b)
+}
+
+#[test]
+fn destroy_removes_only_what_create_made() {
+    let (t, a, b) = two_under_a_shared_parent();
     fs::create_dir(t.path("pids/shared/husk/a/nested")).unwrap();
     // b found husk existing: it owns only its leaf.
     b.destroy().unwrap();
@@ -557,6 +563,17 @@ fn destroy_removes_only_what_create_made() {
     assert!(t.path("pids/shared").is_dir());
     // Destroying twice is fine.
     a.destroy().unwrap();
+}
+
+#[test]
+fn the_last_container_deleted_removes_a_shared_parent_whoever_made_it() {
+    let (t, a, b) = two_under_a_shared_parent();
+    // a made husk but goes first: husk is busy then; b, which found it, removes it.
+    a.destroy().unwrap();
+    assert!(t.path("pids/shared/husk/b").is_dir());
+    b.destroy().unwrap();
+    assert!(!t.path("pids/shared/husk").exists());
+    assert!(t.path("pids/shared").is_dir(), "a parent husk did not make stays");
 }
 
 #[test]

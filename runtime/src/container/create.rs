@@ -214,15 +214,11 @@ fn make_container_resources(
     undo.state_dir = Some(state_dir);
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(resources) = linux.resources() {
-        let mut resources = resources.clone();
-        if let Some(rules) = resources.devices_mut() {
-            rules.extend(crate::rootfs::devices::default_cgroup_rules(
-                linux.devices().as_deref().unwrap_or_default(),
-            ));
-        }
-        cgroup.apply(&resources)?;
-    }
+    // Device rules are always written (deny-all first), even without linux.resources.
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let config_rules = resources.devices().clone().unwrap_or_default();
+    resources.set_devices(Some(crate::rootfs::devices::cgroup_rules(&config_rules)));
+    cgroup.apply(&resources)?;
     if wait_for_start {
         let fifo = state_path.join(crate::state::EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).ctx("mkfifo", fifo.display())?;

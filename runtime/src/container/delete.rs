@@ -17,7 +17,17 @@ pub fn delete(global: &Global, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let saved = dir.load()?;
-    let status = saved.status(&dir.path);
+    let mut status = saved.status(&dir.path);
+    if status != Status::Stopped && dying(saved.pid) {
+        // `kill KILL` returned but the init has not finished exiting: wait (bounded) for it,
+        // so that delete right after kill does not see a "running" container.
+        wait_for_exit(saved.pid);
+        status = if exited(saved.pid) {
+            Status::Stopped
+        } else {
+            saved.status(&dir.path)
+        };
+    }
     match status {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&saved)?,
@@ -31,6 +41,41 @@ pub fn delete(global: &Global, id: &str, force: bool) -> Result<()> {
         }
     }
     destroy(dir, &saved)
+}
+
+/// The init has a SIGKILL pending or has already exited (a zombie not yet reaped).
+fn dying(pid: i32) -> bool {
+    if exited(pid) {
+        return true;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("SigPnd:").or_else(|| l.strip_prefix("ShdPnd:")))
+        .filter_map(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .any(|mask| mask & SIGKILL_BIT != 0)
+}
+
+/// The process is gone or a zombie: it will never run again.
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the ")" that ends the command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => true,
+    }
+}
+
+/// Up to 2 s for the init to exit, on a pidfd (no polling loop).
+fn wait_for_exit(pid: i32) {
+    if let Ok(pidfd) = super::start::pidfd_open(pid) {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(2_000u16));
+    }
 }
 
 /// SIGKILL everything in the container and wait for the init to be gone.

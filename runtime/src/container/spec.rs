@@ -14,6 +14,15 @@ pub fn default_spec() -> Spec {
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
     }
+    // runc's spec denies every device; husk adds its default allow list at create either way.
+    let mut deny_all = oci_spec::runtime::LinuxDeviceCgroup::default();
+    deny_all.set_allow(false);
+    deny_all.set_access(Some("rwm".to_string()));
+    let mut resources = oci_spec::runtime::LinuxResources::default();
+    resources.set_devices(Some(vec![deny_all]));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_resources(Some(resources));
+    }
     spec
 }
 

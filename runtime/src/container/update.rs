@@ -34,10 +34,14 @@ pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<(
             status,
         });
     }
-    // As in create: a deny-all device rule must not take /dev/null & co. away from the container.
+    // As in create: the new rule set replaces the old one from deny-all, and /dev/null & co. stay.
     let mut resources = resources.clone();
-    if let Some(rules) = resources.devices_mut() {
-        rules.extend(crate::rootfs::devices::default_cgroup_rules(&[]));
+    if let Some(rules) = resources.devices().clone() {
+        for rule in &rules {
+            crate::rootfs::devices::check_cgroup_rule(rule)
+                .map_err(|why| Error::Usage(format!("invalid resources: {why}")))?;
+        }
+        resources.set_devices(Some(crate::rootfs::devices::cgroup_rules(&rules)));
     }
     saved.cgroup.apply(&resources)?;
     Ok(())

@@ -76,6 +76,12 @@ pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
         // SAFETY: as below.
         Err(_) => unsafe { libc::_exit(1) },
     };
+    // A startContainer hook's failure went to `husk start` through exec.fifo, which prints
+    // it: a second copy here would land in the same log.
+    if plan.wait_for_start && matches!(err, InitError::Hook(_)) {
+        // SAFETY: as below.
+        unsafe { libc::_exit(1) }
+    }
     // exec_after_start failed after Ready, when the parent no longer listens: stderr is all
     // there is.
     eprintln!("husk: container {}: {err}", plan.id);
@@ -303,9 +309,9 @@ pub fn prepare_credentials(
         || std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() == "allow")
             .unwrap_or(true);
-    // runc makes a missing cwd; images often name a workdir they do not ship.
-    let _ = std::fs::create_dir_all(process.cwd());
-    nix::unistd::chdir(process.cwd()).ctx("chdir to cwd", process.cwd().display())?;
+    // Resolved inside the root, made when missing (as runc does: images often name a workdir
+    // they do not ship), and checked after the chdir (CVE-2024-21626).
+    crate::rootfs::cwd::enter(process.cwd())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
     if let Some(caps) = process.capabilities() {
         capabilities::apply(caps)?;

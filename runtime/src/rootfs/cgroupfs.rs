@@ -9,6 +9,7 @@ use super::resolve::{open_in_root, proc_fd_path, Create};
 use crate::cgroups::mountinfo::{parse_mountinfo, CgroupMount};
 use crate::sys::{Context, SysError};
 use nix::mount::{mount, MsFlags};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -52,6 +53,7 @@ fn mount_hierarchy(ctx: &MountContext, h: &CgroupMount, dest: &Path, opts: &Moun
     let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
     let target_path = proc_fd_path(&target);
     let flags = opts.flags & !MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let readonly = opts.flags & MsFlags::MS_RDONLY;
     if ctx.new_cgroupns {
         let data = mount_data(h);
         let (fstype, data) = if h.unified {
@@ -59,28 +61,24 @@ fn mount_hierarchy(ctx: &MountContext, h: &CgroupMount, dest: &Path, opts: &Moun
         } else {
             ("cgroup", Some(data.as_str()))
         };
-        mount(Some(fstype), target_path.as_str(), Some(fstype), flags, data)
+        // Read-only at once: no remount that would resolve the path a second time.
+        mount(Some(fstype), target_path.as_str(), Some(fstype), flags | readonly, data)
             .ctx(&format!("mount {fstype} ({}) on", mount_data(h)), dest.display())?;
-    } else {
-        let path = ctx
-            .cgroup_paths
-            .iter()
-            .find(|(mount, _)| *mount == h.mount_point)
-            .or(ctx.cgroup_paths.first())
-            .map(|(_, path)| path.clone())
-            .unwrap_or_default();
-        let source = h.mount_point.join(path.strip_prefix("/").unwrap_or(&path));
-        mount(
-            Some(&source),
-            target_path.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
+        return Ok(());
     }
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
-        remount(ctx, dest, flags | MsFlags::MS_BIND | MsFlags::MS_RDONLY)?;
+    let path = ctx
+        .cgroup_paths
+        .iter()
+        .find(|(mount, _)| *mount == h.mount_point)
+        .or(ctx.cgroup_paths.first())
+        .map(|(_, path)| path.clone())
+        .unwrap_or_default();
+    let source = h.mount_point.join(path.strip_prefix("/").unwrap_or(&path));
+    let tree = super::detached::clone_tree(&source, true)
+        .map_err(|e| SysError::new(format!("bind mount {} on", source.display()), dest.display(), e.errno))?;
+    super::detached::attach(tree.as_fd(), target.as_fd(), dest)?;
+    if !readonly.is_empty() {
+        super::mounts::remount_fd(tree.as_fd(), dest, flags | MsFlags::MS_BIND | readonly)?;
     }
     Ok(())
 }

@@ -43,39 +43,71 @@ pub fn default_devices() -> Vec<DeviceNode> {
     .collect()
 }
 
-/// The device cgroup rules every container gets after its own (runc's `AllowedDevices` plus one
-/// per linux.devices entry): a spec that denies all devices (`{"allow": false, "access": "rwm"}`,
-/// containerd's and runc's default) must still let the init mknod /dev/null and the process use it.
-pub fn default_cgroup_rules(spec_devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
-    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+/// The device cgroup rules a container gets, whatever its config says (runc's order): deny
+/// every device first, then the config's `linux.resources.devices`, then runc's default allow
+/// list (`AllowedDevices`: mknod of any node, the standard nodes, pts, ptmx, tun). Without the
+/// leading deny a config with no device rules left the cgroup at the kernel's allow-all.
+/// `linux.devices` entries are made as nodes but get no rule: only the lists above allow.
+pub fn cgroup_rules(config_rules: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
+    let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
+        r.set_allow(allow);
         r.set_typ(Some(typ));
         r.set_major(major);
         r.set_minor(minor);
         r.set_access(Some(access.to_string()));
         r
     };
-    let mut rules = vec![
+    let mut rules = vec![rule(false, LinuxDeviceType::A, None, None, "rwm")];
+    rules.extend(config_rules.iter().cloned());
+    rules.extend([
         // mknod of any node; using one still needs its own rule.
-        rule(LinuxDeviceType::C, None, None, "m"),
-        rule(LinuxDeviceType::B, None, None, "m"),
-        rule(LinuxDeviceType::C, Some(136), None, "rwm"),  // /dev/pts/*
-        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"), // /dev/ptmx
-        rule(LinuxDeviceType::C, Some(10), Some(200), "rwm"), // /dev/net/tun
-    ];
+        rule(true, LinuxDeviceType::C, None, None, "m"),
+        rule(true, LinuxDeviceType::B, None, None, "m"),
+        rule(true, LinuxDeviceType::C, Some(136), None, "rwm"), // /dev/pts/*
+        rule(true, LinuxDeviceType::C, Some(5), Some(2), "rwm"), // /dev/ptmx
+        rule(true, LinuxDeviceType::C, Some(10), Some(200), "rwm"), // /dev/net/tun
+    ]);
     for node in default_devices() {
         rules.push(rule(
+            true,
             LinuxDeviceType::C,
             Some(node.major as i64),
             Some(node.minor as i64),
             "rwm",
         ));
     }
-    for dev in spec_devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
-        rules.push(rule(dev.typ(), Some(dev.major()), Some(dev.minor()), "rwm"));
-    }
     rules
+}
+
+/// A `linux.resources.devices` rule as runc accepts it: type a, b or c (u and p name nodes,
+/// not cgroup rules) and a non-empty access made of r, w and m in any order, repeats allowed
+/// (runc folds the string into a set; [`canonical_access`] does the same).
+pub fn check_cgroup_rule(rule: &LinuxDeviceCgroup) -> Result<(), String> {
+    if matches!(rule.typ(), Some(LinuxDeviceType::U | LinuxDeviceType::P)) {
+        return Err(format!(
+            "invalid cgroup device type {:?}",
+            rule.typ().unwrap_or_default().as_str()
+        ));
+    }
+    let access = rule.access().as_deref().unwrap_or_default();
+    if access.is_empty() {
+        return Err("device access cannot be empty".into());
+    }
+    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(format!("device access {access:?} must be made of r, w and m"));
+    }
+    for n in [rule.major(), rule.minor()].into_iter().flatten() {
+        if n < -1 || n > u32::MAX as i64 {
+            return Err(format!("device number {n} is out of range"));
+        }
+    }
+    Ok(())
+}
+
+/// "mwr", "rrw" → "rwm", "rw": the set of an access string in the kernel's order.
+pub fn canonical_access(access: &str) -> String {
+    "rwm".chars().filter(|c| access.contains(*c)).collect()
 }
 
 pub fn from_spec(dev: &LinuxDevice) -> DeviceNode {
@@ -185,4 +217,47 @@ pub fn create_links(rootfs: BorrowedFd) -> Result<(), SysError> {
         nix::unistd::symlinkat(target, dev.as_fd(), name).ctx("symlink", format!("/dev/{name}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::devices_bpf::{DeviceFilter, DeviceKind, ACC_READ};
+
+    fn rule(json: serde_json::Value) -> LinuxDeviceCgroup {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn rules_start_from_deny_all_and_end_with_the_default_list() {
+        let config = [rule(
+            serde_json::json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}),
+        )];
+        let rules = cgroup_rules(&config);
+        assert!(!rules[0].allow() && rules[0].typ() == Some(LinuxDeviceType::A));
+        assert_eq!(rules[1], config[0]);
+        // On v2 the same list is the BPF program: loop0 denied, null and the config's fuse allowed.
+        let filter = DeviceFilter::from_spec(&rules).unwrap();
+        assert!(!filter.allows(DeviceKind::Block, 7, 0, ACC_READ));
+        assert!(filter.allows(DeviceKind::Char, 1, 3, ACC_READ));
+        assert!(filter.allows(DeviceKind::Char, 10, 229, ACC_READ));
+        assert!(!cgroup_rules(&[]).iter().any(|r| r.major() == Some(229)));
+    }
+
+    #[test]
+    fn access_strings_are_checked_and_folded_as_runc_does() {
+        assert_eq!(canonical_access("mwr"), "rwm");
+        assert_eq!(canonical_access("rrw"), "rw");
+        let bad = [
+            serde_json::json!({"allow": true, "type": "c", "access": ""}),
+            serde_json::json!({"allow": true, "type": "c"}),
+            serde_json::json!({"allow": true, "type": "c", "access": "rx"}),
+            serde_json::json!({"allow": true, "type": "u", "access": "r"}),
+            serde_json::json!({"allow": true, "type": "c", "major": -2, "access": "r"}),
+        ];
+        for json in bad {
+            assert!(check_cgroup_rule(&rule(json.clone())).is_err(), "{json}");
+        }
+        assert!(check_cgroup_rule(&rule(serde_json::json!({"allow": false, "access": "wm"}))).is_ok());
+    }
 }

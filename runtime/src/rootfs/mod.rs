@@ -2,6 +2,8 @@
 //! pivot_root, then masked and read-only paths.
 
 pub mod cgroupfs;
+pub mod cwd;
+pub mod detached;
 pub mod devices;
 pub mod mounts;
 pub mod options;

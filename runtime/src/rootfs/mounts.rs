@@ -1,12 +1,13 @@
 //! The mounts of config.json, made in order inside the rootfs.
 
+use super::detached;
 use super::options::{self, MountOptions};
 use super::resolve::{open_in_root, proc_fd_path, Create};
 use crate::sys::{Context, SysError};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// What the mounts need to know about the container beyond the mount entry itself.
@@ -47,6 +48,7 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
         .map(|s| s.display().to_string())
         .unwrap_or_else(|| typ.unwrap_or("none").to_string());
     let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
+    check_resolved_target(ctx, &target, typ, dest)?;
     let data = crate::lsm::mount_data(typ, opts.data_string(), ctx.mount_label);
     let result = mount(
         Some(source.as_str()),
@@ -60,16 +62,10 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
         // sysfs belongs to a network namespace: without a new one, bind the host's instead
         // (what runc does too).
         Err(Errno::EPERM | Errno::EBUSY) if typ == Some("sysfs") && !ctx.new_netns => {
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-            mount(
-                Some("/sys"),
-                proc_fd_path(&target).as_str(),
-                None::<&str>,
-                flags,
-                None::<&str>,
-            )
-            .ctx("bind mount /sys on", dest.display())?;
-            remount(ctx, dest, opts.flags | MsFlags::MS_BIND)?;
+            let tree = detached::clone_tree(Path::new("/sys"), true)?;
+            detached::attach(tree.as_fd(), target.as_fd(), dest)?;
+            remount_fd(tree.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
+            return set_propagation_fd(tree.as_fd(), dest, &opts);
         }
         Err(errno) => {
             let op = format!("mount {} ({}) on", source, typ.unwrap_or("none"));
@@ -94,26 +90,39 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<(), 
     let meta = std::fs::metadata(&source).ctx("stat bind mount source", source.display())?;
     let kind = if meta.is_dir() { Create::Dir } else { Create::File };
     let target = open_in_root(ctx.rootfs, dest, kind)?;
-    let mut flags = MsFlags::MS_BIND;
-    if opts.recursive {
-        flags |= MsFlags::MS_REC;
-    }
-    mount(
-        Some(&source),
-        proc_fd_path(&target).as_str(),
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
-    .ctx(&format!("bind mount {} on", source.display()), dest.display())?;
+    check_resolved_target(ctx, &target, Some("bind"), dest)?;
+    // Made detached and attached through the target's fd: `tree` is then the new mount itself,
+    // so the remount and propagation below reach it and nothing else, whatever the rootfs's
+    // paths have become meanwhile.
+    let tree = detached::clone_tree(&source, opts.recursive)
+        .map_err(|e| SysError::new(format!("bind mount {} on", source.display()), dest.display(), e.errno))?;
+    detached::attach(tree.as_fd(), target.as_fd(), dest)?;
     if opts.needs_bind_remount() {
-        remount(ctx, dest, opts.flags | MsFlags::MS_BIND)?;
+        remount_fd(tree.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
     }
-    set_propagation(ctx, dest, opts)
+    set_propagation_fd(tree.as_fd(), dest, opts)
 }
 
-/// Change the flags of the mount now at `dest`: the path is resolved again because the fd
-/// used to mount points below the new mount, not at it.
+/// runc's checkProcMount on the path the target fd really has (a symlink in the image already
+/// followed): nothing but proc on /proc, and below it only the allow-list.
+fn check_resolved_target(ctx: &MountContext, target: &OwnedFd, typ: Option<&str>, dest: &Path) -> Result<(), SysError> {
+    let refuse = || {
+        SysError::new(
+            "mount (only proc may be mounted on /proc, and below it runc's allow-list) on",
+            dest.display(),
+            Errno::EPERM,
+        )
+    };
+    let root = std::fs::read_link(proc_fd_path(&ctx.rootfs)).ctx("read path of", "rootfs")?;
+    let real = std::fs::read_link(proc_fd_path(target)).ctx("read path of", dest.display())?;
+    let Ok(inside) = real.strip_prefix(&root) else {
+        return Err(refuse());
+    };
+    crate::config::security::check_proc_mount(&Path::new("/").join(inside), typ).map_err(|_| refuse())
+}
+
+/// Change the flags of the mount now at `dest`, resolving the path again: only for mounts
+/// made in the container after pivot_root, where no host-side path is involved.
 pub fn remount(ctx: &MountContext, dest: &Path, flags: MsFlags) -> Result<(), SysError> {
     let target = open_in_root(ctx.rootfs, dest, Create::Nothing)?;
     remount_fd(target.as_fd(), dest, flags)
@@ -137,6 +146,10 @@ fn set_propagation(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Resu
         return Ok(());
     }
     let target = open_in_root(ctx.rootfs, dest, Create::Nothing)?;
+    set_propagation_fd(target.as_fd(), dest, opts)
+}
+
+fn set_propagation_fd(target: BorrowedFd, dest: &Path, opts: &MountOptions) -> Result<(), SysError> {
     for flag in &opts.propagation {
         mount(
             None::<&str>,

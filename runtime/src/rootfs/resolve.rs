@@ -88,6 +88,16 @@ fn open_in_root_depth(root: BorrowedFd, path: &Path, create: Create, depth: u32)
         };
         let parent = open_resolved(root, &parent_path, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
             .ctx("open directory in rootfs", parent_path.display())?;
+        // A missing entry in procfs may be a magic link (/proc/self/fd/N) that vanished or is
+        // about to appear: never follow its text, and never make anything there.
+        if nix::sys::statfs::fstatfs(&parent).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+        {
+            return Err(SysError::new(
+                "resolve in rootfs (a path through /proc)",
+                path.display(),
+                Errno::ELOOP,
+            ));
+        }
         if let Ok(link) = nix::fcntl::readlinkat(parent.as_fd(), part.as_os_str()) {
             let rest: PathBuf = parts[i + 1..].iter().collect();
             let link = PathBuf::from(link);
