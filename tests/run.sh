@@ -3,7 +3,7 @@
 # Needs root (namespaces, cgroups, containerd). Usage: sudo bash tests/run.sh [cargo test args...]
 # Environment: RUST_TEST_THREADS (default 2), CARGO_TARGET_DIR (default target/),
 # HUSK_SKIP_INSTALL=1 to skip the apt step, HUSK_SKIP_VM=1 to skip the VM (tests/vm/run.sh),
-# HUSK_SKIP_DEB=1 to skip building and testing the .deb, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
+# HUSK_SKIP_DEB=1 to skip building and testing the .deb, HUSK_SKIP_FUZZ=1 to skip the 60 s fuzz pass, HUSK_E2E_KEEP=1 to keep temp dirs for debugging,
 # HUSK_TEST_BINARY_TIMEOUT (default 8m) per test binary, HUSK_TEST_TIMEOUT (default 25m) for
 # the whole test run. Extra args go to cargo test, e.g.
 # `bash tests/run.sh -- --skip husk_under_go_shim` (the whole workspace is always tested).
@@ -95,6 +95,13 @@ leftovers=$(
 if [[ -n $leftovers ]]; then
     log "WARNING: left behind by the tests:"
     printf '%s\n' "$leftovers"
+fi
+
+# The config fuzz pass: 60 s of mutated config.json through parsing and validation (no panics).
+if [[ ${HUSK_SKIP_FUZZ:-0} != 1 ]]; then
+    log "config fuzz pass (tests/fuzz-config.sh 60)"
+    bash tests/fuzz-config.sh 60 2>&1 | grep -E '^(fuzz|test result)|panicked' || status=1
+    [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 fi
 
 # The real host: a Debian 12 VM with pure cgroup v2 and systemd (docs/vm.md).
