@@ -29,13 +29,14 @@ fn spec_field(c: Controller) -> &'static str {
     }
 }
 
-/// Kernel memory limits are obsolete (kernel 5.4 stopped enforcing kmem limits, v2 never had
-/// them); runc ignores them with a warning, and so do we.
+/// memory.kernel is obsolete (kernel 5.4 stopped enforcing kmem limits, v2 never had them):
+/// runc ignores it with a warning, and so do we. A 0 is what Docker's `update` sends for
+/// "not set" and earns no warning. (memory.kernelTCP is still written on v1, see resources_v1.)
 #[allow(deprecated)]
 fn warn_ignored(res: &LinuxResources) {
     if let Some(m) = res.memory() {
-        if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            log::warn!("memory.kernel and memory.kernelTCP are obsolete and ignored");
+        if m.kernel().is_some_and(|k| k != 0) {
+            log::warn!("memory.kernel is obsolete and ignored");
         }
     }
 }

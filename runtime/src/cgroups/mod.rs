@@ -551,4 +551,6 @@ fn destroy_hierarchy(h: &Hierarchy) -> Result<(), CgroupError> {
 }
 
 #[cfg(test)]
+mod resources_zero_tests;
+#[cfg(test)]
 mod tests;

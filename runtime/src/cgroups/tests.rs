@@ -14,10 +14,10 @@ use oci_spec::runtime::{
 use super::*;
 
 /// A temp dir removed on drop.
-struct FakeTree(PathBuf);
+pub(super) struct FakeTree(pub(super) PathBuf);
 
 impl FakeTree {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let root = std::env::temp_dir().join(format!("husk-cgroup-fake-{}-{n}", std::process::id()));
@@ -26,12 +26,12 @@ impl FakeTree {
         FakeTree(root)
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
         self.0.join(rel)
     }
 
     /// Makes `rel` with the given control files, as the kernel would on mkdir.
-    fn dir(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
+    pub(super) fn dir(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = self.path(rel);
         fs::create_dir_all(&dir).unwrap();
         for (name, content) in files {
@@ -40,7 +40,7 @@ impl FakeTree {
         dir
     }
 
-    fn read(&self, rel: &str) -> String {
+    pub(super) fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 }
@@ -339,7 +339,7 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
                 .build()
                 .unwrap(),
         )
-        .pids(LinuxPidsBuilder::default().limit(0).build().unwrap())
+        .pids(LinuxPidsBuilder::default().limit(-1).build().unwrap())
         .block_io(LinuxBlockIoBuilder::default().weight(1000u16).build().unwrap())
         .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
             .page_size("2MB")
