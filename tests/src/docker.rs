@@ -1,7 +1,8 @@
 //! A private Docker daemon per test binary: Debian's docker.io (20.10) with its own data root,
 //! exec root, socket, pid file, managed containerd (whose root and state dockerd puts under the
-//! data and exec roots) and cgroup parent; no bridge and no iptables rules, so it never touches
-//! the host's networking or a system dockerd. husk is registered as the runtime `husk`
+//! data and exec roots) and cgroup parent; its default network is a bridge this helper makes
+//! (and removes), with iptables, masquerading and ip forwarding off, so it never touches the
+//! host's firewall, docker0 or a system dockerd. husk is registered as the runtime `husk`
 //! (`--add-runtime`), beside Docker's default `runc`. The busybox image is built locally and
 //! `docker load`ed: nothing is pulled.
 
@@ -33,6 +34,40 @@ pub struct Dockerd {
     cgroup_parent: String,
     child: Option<Child>,
     log_path: PathBuf,
+    /// Dropped after the daemon has stopped (fields drop after `Drop::drop`).
+    bridge: HostBridge,
+}
+
+/// A Linux bridge for dockerd's default network (`--bridge <name>`), removed on drop.
+#[derive(Debug)]
+pub struct HostBridge {
+    pub name: String,
+    /// "10.232.N": the /24 the containers get addresses in; the bridge has .1.
+    pub subnet: String,
+}
+
+impl HostBridge {
+    fn create() -> HostBridge {
+        let pid = std::process::id();
+        let name = format!("husk-dk{:x}", pid % 0xffff);
+        let subnet = format!("10.232.{}", 20 + pid % 200);
+        let _ = Command::new("ip").args(["link", "del", &name]).output();
+        for args in [
+            vec!["link", "add", &name, "type", "bridge"],
+            vec!["addr", "add", &format!("{subnet}.1/24"), "dev", &name],
+            vec!["link", "set", &name, "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {}", output_text(&out));
+        }
+        HostBridge { name, subnet }
+    }
+}
+
+impl Drop for HostBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.name]).output();
+    }
 }
 
 /// Whether this host can run the Docker tests (docker.io installed).
@@ -49,13 +84,15 @@ impl Dockerd {
         std::fs::write(&config, "{}\n").unwrap_or_else(|e| panic!("failed to write {}: {e}", config.display()));
         let log_path = dir.join("dockerd.log");
         let socket = dir.join("docker.sock");
-        let child = spawn_dockerd(dir.path(), &config, &socket, &cgroup_parent, &log_path);
+        let bridge = HostBridge::create();
+        let child = spawn_dockerd(dir.path(), &config, &socket, &cgroup_parent, &bridge.name, &log_path);
         let mut d = Dockerd {
             dir,
             socket,
             cgroup_parent,
             child: Some(child),
             log_path,
+            bridge,
         };
         d.wait_ready();
         d.load_busybox();
@@ -89,6 +126,11 @@ impl Dockerd {
             .arg(format!("unix://{}", self.socket.display()))
             .args(args);
         cmd
+    }
+
+    /// The bridge of the default network.
+    pub fn bridge(&self) -> &HostBridge {
+        &self.bridge
     }
 
     /// The cgroup (relative to each hierarchy's root) Docker puts its containers under.
@@ -161,7 +203,7 @@ impl Drop for Dockerd {
     }
 }
 
-fn spawn_dockerd(dir: &Path, config: &Path, socket: &Path, cgroup_parent: &str, log: &Path) -> Child {
+fn spawn_dockerd(dir: &Path, config: &Path, socket: &Path, cgroup_parent: &str, bridge: &str, log: &Path) -> Child {
     let log_file = File::create(log).unwrap_or_else(|e| panic!("failed to create {}: {e}", log.display()));
     let err_file = log_file.try_clone().expect("clone log fd");
     let husk = husk_bin();
@@ -181,8 +223,9 @@ fn spawn_dockerd(dir: &Path, config: &Path, socket: &Path, cgroup_parent: &str, 
         .arg(format!("husk={}", husk.display()))
         .args(["--cgroup-parent", cgroup_parent])
         .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
-        // No network set-up on the host: no docker0, no NAT, no iptables chains.
-        .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+        // The test's bridge, and no other network set-up on the host: no docker0, no NAT, no
+        // iptables chains.
+        .args(["--bridge", bridge, "--iptables=false", "--ip6tables=false"])
         .args(["--ip-masq=false", "--ip-forward=false", "--userland-proxy=false"])
         .args(["--log-level", "info", "--containerd-namespace", "moby-husk-e2e"])
         .stdin(Stdio::null())

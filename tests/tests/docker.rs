@@ -297,3 +297,96 @@ fn kill_stop_restart() {
         vec![killed, stopped, status, restarts]
     });
 }
+
+#[test]
+fn restart_on_failure_retries_twice() {
+    same_under_both(
+        "--restart on-failure:2",
+        ("2".to_string(), "exited".to_string()),
+        |d, rt| {
+            let name = unique_id(&format!("r-{rt}"));
+            d.docker_ok(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--runtime",
+                rt,
+                "--restart",
+                "on-failure:2",
+                IMAGE,
+                "sh",
+                "-c",
+                "exit 1",
+            ]);
+            let inspect = |f: &str| d.docker_ok(&["inspect", "-f", f, &name]);
+            let done = wait_until(Duration::from_secs(60), || {
+                inspect("{{.RestartCount}}") == "2" && inspect("{{.State.Status}}") == "exited"
+            });
+            let got = (inspect("{{.RestartCount}}"), inspect("{{.State.Status}}"));
+            assert!(done, "{rt}: {got:?}");
+            d.docker_ok(&["rm", "-f", &name]);
+            got
+        },
+    );
+}
+
+#[test]
+fn init_runs_docker_init_as_pid_1() {
+    same_under_both("--init", "docker-init".to_string(), |d, rt| {
+        let out = run(d, rt, &["--init"], &["cat", "/proc/1/comm"]);
+        assert_eq!(code(&out), Some(0), "{rt}: {}", output_text(&out));
+        stdout(&out)
+    });
+}
+
+/// `docker <args>` under `script`, which gives it a terminal (as a user's shell would).
+fn in_terminal(d: &Dockerd, args: &[&str]) -> Output {
+    let cmd = d.command(args);
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    husk_e2e::run_with_timeout(&mut script, Duration::from_secs(60))
+}
+
+#[test]
+fn run_and_exec_with_a_terminal() {
+    same_under_both("-it", (Some(0), true, true), |d, rt| {
+        let out = in_terminal(
+            d,
+            &["run", "-it", "--rm", "--runtime", rt, IMAGE, "sh", "-c", "tty; exit 0"],
+        );
+        let run_tty = String::from_utf8_lossy(&out.stdout).contains("/dev/pts/");
+        let id = start_detached(d, rt, &[]);
+        let exec = in_terminal(d, &["exec", "-it", &id, "tty"]);
+        let exec_tty = String::from_utf8_lossy(&exec.stdout).contains("/dev/pts/");
+        d.docker_ok(&["rm", "-f", &id]);
+        eprintln!("{rt}: run {}\nexec {}", output_text(&out), output_text(&exec));
+        (code(&out), run_tty, exec_tty)
+    });
+}
+
+#[test]
+fn default_bridge_gives_an_address_and_reaches_the_gateway() {
+    same_under_both("default bridge", (Some(0), true), |d, rt| {
+        let subnet = &d.bridge().subnet;
+        let script = format!("ip -4 addr show eth0; ping -c 1 -W 5 {subnet}.1 >/dev/null && echo reached");
+        let out = run(d, rt, &[], &["sh", "-c", &script]);
+        let text = stdout(&out);
+        eprintln!("{rt}: {}", output_text(&out));
+        (
+            code(&out),
+            text.contains(&format!("inet {subnet}.")) && text.ends_with("reached"),
+        )
+    });
+}
