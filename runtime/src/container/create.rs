@@ -488,3 +488,26 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     std::fs::rename(&tmp, &path).ctx("rename pid file to", path.display())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_limit_adds_the_create_container_hooks_timeouts() {
+        let spec = |hooks: serde_json::Value| -> Spec {
+            let mut v = serde_json::to_value(Spec::default()).unwrap();
+            v["hooks"] = hooks;
+            serde_json::from_value(v).unwrap()
+        };
+        assert_eq!(silence_limit(&Spec::default()), INIT_SILENCE);
+        let hooks = serde_json::json!({"createContainer": [
+            {"path": "/bin/a", "timeout": 5},
+            {"path": "/bin/b"}
+        ]});
+        assert_eq!(
+            silence_limit(&spec(hooks)),
+            INIT_SILENCE * 2 + std::time::Duration::from_secs(5)
+        );
+    }
+}
