@@ -11,7 +11,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-PACKAGES=(containerd runc crun podman catatonit containernetworking-plugins curl util-linux procps busybox-static libseccomp-dev pkg-config hyperfine iproute2 ca-certificates gcc libc6-dev
+PACKAGES=(containerd runc crun podman docker.io catatonit containernetworking-plugins curl util-linux procps busybox-static
+    libseccomp-dev pkg-config hyperfine iproute2 ca-certificates gcc libc6-dev
     mmdebstrap qemu-system-x86 e2fsprogs kmod cpio binutils python3)
 
 log() { printf '== %s: %s\n' "$(date -u +%H:%M:%S)" "$*"; }

@@ -33,7 +33,7 @@ pub enum ConfigError {
     DotDotMountDestination(String),
     #[error("{0:?} in {1} must be an absolute path without '..'")]
     BadPath(String, &'static str),
-    #[error("hostname is set but the container has no new uts namespace")]
+    #[error("hostname is set but the container has no private uts namespace")]
     HostnameWithoutUts,
     #[error("uid/gid mappings are set but the container has no user namespace")]
     MappingsWithoutUserns,
@@ -110,7 +110,13 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     validate_mounts(spec)?;
     let linux = spec.linux().as_ref().ok_or(ConfigError::Missing("linux"))?;
     let new_ns = validate_namespaces(linux)?;
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns.contains(&LinuxNamespaceType::Uts) {
+    // A joined UTS namespace (by path) is private too: runc sets the hostname in it.
+    let uts = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Uts);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !uts {
         return Err(ConfigError::HostnameWithoutUts);
     }
     validate_userns(linux, &new_ns)?;
@@ -333,6 +339,17 @@ mod tests {
             serde_json::json!({"hostname": "", "linux": {"namespaces": ns, "timeOffsets": {"realtime": {"secs": 1}}}}),
         );
         assert_eq!(validate(&bad), Err(ConfigError::BadTimeOffsetClock("realtime".into())));
+    }
+
+    #[test]
+    fn hostname_needs_a_private_uts_namespace_new_or_joined() {
+        let joined = serde_json::json!([{"type": "uts", "path": "/proc/1/ns/uts"}]);
+        validate(&spec_from(
+            serde_json::json!({"hostname": "h", "linux": {"namespaces": joined}}),
+        ))
+        .unwrap();
+        let none = spec_from(serde_json::json!({"hostname": "h", "linux": {"namespaces": [{"type": "mount"}]}}));
+        assert_eq!(validate(&none), Err(ConfigError::HostnameWithoutUts));
     }
 
     #[test]

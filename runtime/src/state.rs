@@ -107,6 +107,31 @@ impl StateDir {
         })
     }
 
+    /// Remove the directory a killed create left without state.json (runc's `delete` does the
+    /// same). A create still holding the lock, or one that has since written state.json, is
+    /// left alone. Returns whether something was removed.
+    pub fn remove_abandoned(root: &Path, id: &str) -> Result<bool> {
+        validate_id(id)?;
+        let path = root.join(id);
+        let fd: OwnedFd = match nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(false),
+            Err(errno) => return Err(SysError::new("open state dir", path.display(), errno).into()),
+        };
+        let Ok(_lock) = Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock) else {
+            return Ok(false); // a create is still running
+        };
+        if path.join(STATE_FILE).exists() {
+            return Ok(false);
+        }
+        std::fs::remove_dir_all(&path).ctx("remove", path.display())?;
+        Ok(true)
+    }
+
     pub fn load(&self) -> Result<SavedState> {
         let file = self.path.join(STATE_FILE);
         let text = std::fs::read_to_string(&file).ctx("read", file.display())?;

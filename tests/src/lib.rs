@@ -12,6 +12,7 @@ mod containerd;
 mod containerd_cleanup;
 mod containerd_config;
 mod cri;
+mod docker;
 mod ids;
 mod image;
 mod leftovers;
@@ -26,6 +27,7 @@ pub use bundle::Bundle;
 pub use cmd::{output_text, run_with_input, run_with_timeout};
 pub use containerd::{Containerd, ContainerdBuilder, BUSYBOX_REF, HUSK_RUNTIME};
 pub use cri::{bytes_field, decode, uint64_value, varint_field, CriClient, ExecOutput, Field, Proto};
+pub use docker::{docker_archive, docker_available, Dockerd, DOCKER_BUSYBOX};
 pub use ids::unique_id;
 pub use image::{busybox_image_archive, busybox_image_bytes, image_archive, ImageFile};
 pub use leftovers::{

@@ -29,13 +29,14 @@ fn spec_field(c: Controller) -> &'static str {
     }
 }
 
-/// Kernel memory limits are obsolete (kernel 5.4 stopped enforcing kmem limits, v2 never had
-/// them); runc ignores them with a warning, and so do we.
+/// memory.kernel is obsolete (kernel 5.4 stopped enforcing kmem limits, v2 never had them):
+/// runc ignores it with a warning, and so do we. A 0 is what Docker's `update` sends for
+/// "not set" and earns no warning. (memory.kernelTCP is still written on v1, see resources_v1.)
 #[allow(deprecated)]
 fn warn_ignored(res: &LinuxResources) {
     if let Some(m) = res.memory() {
-        if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            log::warn!("memory.kernel and memory.kernelTCP are obsolete and ignored");
+        if m.kernel().is_some_and(|k| k != 0) {
+            log::warn!("memory.kernel is obsolete and ignored");
         }
     }
 }
@@ -52,6 +53,7 @@ struct Batch {
 pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     warn_ignored(res);
     let device_program = plan_device_program(cg, res)?;
+    check_unified(cg, res)?;
     let unified_controllers = cg.unified_controllers()?;
     let mut plan = Vec::new();
     let by_program = |c: &Controller| *c == Controller::Devices && device_program.is_some();
@@ -91,6 +93,29 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
         Some((dir, filter)) => attach_device_program(&dir, &filter),
         None => Ok(()),
     }
+}
+
+/// `linux.resources.unified`, checked before anything is made: a key whose controller is
+/// mounted as a v1 hierarchy here (memory.high on a hybrid host) can never be written, so the
+/// config is refused up front, naming the key.
+pub fn check_unified(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
+    let Some(map) = res.unified().as_ref().filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    for (controller, write) in resources_v2::unified(map)? {
+        let v1_name = if controller == "io" {
+            "blkio"
+        } else {
+            controller.as_str()
+        };
+        if controller != "cgroup" && cg.v1_hierarchy(v1_name).is_some() {
+            return Err(CgroupError::UnifiedKeyForV1Controller {
+                key: write.file,
+                controller,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Without the privilege to load BPF (CAP_BPF/CAP_SYS_ADMIN, e.g. in a user namespace) a

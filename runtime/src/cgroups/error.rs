@@ -51,6 +51,9 @@ pub enum CgroupError {
         controller: &'static str,
     },
 
+    #[error("invalid configuration: linux.resources.unified key {key:?}: the {controller} controller is a cgroup v1 hierarchy on this host, and unified keys are cgroup v2 files")]
+    UnifiedKeyForV1Controller { key: String, controller: String },
+
     #[error("failed to apply unified {key}: the {controller} controller is not enabled for this cgroup")]
     UnifiedControllerMissing { key: String, controller: String },
 
@@ -70,6 +73,10 @@ pub enum CgroupError {
         path: PathBuf,
         hint: &'static str,
     },
+
+    /// runc's words: a container created in a frozen cgroup would hang in the freezer.
+    #[error("failed to create container: container's cgroup unexpectedly frozen: {0}")]
+    UnexpectedlyFrozen(PathBuf),
 
     #[error("failed to freeze cgroup: {path}: still {state:?} after {millis} ms")]
     FreezeTimeout { path: PathBuf, state: String, millis: u128 },

@@ -397,6 +397,29 @@ impl Cgroup {
         }
     }
 
+    /// Before a create: refuse unified keys this host can never take, refuse a cgroup that
+    /// already exists frozen (the init would sit in the freezer and create would never return),
+    /// and warn when it already holds processes, as runc 1.1 does.
+    pub fn check_before_create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        if let Some(res) = resources {
+            apply::check_unified(self, res)?;
+        }
+        if let Ok((dir, _)) = self.freezer() {
+            if dir.is_dir() && self.is_frozen()? {
+                return Err(CgroupError::UnexpectedlyFrozen(dir));
+            }
+        }
+        match self.pids() {
+            // On stderr, as husk's other warnings (and runc's, which logrus prints there).
+            Ok(pids) if !pids.is_empty() => eprintln!(
+                "husk: warning: container's cgroup is not empty: {} process(es) found",
+                pids.len()
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+
     pub fn is_frozen(&self) -> Result<bool, CgroupError> {
         match self.freezer()? {
             (dir, false) => v1::is_frozen(&dir),
@@ -591,5 +614,7 @@ fn mark_made_parent(mount: &Path, dir: &Path) {
     }
 }
 
+#[cfg(test)]
+mod resources_zero_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! What the two dialects share: the controllers a `LinuxResources` asks for, the (file, value)
 //! writes they turn into, and the validation that does not depend on the cgroup version.
 
-use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::error::CgroupError;
 
@@ -122,22 +122,51 @@ fn has_items<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|v| !v.is_empty())
 }
 
+/// runc's rule for every numeric resource: 0 means "not set" (Docker, podman and the CRI plugin
+/// fill in zeros for what the user did not ask for, e.g. `blockIO.weight: 0` on every container).
+pub fn set_nonzero<T: Default + PartialEq + Copy>(v: Option<T>) -> Option<T> {
+    v.filter(|v| *v != T::default())
+}
+
+/// memory.swappiness as runc reads it: absent, or -1 (Docker's "unset", which arrives as
+/// u64::MAX once the Go int64 is cast to the spec's uint64), leaves the kernel's value.
+pub fn swappiness(m: &LinuxMemory) -> Option<u64> {
+    m.swappiness().filter(|s| *s as i64 != -1)
+}
+
+/// memory.kernelTCP, the one kernel memory limit still written (v1 only, where the kernel has it).
+#[allow(deprecated)]
+pub fn kernel_tcp(m: &LinuxMemory) -> Option<i64> {
+    set_nonzero(m.kernel_tcp())
+}
+
 fn memory_requested(m: &LinuxMemory) -> bool {
-    m.limit().is_some()
-        || m.reservation().is_some()
-        || m.swap().is_some()
-        || m.swappiness().is_some()
+    set_nonzero(m.limit()).is_some()
+        || set_nonzero(m.reservation()).is_some()
+        || set_nonzero(m.swap()).is_some()
+        || swappiness(m).is_some()
         || m.disable_oom_killer() == Some(true)
+        || kernel_tcp(m).is_some()
 }
 
 fn cpu_requested(c: &LinuxCpu) -> bool {
-    c.shares().is_some()
-        || c.quota().is_some()
-        || c.period().is_some()
+    set_nonzero(c.shares()).is_some()
+        || set_nonzero(c.quota()).is_some()
+        || set_nonzero(c.period()).is_some()
         || c.burst().is_some()
         || c.idle().is_some()
-        || c.realtime_runtime().is_some()
-        || c.realtime_period().is_some()
+        || set_nonzero(c.realtime_runtime()).is_some()
+        || set_nonzero(c.realtime_period()).is_some()
+}
+
+fn blkio_requested(b: &LinuxBlockIo) -> bool {
+    set_nonzero(b.weight()).is_some()
+        || set_nonzero(b.leaf_weight()).is_some()
+        || has_items(b.weight_device())
+        || has_items(b.throttle_read_bps_device())
+        || has_items(b.throttle_write_bps_device())
+        || has_items(b.throttle_read_iops_device())
+        || has_items(b.throttle_write_iops_device())
 }
 
 fn cpuset_requested(c: &LinuxCpu) -> bool {
@@ -153,16 +182,8 @@ pub fn requests(resources: &LinuxResources, controller: Controller) -> bool {
         Controller::Devices => has_items(resources.devices()),
         Controller::Memory => resources.memory().as_ref().is_some_and(memory_requested),
         Controller::Cpu => resources.cpu().as_ref().is_some_and(cpu_requested),
-        Controller::Pids => resources.pids().is_some(),
-        Controller::Blkio => resources.block_io().as_ref().is_some_and(|b| {
-            b.weight().is_some()
-                || b.leaf_weight().is_some()
-                || has_items(b.weight_device())
-                || has_items(b.throttle_read_bps_device())
-                || has_items(b.throttle_write_bps_device())
-                || has_items(b.throttle_read_iops_device())
-                || has_items(b.throttle_write_iops_device())
-        }),
+        Controller::Pids => resources.pids().as_ref().is_some_and(|p| p.limit() != 0),
+        Controller::Blkio => resources.block_io().as_ref().is_some_and(blkio_requested),
         Controller::Hugetlb => has_items(resources.hugepage_limits()),
         Controller::NetCls => resources.network().as_ref().is_some_and(|n| n.class_id().is_some()),
         Controller::NetPrio => resources.network().as_ref().is_some_and(|n| has_items(n.priorities())),
@@ -208,7 +229,7 @@ pub fn validate_memory(m: &LinuxMemory) -> Result<(), CgroupError> {
             ));
         }
     }
-    if let Some(s) = m.swappiness().filter(|s| *s > 100) {
+    if let Some(s) = swappiness(m).filter(|s| *s > 100) {
         return Err(invalid("memory.swappiness", format!("{s} is above 100")));
     }
     Ok(())

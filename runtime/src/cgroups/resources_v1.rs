@@ -7,7 +7,8 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceTy
 
 use super::error::CgroupError;
 use super::resources::{
-    cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write,
+    cpuset_writes, hugepage_limits, kernel_tcp, set_nonzero, swappiness, validate_cpu, validate_memory, validate_word,
+    Controller, Write,
 };
 
 /// What the memory writes depend on in the live cgroup.
@@ -29,8 +30,9 @@ pub fn writes(controller: Controller, res: &LinuxResources, ctx: &V1Context) -> 
         Controller::Pids => Ok(res
             .pids()
             .as_ref()
-            .map(|p| vec![pids_max(p.limit())])
-            .unwrap_or_default()),
+            .and_then(|p| pids_max(p.limit()))
+            .into_iter()
+            .collect()),
         Controller::Blkio => Ok(res.block_io().as_ref().map(blkio).unwrap_or_default()),
         Controller::Hugetlb => hugetlb(res),
         Controller::NetCls => Ok(res
@@ -44,12 +46,13 @@ pub fn writes(controller: Controller, res: &LinuxResources, ctx: &V1Context) -> 
     }
 }
 
-/// pids.max takes "max" for no limit; the spec says so with a limit of 0 or below.
-pub fn pids_max(limit: i64) -> Write {
-    if limit > 0 {
-        Write::new("pids.max", limit)
-    } else {
-        Write::new("pids.max", "max")
+/// pids.max takes "max" for no limit, which the spec says with a negative limit; 0 leaves the
+/// limit as it is (runc: Docker's `update` sends 0 for "not changed").
+pub fn pids_max(limit: i64) -> Option<Write> {
+    match limit {
+        0 => None,
+        l if l > 0 => Some(Write::new("pids.max", l)),
+        _ => Some(Write::new("pids.max", "max")),
     }
 }
 
@@ -87,10 +90,14 @@ fn memory(m: &LinuxMemory, ctx: &V1Context) -> Result<Vec<Write>, CgroupError> {
         (false, true) => out.push(memsw),
         (false, false) => {}
     }
-    if let Some(r) = m.reservation() {
+    if let Some(r) = set_nonzero(m.reservation()) {
         out.push(Write::new("memory.soft_limit_in_bytes", r));
     }
-    if let Some(s) = m.swappiness() {
+    // Kernels from 6.1 (or built without CONFIG_MEMCG_KMEM) have no kmem files: skip it there.
+    if let Some(tcp) = kernel_tcp(m) {
+        out.push(Write::new("memory.kmem.tcp.limit_in_bytes", tcp).optional());
+    }
+    if let Some(s) = swappiness(m) {
         out.push(Write::new("memory.swappiness", s));
     }
     if m.disable_oom_killer() == Some(true) {
@@ -130,21 +137,21 @@ fn cpu(c: &LinuxCpu) -> Result<Vec<Write>, CgroupError> {
 fn blkio(b: &LinuxBlockIo) -> Vec<Write> {
     let mut out = Vec::new();
     // CFQ names its files blkio.weight*, BFQ blkio.bfq.weight*: same values, other names.
-    if let Some(w) = b.weight() {
+    if let Some(w) = set_nonzero(b.weight()) {
         out.push(Write::new("blkio.weight", w).with_fallback("blkio.bfq.weight", w));
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = set_nonzero(b.leaf_weight()) {
         out.push(Write::new("blkio.leaf_weight", w));
     }
     for d in b.weight_device().as_deref().unwrap_or_default() {
         let dev = format!("{}:{}", d.major(), d.minor());
-        if let Some(w) = d.weight() {
+        if let Some(w) = set_nonzero(d.weight()) {
             out.push(
                 Write::new("blkio.weight_device", format!("{dev} {w}"))
                     .with_fallback("blkio.bfq.weight_device", format!("{dev} {w}")),
             );
         }
-        if let Some(w) = d.leaf_weight() {
+        if let Some(w) = set_nonzero(d.leaf_weight()) {
             out.push(Write::new("blkio.leaf_weight_device", format!("{dev} {w}")));
         }
     }
@@ -419,9 +426,9 @@ mod tests {
     }
 
     #[test]
-    fn pids_zero_or_negative_means_max() {
-        assert_eq!(pids_max(0).value, "max");
-        assert_eq!(pids_max(-1).value, "max");
-        assert_eq!(pids_max(32).value, "32");
+    fn pids_zero_is_unset_and_negative_means_max() {
+        assert_eq!(pids_max(0), None);
+        assert_eq!(pids_max(-1).unwrap().value, "max");
+        assert_eq!(pids_max(32).unwrap().value, "32");
     }
 }

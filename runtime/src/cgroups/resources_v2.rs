@@ -7,7 +7,8 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::error::CgroupError;
 use super::resources::{
-    cpuset_writes, hugepage_limits, validate_cpu, validate_memory, validate_word, Controller, Write,
+    cpuset_writes, hugepage_limits, set_nonzero, swappiness, validate_cpu, validate_memory, validate_word, Controller,
+    Write,
 };
 
 fn unsupported(resource: &'static str, reason: &'static str) -> CgroupError {
@@ -30,8 +31,9 @@ pub fn writes(controller: Controller, res: &LinuxResources) -> Result<Vec<Write>
         Controller::Pids => Ok(res
             .pids()
             .as_ref()
-            .map(|p| vec![super::resources_v1::pids_max(p.limit())])
-            .unwrap_or_default()),
+            .and_then(|p| super::resources_v1::pids_max(p.limit()))
+            .into_iter()
+            .collect()),
         Controller::Blkio => res.block_io().as_ref().map_or(Ok(Vec::new()), io),
         Controller::Hugetlb => hugetlb(res),
         Controller::NetCls => Err(unsupported("network.classID", "net_cls has no cgroup v2 controller")),
@@ -93,7 +95,7 @@ pub fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
 
 fn memory(m: &LinuxMemory) -> Result<Vec<Write>, CgroupError> {
     validate_memory(m)?;
-    if m.swappiness().is_some() {
+    if swappiness(m).is_some() {
         return Err(unsupported(
             "memory.swappiness",
             "cgroup v2 has no per-cgroup swappiness",
@@ -149,16 +151,17 @@ fn cpu(c: &LinuxCpu) -> Result<Vec<Write>, CgroupError> {
 }
 
 fn io(b: &LinuxBlockIo) -> Result<Vec<Write>, CgroupError> {
-    if b.leaf_weight().is_some() || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some()) {
+    let leaf = |w: Option<u16>| set_nonzero(w).is_some();
+    if leaf(b.leaf_weight()) || b.weight_device().iter().flatten().any(|d| leaf(d.leaf_weight())) {
         return Err(unsupported("blockIO.leafWeight", "cgroup v2 has no leaf weights"));
     }
     let mut out = Vec::new();
     // io.weight is the cost model's; BFQ keeps the v1 scale in io.bfq.weight.
-    if let Some(w) = b.weight() {
+    if let Some(w) = set_nonzero(b.weight()) {
         out.push(Write::new("io.weight", blkio_weight_to_io_weight(w)).with_fallback("io.bfq.weight", w));
     }
     for d in b.weight_device().as_deref().unwrap_or_default() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = set_nonzero(d.weight()) {
             let dev = format!("{}:{}", d.major(), d.minor());
             out.push(
                 Write::new("io.weight", format!("{dev} {}", blkio_weight_to_io_weight(w)))

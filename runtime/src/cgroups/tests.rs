@@ -14,10 +14,10 @@ use oci_spec::runtime::{
 use super::*;
 
 /// A temp dir removed on drop.
-struct FakeTree(PathBuf);
+pub(super) struct FakeTree(pub(super) PathBuf);
 
 impl FakeTree {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let root = std::env::temp_dir().join(format!("husk-cgroup-fake-{}-{n}", std::process::id()));
@@ -26,12 +26,12 @@ impl FakeTree {
         FakeTree(root)
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
         self.0.join(rel)
     }
 
     /// Makes `rel` with the given control files, as the kernel would on mkdir.
-    fn dir(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
+    pub(super) fn dir(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = self.path(rel);
         fs::create_dir_all(&dir).unwrap();
         for (name, content) in files {
@@ -40,7 +40,7 @@ impl FakeTree {
         dir
     }
 
-    fn read(&self, rel: &str) -> String {
+    pub(super) fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 }
@@ -275,7 +275,17 @@ fn v1_missing_controllers_and_files_are_errors() {
         .unified(kv("memory.high", "1"))
         .build()
         .unwrap();
-    assert!(matches!(cg.apply(&unified), Err(CgroupError::Unsupported { .. })));
+    // memory is a v1 hierarchy here: the key is named (without v2 at all, a key of another
+    // controller would be Unsupported).
+    assert!(matches!(
+        cg.apply(&unified),
+        Err(CgroupError::UnifiedKeyForV1Controller { .. })
+    ));
+    let rdma = LinuxResourcesBuilder::default()
+        .unified(kv("rdma.max", "1"))
+        .build()
+        .unwrap();
+    assert!(matches!(cg.apply(&rdma), Err(CgroupError::Unsupported { .. })));
     // Empty sections ask for nothing and succeed.
     let empty = LinuxResourcesBuilder::default()
         .block_io(LinuxBlockIoBuilder::default().build().unwrap())
@@ -339,7 +349,7 @@ fn v2_create_delegates_missing_controllers_and_apply_converts() {
                 .build()
                 .unwrap(),
         )
-        .pids(LinuxPidsBuilder::default().limit(0).build().unwrap())
+        .pids(LinuxPidsBuilder::default().limit(-1).build().unwrap())
         .block_io(LinuxBlockIoBuilder::default().weight(1000u16).build().unwrap())
         .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
             .page_size("2MB")
@@ -511,15 +521,22 @@ fn hybrid_applies_each_resource_where_its_controller_lives() {
     assert_eq!(t.read("memory/ctr/memory.limit_in_bytes"), (50 << 20).to_string());
     cg.apply(&hugepages("2MB", -1)).unwrap();
     assert_eq!(t.read("unified/ctr/hugetlb.2MB.max"), "max");
-    // memory is a v1 controller here: unified memory keys have no controller to go to.
+    // memory is a v1 controller here: unified memory keys are refused, naming the key, before
+    // anything is made.
     let high = LinuxResourcesBuilder::default()
         .unified(kv("memory.high", "1G"))
         .build()
         .unwrap();
-    assert!(matches!(
-        cg.apply(&high),
-        Err(CgroupError::UnifiedControllerMissing { .. })
-    ));
+    for err in [
+        cg.apply(&high).unwrap_err(),
+        cg.check_before_create(Some(&high)).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, CgroupError::UnifiedKeyForV1Controller { key, .. } if key == "memory.high"),
+            "{err}"
+        );
+    }
+    cg.check_before_create(Some(&hugepages("2MB", -1))).unwrap();
     cg.add_process(4242).unwrap();
     for h in ["memory", "freezer", "systemd", "unified"] {
         assert_eq!(t.read(&format!("{h}/ctr/cgroup.procs")), "4242", "{h}");
@@ -530,6 +547,18 @@ fn hybrid_applies_each_resource_where_its_controller_lives() {
     assert!(cg.is_frozen().unwrap());
     cg.thaw().unwrap();
     assert!(!cg.is_frozen().unwrap());
+}
+
+#[test]
+fn create_in_a_frozen_cgroup_is_refused() {
+    let (t, cg) = hybrid_tree();
+    cg.check_before_create(None).unwrap();
+    fs::write(t.path("freezer/ctr/freezer.state"), "FROZEN").unwrap();
+    let err = cg.check_before_create(None).unwrap_err();
+    assert!(
+        err.to_string().contains("container's cgroup unexpectedly frozen"),
+        "{err}"
+    );
 }
 
 #[test]

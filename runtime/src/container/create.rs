@@ -46,6 +46,10 @@ struct Undo {
 
 impl Drop for Undo {
     fn drop(&mut self) {
+        if let Some(cgroup) = &self.cgroup {
+            // A frozen init cannot die of SIGKILL, and waitpid below would never return.
+            let _ = cgroup.thaw();
+        }
         if let Some((pid, _pidfd)) = self.child.take() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -74,6 +78,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let exec_labels = crate::lsm::plan(&spec, crate::lsm::HostLsm::detect())?;
     let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
     let cgroup = Cgroup::for_container(cgroups_path.as_deref(), id)?;
+    cgroup.check_before_create(linux.resources().as_ref())?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let (console_socket, console_rx) = console_for(opts.console_socket.as_deref(), terminal, wait_for_start)?;
 
@@ -116,6 +121,8 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let (mut parent_chan, child_chan) = sync::pair()?;
     let (pid, pidfd) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan)?;
     undo.child = Some((pid, pidfd));
+    // Only after clone3: the init must not inherit the blocked mask.
+    let interrupts = Interrupts::catch()?;
     trace.mark("clone3");
 
     let ns_list = linux.namespaces().clone().unwrap_or_default();
@@ -145,7 +152,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         stopped: false,
         owner: owner_name(),
     };
-    let init_phases = handshake(&mut parent_chan, pid, &saved, &spec)?;
+    let init_phases = handshake(&mut parent_chan, &interrupts, &saved, &spec)?;
     trace.add_nested(init_phases);
     trace.mark("init set-up (until Ready)");
     if let Some(pid_file) = &opts.pid_file {
@@ -286,11 +293,100 @@ pub fn seccomp_program(
         .map_err(|e| Error::Config(config::ConfigError::Seccomp(e.to_string())))
 }
 
+/// How long the init may stay silent between two messages before create gives up on it (an
+/// init stuck in a freezer, or in D state on a dead mount). Generous: image set-up on a busy
+/// host takes well under a second, and createContainer hooks (run by the init) get their own
+/// timeouts added in `silence_limit`.
+const INIT_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// INIT_SILENCE plus the createContainer hooks' timeouts (INIT_SILENCE for one without).
+fn silence_limit(spec: &Spec) -> std::time::Duration {
+    let hooks = spec.hooks().as_ref().and_then(|h| h.create_container().clone());
+    hooks.unwrap_or_default().iter().fold(INIT_SILENCE, |sum, h| {
+        sum + h
+            .timeout()
+            .map_or(INIT_SILENCE, |t| std::time::Duration::from_secs(t.max(0) as u64))
+    })
+}
+
+/// SIGTERM, SIGINT and SIGHUP while create waits for its init: blocked and read from a signalfd,
+/// so that a create killed by a timeout (or containerd giving up) still undoes everything
+/// instead of leaving a half-made container. The old mask comes back on drop.
+struct Interrupts {
+    sfd: nix::sys::signalfd::SignalFd,
+    old: nix::sys::signal::SigSet,
+}
+
+impl Interrupts {
+    fn catch() -> Result<Interrupts> {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+        let mut mask = SigSet::empty();
+        [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]
+            .into_iter()
+            .for_each(|s| mask.add(s));
+        let mut old = SigSet::empty();
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
+            .ctx("block", "termination signals")?;
+        let sfd = nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
+            .ctx("create", "signalfd")?;
+        Ok(Interrupts { sfd, old })
+    }
+
+    /// Waits until `chan` has a message; an error on a termination signal or after `limit`.
+    fn wait_readable(&self, chan: &sync::Channel, limit: std::time::Duration) -> Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::{AsFd, BorrowedFd};
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // SAFETY: the channel's fd stays open for this call.
+            let chan_fd = unsafe { BorrowedFd::borrow_raw(chan.raw_fd()) };
+            let mut fds = [
+                PollFd::new(chan_fd, PollFlags::POLLIN),
+                PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN),
+            ];
+            let millis = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, millis) {
+                Ok(0) => {
+                    return Err(Error::Init(format!(
+                        "did not report for {} s; giving up on it (stuck in a frozen cgroup or uninterruptible sleep?)",
+                        limit.as_secs()
+                    )))
+                }
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(crate::sys::SysError::new("poll", "sync socket", errno).into()),
+            }
+            if fds[1].any().unwrap_or(false) {
+                let signo = self.sfd.read_signal().ok().flatten().map_or(0, |i| i.ssi_signo);
+                return Err(Error::Init(format!(
+                    "create interrupted by signal {signo}; container removed"
+                )));
+            }
+            return Ok(());
+        }
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        let _ = self.old.thread_set_mask();
+    }
+}
+
 /// Drive the child through the handshake (see sync.rs) until it is Ready.
 /// Returns the init's own phase timings when it sent them (--trace).
-fn handshake(chan: &mut sync::Channel, pid: i32, saved: &SavedState, spec: &Spec) -> Result<Vec<(String, u64)>> {
+fn handshake(
+    chan: &mut sync::Channel,
+    interrupts: &Interrupts,
+    saved: &SavedState,
+    spec: &Spec,
+) -> Result<Vec<(String, u64)>> {
+    let pid = saved.pid;
+    let limit = silence_limit(spec);
     let mut init_phases = Vec::new();
     loop {
+        interrupts.wait_readable(chan, limit)?;
         match chan.recv_with_fd::<FromChild>()? {
             Some((FromChild::Ready, _)) => return Ok(init_phases),
             Some((FromChild::Timings { phases }, _)) => init_phases = phases,
@@ -387,4 +483,27 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     std::fs::write(&tmp, pid.to_string()).ctx("write pid file", tmp.display())?;
     std::fs::rename(&tmp, &path).ctx("rename pid file to", path.display())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_limit_adds_the_create_container_hooks_timeouts() {
+        let spec = |hooks: serde_json::Value| -> Spec {
+            let mut v = serde_json::to_value(Spec::default()).unwrap();
+            v["hooks"] = hooks;
+            serde_json::from_value(v).unwrap()
+        };
+        assert_eq!(silence_limit(&Spec::default()), INIT_SILENCE);
+        let hooks = serde_json::json!({"createContainer": [
+            {"path": "/bin/a", "timeout": 5},
+            {"path": "/bin/b"}
+        ]});
+        assert_eq!(
+            silence_limit(&spec(hooks)),
+            INIT_SILENCE * 2 + std::time::Duration::from_secs(5)
+        );
+    }
 }

@@ -12,8 +12,9 @@ use std::os::fd::AsFd;
 pub fn delete(global: &Global, id: &str, force: bool) -> Result<()> {
     let dir = match StateDir::open(&global.root, id) {
         Ok(dir) => dir,
-        // runc: `delete --force` of an unknown container succeeds, so cleanup is idempotent.
-        Err(Error::NotFound(_)) if force => return Ok(()),
+        // runc: `delete --force` of an unknown container succeeds, so cleanup is idempotent;
+        // a directory a killed create left without state.json goes too (runc removes it).
+        Err(Error::NotFound(_)) if force => return StateDir::remove_abandoned(&global.root, id).map(|_| ()),
         Err(e) => return Err(e),
     };
     let saved = dir.load()?;
