@@ -40,10 +40,10 @@ impl std::fmt::Display for Status {
 pub struct ContainerState {
     pub oci_version: String,
     pub id: String,
-    pub status: Status,
     /// Zero once the container has stopped (runc prints 0 then).
     #[serde(default)]
     pub pid: i32,
+    pub status: Status,
     pub bundle: String,
     #[serde(default)]
     pub rootfs: String,

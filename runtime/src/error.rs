@@ -45,6 +45,8 @@ pub enum Error {
     Exec { id: String, msg: String },
     #[error("corrupt state file {path}: {why}")]
     CorruptState { path: String, why: String },
+    #[error(transparent)]
+    Log(#[from] crate::logging::LogError),
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
 }

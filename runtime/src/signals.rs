@@ -41,7 +41,8 @@ const NAMES: &[(&str, i32)] = &[
 pub fn parse(text: &str) -> Result<i32, Error> {
     let unknown = || Error::UnknownSignal(text.to_string());
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
+        // 0 is valid: kill(2) then only checks that the process exists (runc accepts it).
+        return if (0..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
             Err(unknown())
@@ -78,8 +79,9 @@ mod tests {
         assert_eq!(parse("sigterm").unwrap(), 15);
         assert_eq!(parse("SIGUSR1").unwrap(), libc::SIGUSR1);
         assert_eq!(parse("9").unwrap(), 9);
+        assert_eq!(parse("0").unwrap(), 0);
         assert_eq!(parse("RTMIN+2").unwrap(), libc::SIGRTMIN() + 2);
-        for bad in ["", "0", "65", "SIGFOO", "RTMIN+99", "-1"] {
+        for bad in ["", "65", "SIGFOO", "RTMIN+99", "-1"] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }
     }

@@ -28,6 +28,8 @@ impl Trace {
 
     /// Close the phase that ran since the previous mark.
     pub fn mark(&mut self, phase: &str) {
+        // Every phase is a set-up step that --debug reports.
+        log::debug!("{phase}: done");
         if self.enabled {
             let now = Instant::now();
             self.phases

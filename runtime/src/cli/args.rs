@@ -4,23 +4,27 @@
 use crate::error::Error;
 use std::collections::HashMap;
 
-/// What a command accepts: flag names (with aliases) and whether each takes a value.
+/// What a command accepts: flag names (with aliases), whether each takes a value, and its
+/// line in `--help` (empty: accepted but hidden, like runc's obsolete flags).
 pub struct FlagSpec {
     pub names: &'static [&'static str],
     pub takes_value: bool,
+    pub help: &'static str,
 }
 
-pub const fn value(names: &'static [&'static str]) -> FlagSpec {
+pub const fn value(names: &'static [&'static str], help: &'static str) -> FlagSpec {
     FlagSpec {
         names,
         takes_value: true,
+        help,
     }
 }
 
-pub const fn switch(names: &'static [&'static str]) -> FlagSpec {
+pub const fn switch(names: &'static [&'static str], help: &'static str) -> FlagSpec {
     FlagSpec {
         names,
         takes_value: false,
+        help,
     }
 }
 
@@ -29,6 +33,8 @@ pub struct Parsed {
     /// By the flag's first (canonical) name; a repeated flag keeps every value in order.
     pub values: HashMap<&'static str, Vec<String>>,
     pub positional: Vec<String>,
+    /// `--help` / `-h` was given where a flag may stand (urfave/cli's implicit help flag).
+    pub help: bool,
 }
 
 impl Parsed {
@@ -70,10 +76,15 @@ pub fn parse(args: &[String], specs: &[FlagSpec], stop_at_positional: bool) -> R
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
-        let spec = specs
-            .iter()
-            .find(|s| s.names.contains(&name))
-            .ok_or_else(|| Error::Usage(format!("unknown flag {arg}")))?;
+        let Some(spec) = specs.iter().find(|s| s.names.contains(&name)) else {
+            if name == "help" || name == "h" {
+                out.help = true;
+                i += 1;
+                continue;
+            }
+            // urfave/cli's wording, which scripts written for runc may match.
+            return Err(Error::Usage(format!("flag provided but not defined: -{name}")));
+        };
         let value = if !spec.takes_value {
             inline.unwrap_or_else(|| "true".to_string())
         } else if let Some(v) = inline {
@@ -82,7 +93,7 @@ pub fn parse(args: &[String], specs: &[FlagSpec], stop_at_positional: bool) -> R
             i += 1;
             args.get(i)
                 .cloned()
-                .ok_or_else(|| Error::Usage(format!("flag {arg} needs a value")))?
+                .ok_or_else(|| Error::Usage(format!("flag needs an argument: {arg}")))?
         };
         out.values.entry(spec.names[0]).or_default().push(value);
         i += 1;
@@ -98,7 +109,11 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    const SPECS: &[FlagSpec] = &[value(&["bundle", "b"]), value(&["pid-file"]), switch(&["detach", "d"])];
+    const SPECS: &[FlagSpec] = &[
+        value(&["bundle", "b"], ""),
+        value(&["pid-file"], ""),
+        switch(&["detach", "d"], ""),
+    ];
 
     #[test]
     fn all_runc_flag_styles_parse() {
@@ -116,6 +131,13 @@ mod tests {
         assert_eq!(p.get("bundle"), Some("/b"));
         assert!(parse(&strings(&["--nope"]), SPECS, false).is_err());
         assert!(parse(&strings(&["--bundle"]), SPECS, false).is_err());
+    }
+
+    #[test]
+    fn help_is_implicit_everywhere_a_flag_may_stand() {
+        assert!(parse(&strings(&["--help"]), SPECS, false).unwrap().help);
+        assert!(parse(&strings(&["id1", "-h"]), SPECS, false).unwrap().help);
+        assert!(!parse(&strings(&["id1", "sh", "-h"]), SPECS, true).unwrap().help);
     }
 
     #[test]

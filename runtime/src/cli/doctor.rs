@@ -1,19 +1,11 @@
 //! `husk doctor [--json] [--containerd-config FILE] [--containerd-address SOCK] [--containerd-path PATH]`
 
-use super::args::{parse, switch, value, FlagSpec};
+use super::args::Parsed;
 use crate::doctor::{examine, exit_code, render_json, render_text, DoctorOptions};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 
-const DOCTOR_FLAGS: &[FlagSpec] = &[
-    switch(&["json"]),
-    value(&["containerd-config"]),
-    value(&["containerd-address"]),
-    value(&["containerd-path"]),
-];
-
-pub fn cmd_doctor(rest: &[String]) -> Result<i32> {
-    let parsed = parse(rest, DOCTOR_FLAGS, false)?;
+pub fn cmd_doctor(parsed: &Parsed) -> Result<i32> {
     if let Some(extra) = parsed.positional.first() {
         return Err(Error::Usage(format!("doctor takes no arguments, got {extra:?}")));
     }

@@ -170,7 +170,9 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     undo.cgroup = None;
     trace.mark("pid file, state.json");
     if trace.enabled() {
-        eprintln!("husk trace {id}: create: {}", trace.render());
+        let line = format!("husk trace {id}: create: {}", trace.render());
+        eprintln!("{line}");
+        crate::logging::info_in_log_file(&line);
     }
     Ok(Created {
         pid,

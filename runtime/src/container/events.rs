@@ -1,18 +1,34 @@
 //! `husk events ID [--stats] [--interval D]`: json lines like runc's — `{"type":"stats",
-//! "id":..., "data":{...}}` every interval (once with --stats), and `{"type":"oom"}` events.
+//! "id":..., "data":{...}}` every interval (once with --stats), and `{"type":"oom","id":...}`.
+//! Structs, not `json!`: clients read these lines by key order, which `json!` would sort.
 
 use super::Global;
+use crate::cgroups::Stats;
 use crate::error::Result;
 use crate::state::StateDir;
-use serde_json::json;
+use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
 
-pub fn stats_event(global: &Global, id: &str) -> Result<serde_json::Value> {
+/// runc's `types.Event`: type, id, then data (absent for oom).
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Stats>,
+}
+
+pub fn stats_event<'a>(global: &Global, id: &'a str) -> Result<Event<'a>> {
     let dir = StateDir::open(&global.root, id)?;
     let saved = dir.load()?;
     let stats = saved.cgroup.stats()?;
-    Ok(json!({ "type": "stats", "id": id, "data": stats }))
+    Ok(Event {
+        kind: "stats",
+        id,
+        data: Some(stats),
+    })
 }
 
 /// Print stats every `interval` until the container is gone; OOM kills show as the memory
@@ -25,15 +41,21 @@ pub fn events(global: &Global, id: &str, interval: Duration, once: bool) -> Resu
             Err(crate::error::Error::NotFound(_)) if !once => return Ok(()),
             Err(e) => return Err(e),
         };
-        let oom = event.pointer("/data/memory/oom_kill").and_then(|v| v.as_u64());
+        let line = serde_json::to_value(&event).unwrap_or_default();
+        let oom = line.pointer("/data/memory/oom_kill").and_then(|v| v.as_u64());
         let mut out = std::io::stdout().lock();
         if let (Some(prev), Some(now)) = (last_oom, oom) {
             if now > prev {
-                let _ = writeln!(out, "{}", json!({ "type": "oom", "id": id }));
+                let oom_event = Event {
+                    kind: "oom",
+                    id,
+                    data: None,
+                };
+                let _ = writeln!(out, "{}", serde_json::to_string(&oom_event).unwrap_or_default());
             }
         }
         last_oom = oom;
-        let _ = writeln!(out, "{event}");
+        let _ = writeln!(out, "{}", serde_json::to_string(&event).unwrap_or_default());
         let _ = out.flush();
         if once {
             return Ok(());
@@ -55,4 +77,17 @@ pub fn parse_interval(text: &str) -> Option<Duration> {
         "m" => Duration::from_secs(n * 60),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn events_keep_runcs_key_order() {
+        let oom = super::Event {
+            kind: "oom",
+            id: "c1",
+            data: None,
+        };
+        assert_eq!(serde_json::to_string(&oom).unwrap(), r#"{"type":"oom","id":"c1"}"#);
+    }
 }

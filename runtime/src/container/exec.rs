@@ -33,13 +33,27 @@ pub struct ExecOptions {
     pub caps: Vec<String>,
     pub no_new_privs: bool,
     pub preserve_fds: i32,
+    /// --ignore-paused: exec into a paused container; the process waits, frozen, for `resume`.
+    pub ignore_paused: bool,
+    /// --cgroup, `[controller:]path` each: start in a sub-cgroup of the container's.
+    pub sub_cgroups: Vec<String>,
 }
 
 pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     let dir = StateDir::open(&global.root, id)?;
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
-    if !matches!(status, Status::Running | Status::Created) {
+    let paused_ok = status == Status::Paused && opts.ignore_paused;
+    if status == Status::Paused && !paused_ok {
+        return Err(Error::Usage(
+            "cannot exec in a paused container (use --ignore-paused to override)".into(),
+        ));
+    }
+    let cgroup_dirs = super::exec_cgroup::target_dirs(&saved.cgroup, &opts.sub_cgroups)?;
+    // In a paused container the new process waits, frozen, until `resume`, which takes the
+    // container's lock: hold none (runc holds no lock across processes at all).
+    let dir = (!paused_ok).then_some(dir);
+    if !paused_ok && !matches!(status, Status::Running | Status::Created) {
         return Err(Error::WrongStatus {
             id: id.to_string(),
             op: "exec in",
@@ -65,7 +79,7 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         namespaces: ns_list.clone(),
         seccomp: super::create::seccomp_program(&global.root, linux)?,
         console_socket,
-        lock_fd: dir.lock_fd(),
+        lock_fd: dir.as_ref().map_or(-1, StateDir::lock_fd),
         preserve_fds: opts.preserve_fds,
         exec_labels,
         personality: linux.and_then(|l| l.personality().clone()),
@@ -91,7 +105,7 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     };
     drop(child_chan);
     drop(plan);
-    let started = saved.cgroup.add_process(pid).map_err(Error::from).and_then(|_| {
+    let started = super::exec_cgroup::add_process(&cgroup_dirs, pid).and_then(|_| {
         chan.send(&ToChild::Proceed)?;
         loop {
             match chan.recv_with_fd::<FromChild>()? {

@@ -1,4 +1,4 @@
-//! `husk kill ID [SIGNAL] [--all]`.
+//! `husk kill ID [SIGNAL] [--all]`. Signal 0 only checks that the process exists, as kill(2).
 
 use super::Global;
 use crate::error::{Error, Result};
@@ -12,6 +12,14 @@ pub fn kill(global: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
     if status == Status::Stopped {
+        if all {
+            // As runc: the init is gone, but what it left in the cgroup (a shared pid namespace,
+            // daemons that escaped the init's reaping) still gets the signal.
+            if !saved.cgroup.exists() {
+                return Ok(());
+            }
+            return signal_all(&saved.cgroup, signo);
+        }
         return Err(Error::WrongStatus {
             id: id.to_string(),
             op: "kill",

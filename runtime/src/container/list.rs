@@ -2,14 +2,13 @@
 
 use super::Global;
 use crate::error::{Error, Result};
+use crate::sys::Context;
 use husk_protocol::ContainerState;
 
+/// A --root that is missing or unreadable is an error: an empty table would hide a typo.
+/// (runc creates a missing root as a side effect of loading its factory, then lists nothing.)
 pub fn list(global: &Global) -> Result<Vec<ContainerState>> {
-    let entries = match std::fs::read_dir(&global.root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(crate::sys::SysError::from_io("list", global.root.display(), &e).into()),
-    };
+    let entries = std::fs::read_dir(&global.root).ctx("list", global.root.display())?;
     let mut out = Vec::new();
     for entry in entries.flatten() {
         // Only directories are containers; a --root shared with other files still lists.

@@ -26,9 +26,18 @@ const FORWARDED: [Signal; 8] = [
     Signal::SIGCONT,
 ];
 
+/// `run`'s own flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunMode {
+    /// Return once the process runs (create + start).
+    pub detach: bool,
+    /// In the foreground, leave the stopped container for `state` and `delete` (runc --keep).
+    pub keep: bool,
+}
+
 /// Returns the exit code husk should exit with.
-pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
-    if detach {
+pub fn run(global: &Global, id: &str, opts: &CreateOptions, mode: RunMode) -> Result<i32> {
+    if mode.detach {
         create(global, id, opts, true)?;
         super::start::start(global, id)?;
         return Ok(0);
@@ -58,6 +67,9 @@ pub fn run(global: &Global, id: &str, opts: &CreateOptions, detach: bool) -> Res
             .and_then(|master| wait_proxying(pid, &pidfd, &master)),
         None => wait_forwarding(pid, &pidfd),
     };
+    if mode.keep {
+        return code;
+    }
     match crate::state::StateDir::open(&global.root, id) {
         Ok(state_dir) => super::delete::destroy(state_dir, &saved)?,
         Err(Error::NotFound(_)) => {}

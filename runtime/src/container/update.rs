@@ -7,21 +7,58 @@ use husk_protocol::Status;
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
-/// runc's update flags, as (flag, JSON pointer into LinuxResources, is a byte size).
-pub const FLAG_PATHS: &[(&str, &str, bool)] = &[
-    ("memory", "/memory/limit", true),
-    ("memory-reservation", "/memory/reservation", true),
-    ("memory-swap", "/memory/swap", true),
-    ("cpu-shares", "/cpu/shares", false),
-    ("cpu-period", "/cpu/period", false),
-    ("cpu-quota", "/cpu/quota", false),
-    ("cpu-rt-period", "/cpu/realtimePeriod", false),
-    ("cpu-rt-runtime", "/cpu/realtimeRuntime", false),
-    ("cpuset-cpus", "/cpu/cpus", false),
-    ("cpuset-mems", "/cpu/mems", false),
-    ("pids-limit", "/pids/limit", false),
-    ("blkio-weight", "/blockIO/weight", false),
+/// How an update flag's text becomes a LinuxResources value (runc's parsing of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    /// docker's RAMInBytes ("512m", "1g") or -1.
+    Bytes,
+    Unsigned,
+    Signed,
+    /// Parsed as a number; 0, runc's default, leaves the value unchanged.
+    NonZero,
+    Text,
+}
+
+pub struct UpdateFlag {
+    pub name: &'static str,
+    /// Where the value goes, as a JSON pointer into LinuxResources.
+    pub pointer: &'static str,
+    pub kind: FlagKind,
+}
+
+const fn flag(name: &'static str, pointer: &'static str, kind: FlagKind) -> UpdateFlag {
+    UpdateFlag { name, pointer, kind }
+}
+
+/// runc 1.1's single-value update flags (`--resources`, the obsolete `--kernel-memory*` and the
+/// Intel RDT schemas are handled apart).
+pub const FLAGS: &[UpdateFlag] = &[
+    flag("blkio-weight", "/blockIO/weight", FlagKind::NonZero),
+    flag("cpu-period", "/cpu/period", FlagKind::Unsigned),
+    flag("cpu-quota", "/cpu/quota", FlagKind::Signed),
+    flag("cpu-share", "/cpu/shares", FlagKind::Unsigned),
+    flag("cpu-rt-period", "/cpu/realtimePeriod", FlagKind::Unsigned),
+    flag("cpu-rt-runtime", "/cpu/realtimeRuntime", FlagKind::Signed),
+    flag("cpuset-cpus", "/cpu/cpus", FlagKind::Text),
+    flag("cpuset-mems", "/cpu/mems", FlagKind::Text),
+    flag("memory", "/memory/limit", FlagKind::Bytes),
+    flag("memory-reservation", "/memory/reservation", FlagKind::Bytes),
+    flag("memory-swap", "/memory/swap", FlagKind::Bytes),
+    flag("pids-limit", "/pids/limit", FlagKind::NonZero),
 ];
+
+/// husk cannot set Intel RDT schemas; runc's words when the host lacks resctrl.
+pub fn check_rdt_flags(l3_cache_schema: Option<&str>, mem_bw_schema: Option<&str>) -> Result<()> {
+    let resctrl = std::path::Path::new("/sys/fs/resctrl/schemata").exists();
+    match (l3_cache_schema, mem_bw_schema) {
+        (None, None) => Ok(()),
+        _ if resctrl => Err(Error::Unsupported("update --l3-cache-schema / --mem-bw-schema")),
+        (Some(_), _) => Err(Error::Usage("Intel RDT/CAT: l3 cache schema is not enabled".into())),
+        (None, Some(_)) => Err(Error::Usage(
+            "Intel RDT/MBA: memory bandwidth schema is not enabled".into(),
+        )),
+    }
+}
 
 pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<()> {
     let dir = StateDir::open(&global.root, id)?;
@@ -47,29 +84,30 @@ pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<(
     Ok(())
 }
 
-/// The resources named by --resources (a file, or "-" for stdin) and the single-value flags,
-/// the flags winning.
-pub fn resources_from(file_text: Option<&str>, flags: &[(&str, &str)]) -> Result<LinuxResources> {
-    let mut doc: Value = match file_text {
-        Some(text) => {
-            serde_json::from_str(text).map_err(|e| Error::Usage(format!("--resources: invalid JSON: {e}")))?
-        }
-        None => json!({}),
-    };
-    for (flag, text) in flags {
-        let Some(&(_, pointer, bytes)) = FLAG_PATHS.iter().find(|(name, _, _)| name == flag) else {
+/// `--resources FILE|-`: LinuxResources as JSON (runc ignores every other flag then).
+pub fn resources_from_json(text: &str) -> Result<LinuxResources> {
+    serde_json::from_str(text).map_err(|e| Error::Usage(format!("--resources: invalid JSON: {e}")))
+}
+
+/// The single-value flags, as (flag name, text), into LinuxResources.
+pub fn resources_from_flags(flags: &[(&str, &str)]) -> Result<LinuxResources> {
+    let mut doc = json!({});
+    for (name, text) in flags {
+        let Some(flag) = FLAGS.iter().find(|f| f.name == *name) else {
             continue;
         };
-        let value = if pointer.ends_with("cpus") || pointer.ends_with("mems") {
-            Value::String(text.to_string())
-        } else if bytes {
-            json!(parse_bytes(text).ok_or_else(|| Error::Usage(format!("--{flag}: invalid size {text:?}")))?)
-        } else {
-            json!(text
-                .parse::<i64>()
-                .map_err(|_| Error::Usage(format!("--{flag}: {text:?} is not a number")))?)
+        let invalid = |e: &dyn std::fmt::Display| Error::Usage(format!("invalid value for {name}: {e}"));
+        let value = match flag.kind {
+            FlagKind::Text => Value::String(text.to_string()),
+            FlagKind::Bytes => json!(parse_bytes(text).ok_or_else(|| invalid(&format!("invalid size: '{text}'")))?),
+            FlagKind::Unsigned => json!(text.parse::<u64>().map_err(|e| invalid(&e))?),
+            FlagKind::Signed => json!(text.parse::<i64>().map_err(|e| invalid(&e))?),
+            FlagKind::NonZero => match text.parse::<i64>().map_err(|e| invalid(&e))? {
+                0 => continue,
+                n => json!(n),
+            },
         };
-        set_pointer(&mut doc, pointer, value);
+        set_pointer(&mut doc, flag.pointer, value);
     }
     serde_json::from_value(doc).map_err(|e| Error::Usage(format!("invalid resources: {e}")))
 }
@@ -121,14 +159,35 @@ mod tests {
     }
 
     #[test]
-    fn flags_override_the_resources_file() {
-        let r = resources_from(
-            Some(r#"{"memory":{"limit":1000},"pids":{"limit":5}}"#),
-            &[("memory", "64m"), ("cpuset-cpus", "0")],
-        )
+    fn every_runc_flag_maps_into_the_resources() {
+        let r = resources_from_flags(&[
+            ("memory", "64m"),
+            ("memory-swap", "-1"),
+            ("cpuset-cpus", "0"),
+            ("cpu-share", "512"),
+            ("cpu-quota", "-1"),
+            ("cpu-rt-runtime", "950"),
+            ("pids-limit", "0"),
+            ("blkio-weight", "300"),
+        ])
         .unwrap();
-        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        let memory = r.memory().as_ref().unwrap();
+        assert_eq!((memory.limit(), memory.swap()), (Some(64 << 20), Some(-1)));
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(
+            (cpu.shares(), cpu.quota(), cpu.realtime_runtime()),
+            (Some(512), Some(-1), Some(950))
+        );
+        assert!(r.pids().is_none(), "pids-limit 0 is runc's 'unchanged'");
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(300));
+        assert!(resources_from_flags(&[("cpu-share", "-5")]).is_err());
+    }
+
+    #[test]
+    fn a_resources_file_is_read_as_linux_resources() {
+        let r = resources_from_json(r#"{"memory":{"limit":1000},"pids":{"limit":5}}"#).unwrap();
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(1000));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 5);
-        assert_eq!(r.cpu().as_ref().unwrap().cpus().as_deref(), Some("0"));
     }
 }
