@@ -43,7 +43,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             log.error(&e.to_string());
-            1
+            e.exit_code()
         }
     }
 }
