@@ -78,7 +78,7 @@ pub fn load(bundle: &Path) -> Result<Spec, ConfigError> {
     let path = bundle.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
         path: path.display().to_string(),
-        why: e.to_string(),
+        why: crate::sys::io_error_text(&e),
     })?;
     let spec: Spec = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.display().to_string(),

@@ -43,6 +43,10 @@ pub enum Error {
     Init(String),
     #[error("exec in container {id}: {msg}")]
     Exec { id: String, msg: String },
+    /// Any failure of `husk exec` itself, as runc's exec.go words it; it exits 255, so that a
+    /// caller can tell it from the exit status of the process (see [`Error::exit_code`]).
+    #[error("exec failed: {0}")]
+    ExecFailed(Box<Error>),
     #[error("corrupt state file {path}: {why}")]
     CorruptState { path: String, why: String },
     #[error(transparent)]
@@ -60,6 +64,16 @@ impl From<crate::seccomp::SeccompError> for Error {
 impl From<CgroupError> for Error {
     fn from(e: CgroupError) -> Self {
         Error::Cgroup(Box::new(e))
+    }
+}
+
+impl Error {
+    /// husk's exit status for this error: 255 for a failed exec (runc's fatalWithCode), else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::ExecFailed(_) => 255,
+            _ => 1,
+        }
     }
 }
 

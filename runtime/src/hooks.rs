@@ -66,7 +66,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
     let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
         kind,
         path: path.clone(),
-        why: e.to_string(),
+        why: crate::sys::io_error_text(&e),
     })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is not an error (EPIPE).
@@ -81,7 +81,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
         _ => child.wait().map_err(|e| HookError::Spawn {
             kind,
             path: path.clone(),
-            why: e.to_string(),
+            why: crate::sys::io_error_text(&e),
         })?,
     };
     if status.success() {

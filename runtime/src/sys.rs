@@ -1,6 +1,9 @@
 //! The error every thin kernel-call wrapper returns: which operation, on what, and the errno.
 //! Kept in one place so that every syscall failure reads the same way:
-//! `failed to mount proc on /proc: EPERM: Operation not permitted`.
+//! `failed to mount proc on /proc: operation not permitted`.
+//! The errno reads as Go's syscall.Errno does (strerror, lower case): runc's messages look so,
+//! and clients match them by substring (Docker: "no such file or directory" → exit 127,
+//! "permission denied" → 126).
 
 use nix::errno::Errno;
 use std::fmt;
@@ -16,7 +19,7 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "failed to {} {}: {}", self.op, self.object, self.errno)
+        write!(f, "failed to {} {}: {}", self.op, self.object, errno_text(self.errno))
     }
 }
 
@@ -51,5 +54,38 @@ impl<T> Context<T> for nix::Result<T> {
 impl<T> Context<T> for std::io::Result<T> {
     fn ctx(self, op: &str, object: impl fmt::Display) -> Result<T, SysError> {
         self.map_err(|err| SysError::from_io(op, object, &err))
+    }
+}
+
+/// An errno as runc and Go print it: "no such file or directory", "operation not permitted".
+pub fn errno_text(errno: Errno) -> String {
+    let desc = errno.desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("errno {}", errno as i32),
+    }
+}
+
+/// An io::Error in the same words: without Rust's " (os error N)" suffix.
+pub fn io_error_text(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(raw) => errno_text(Errno::from_raw(raw)),
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_read_as_runc_prints_them() {
+        assert_eq!(errno_text(Errno::ENOENT), "no such file or directory");
+        assert_eq!(errno_text(Errno::EACCES), "permission denied");
+        let err = SysError::new("close_range", "3..4", Errno::EPERM);
+        assert_eq!(err.to_string(), "failed to close_range 3..4: operation not permitted");
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_error_text(&io), "no such file or directory");
     }
 }

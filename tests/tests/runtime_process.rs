@@ -97,7 +97,7 @@ fn raising_a_hard_rlimit_fails_clearly_and_leaves_nothing() {
     bundle.save();
     let out = run_fg(&rt, &bundle);
     assert_one_line_error(&out, "CAP_SYS_RESOURCE");
-    assert_one_line_error(&out, "EPERM");
+    assert_one_line_error(&out, "operation not permitted");
     assert_one_line_error(&out, "RLIMIT_NOFILE");
     assert_nothing_left(&rt, bundle.id(), &bundle);
 }

@@ -9,24 +9,24 @@ use std::path::PathBuf;
 /// they are; configuration problems name the resource and say what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("failed to read {what}: {path}: {source}")]
+    #[error("failed to read {what}: {path}: {}", crate::sys::io_error_text(source))]
     Read {
         what: &'static str,
         path: PathBuf,
         source: io::Error,
     },
 
-    #[error("failed to write {value:?}: {path}: {source}")]
+    #[error("failed to write {value:?}: {path}: {}", crate::sys::io_error_text(source))]
     Write {
         path: PathBuf,
         value: String,
         source: io::Error,
     },
 
-    #[error("failed to create cgroup directory: {path}: {source}")]
+    #[error("failed to create cgroup directory: {path}: {}", crate::sys::io_error_text(source))]
     Mkdir { path: PathBuf, source: io::Error },
 
-    #[error("failed to remove cgroup directory: {path}: {source}")]
+    #[error("failed to remove cgroup directory: {path}: {}", crate::sys::io_error_text(source))]
     Rmdir { path: PathBuf, source: io::Error },
 
     #[error("failed to parse {what}: {path}: unexpected {content:?}")]
@@ -81,7 +81,7 @@ pub enum CgroupError {
     #[error("failed to freeze cgroup: {path}: still {state:?} after {millis} ms")]
     FreezeTimeout { path: PathBuf, state: String, millis: u128 },
 
-    #[error("failed to {action} cgroup: {path}: {source}")]
+    #[error("failed to {action} cgroup: {path}: {}", crate::sys::errno_text(*source))]
     Sys {
         action: &'static str,
         path: PathBuf,

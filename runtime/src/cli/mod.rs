@@ -25,7 +25,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             crate::logging::error(&e.to_string());
-            1
+            e.exit_code()
         }
     }
 }

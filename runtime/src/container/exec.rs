@@ -39,7 +39,12 @@ pub struct ExecOptions {
     pub sub_cgroups: Vec<String>,
 }
 
+/// Every failure of exec is `exec failed: ...` and exit status 255, as with runc.
 pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
+    exec_in(global, id, opts).map_err(|e| Error::ExecFailed(Box::new(e)))
+}
+
+fn exec_in(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     let dir = StateDir::open(&global.root, id)?;
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
@@ -61,15 +66,9 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         });
     }
     let spec = crate::config::load(&saved.bundle)?;
-    let process = build_process(&spec, opts)?;
+    let mut process = build_process(&spec, opts)?;
     let exec_labels = crate::lsm::plan_process(&process, crate::lsm::HostLsm::detect())?;
-    let console_socket = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
-        (Some(path), true) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(path).ctx("connect to console socket", path.display())?,
-        )),
-        (None, true) => return Err(Error::Usage("a terminal needs --console-socket".into())),
-        _ => None,
-    };
+    let (console_socket, console_rx) = console_for(opts, &mut process)?;
     let ns_list = container_namespaces(&spec, saved.pid);
     let linux = spec.linux().as_ref();
     let plan = ExecPlan {
@@ -148,7 +147,36 @@ pub fn exec(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
-    super::run::wait_forwarding(pid, &pidfd)
+    match console_rx {
+        Some(rx) => super::run::wait_proxying(pid, &pidfd, &super::tty_proxy::receive_master(&rx)?),
+        None => super::run::wait_forwarding(pid, &pidfd),
+    }
+}
+
+/// Where the exec'd process's pty master goes: to --console-socket, or (runc's foreground
+/// `exec -t` without one) to husk itself, which relays it over its own stdio. Returns the fd
+/// the child sends on and, when husk relays, the end husk receives on.
+fn console_for(opts: &ExecOptions, process: &mut Process) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !process.terminal().unwrap_or(false) {
+        return Ok((None, None));
+    }
+    match &opts.console_socket {
+        Some(path) => Ok((
+            Some(OwnedFd::from(
+                std::os::unix::net::UnixStream::connect(path).ctx("connect to console socket", path.display())?,
+            )),
+            None,
+        )),
+        // runc's words; a detached exec has nobody to relay the terminal.
+        None if opts.detach => Err(Error::Usage(
+            "cannot allocate tty if husk will detach without setting console socket".into(),
+        )),
+        None => {
+            super::tty_proxy::size_process_pty_like_our_terminal(process);
+            let pair = super::tty_proxy::console_pair()?;
+            Ok((Some(pair.theirs), Some(pair.ours)))
+        }
+    }
 }
 
 /// Every namespace the container has, as /proc/<init>/ns/<kind>, to be joined.
@@ -172,7 +200,7 @@ fn container_namespaces(spec: &Spec, init_pid: i32) -> Vec<LinuxNamespace> {
 fn build_process(spec: &Spec, opts: &ExecOptions) -> Result<Process> {
     if let Some(path) = &opts.process_file {
         let text = std::fs::read_to_string(path).ctx("read process file", path.display())?;
-        let process: Process = serde_json::from_str(&text)
+        let process = parse_process_json(&text)
             .map_err(|e| Error::Usage(format!("{}: invalid process json: {e}", path.display())))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::Usage(format!(
@@ -211,6 +239,18 @@ fn build_process(spec: &Spec, opts: &ExecOptions) -> Result<Process> {
     Ok(process)
 }
 
+/// A process.json as runc reads it: a missing `user` is uid 0, gid 0 (Go's zero value), while
+/// oci-spec requires the field.
+fn parse_process_json(text: &str) -> serde_json::Result<Process> {
+    let mut value: serde_json::Value = serde_json::from_str(text)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields
+            .entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_json::from_value(value)
+}
+
 fn parse_user(user: &str) -> Result<(u32, u32)> {
     let bad = || Error::Usage(format!("--user {user:?}: expected UID[:GID] as numbers"));
     let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
@@ -238,4 +278,17 @@ fn add_caps(process: &mut Process, caps: &[String]) -> Result<()> {
     }
     process.set_capabilities(Some(set));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_json_without_user_runs_as_root() {
+        let process = parse_process_json(r#"{"args": ["true"], "cwd": "/"}"#).unwrap();
+        assert_eq!((process.user().uid(), process.user().gid()), (0, 0));
+        let process = parse_process_json(r#"{"args": ["true"], "cwd": "/", "user": {"uid": 7, "gid": 8}}"#).unwrap();
+        assert_eq!((process.user().uid(), process.user().gid()), (7, 8));
+    }
 }

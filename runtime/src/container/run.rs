@@ -106,7 +106,7 @@ pub fn wait_forwarding(pid: i32, pidfd: &std::os::fd::OwnedFd) -> Result<i32> {
 }
 
 /// Like wait_forwarding, also moving bytes between our stdio and the container's pty.
-fn wait_proxying(pid: i32, pidfd: &std::os::fd::OwnedFd, master: &std::os::fd::OwnedFd) -> Result<i32> {
+pub fn wait_proxying(pid: i32, pidfd: &std::os::fd::OwnedFd, master: &std::os::fd::OwnedFd) -> Result<i32> {
     use super::tty_proxy::{copy_window_size, drain, pump, RawMode};
     let mut mask = SigSet::empty();
     FORWARDED.iter().for_each(|s| mask.add(*s));

@@ -68,9 +68,13 @@ impl Drop for RawMode {
 /// can run, or a fast process (`stty size`) sees 0x0. Setting it on the master after receiving
 /// it races with the exec. A consoleSize in the config wins, as with --console-socket.
 pub fn size_pty_like_our_terminal(spec: &mut oci_spec::runtime::Spec) {
-    let Some(process) = spec.process_mut() else {
-        return;
-    };
+    if let Some(process) = spec.process_mut() {
+        size_process_pty_like_our_terminal(process);
+    }
+}
+
+/// The same for one process: a foreground `exec -t` sizes its pty before the process runs.
+pub fn size_process_pty_like_our_terminal(process: &mut oci_spec::runtime::Process) {
     if !process.terminal().unwrap_or(false) || process.console_size().is_some() {
         return;
     }
@@ -86,6 +90,20 @@ pub fn size_pty_like_our_terminal(spec: &mut oci_spec::runtime::Spec) {
     if let Ok(size) = size {
         process.set_console_size(Some(size));
     }
+}
+
+/// A socketpair for a terminal process whose runtime proxies the pty itself: the child sends
+/// the master on `theirs` (as on a --console-socket), husk receives it on `ours`.
+pub struct ConsolePair {
+    pub ours: OwnedFd,
+    pub theirs: OwnedFd,
+}
+
+pub fn console_pair() -> Result<ConsolePair, SysError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .ctx("create", "console socketpair")?;
+    Ok(ConsolePair { ours, theirs })
 }
 
 pub fn copy_window_size(from: BorrowedFd, to: BorrowedFd) {

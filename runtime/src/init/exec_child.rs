@@ -50,6 +50,9 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
     if let Some(personality) = &plan.personality {
         super::sched::set_personality(personality)?;
     }
+    // Before prepare_credentials, which may load a seccomp filter that refuses close_range.
+    let keep: Vec<i32> = (3..3 + plan.preserve_fds).chain([chan.raw_fd()]).collect();
+    super::exec::cloexec_from(3, &keep)?;
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     prepare_credentials(
         &plan.process,
@@ -62,11 +65,6 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
 }
 
 fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> InitError {
-    let keep: Vec<i32> = (3..3 + plan.preserve_fds).chain([chan.raw_fd()]).collect();
-    if let Err(e) = super::exec::cloexec_from(3, &keep) {
-        let _ = chan.send(&FromChild::Failed { msg: e.to_string() });
-        return e.into();
-    }
     if let Err(e) = chan.send(&FromChild::Ready) {
         return e.into();
     }

@@ -62,6 +62,8 @@ pub enum InitError {
     Seccomp(String),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
     #[error("the parent went away before the container was ready")]
     ParentGone,
     #[error("unexpected message from the parent: {0:?}")]
@@ -175,6 +177,12 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
         write_sysctls(spec)?;
     }
     trace.mark("pivot_root, masked and read-only paths, sysctl");
+    // Before prepare_process: without no_new_privs it loads the seccomp filter, which may
+    // refuse close_range (every fd opened after this is O_CLOEXEC).
+    let keep: Vec<i32> = (3..3 + plan.preserve_fds)
+        .chain([chan.raw_fd(), plan.state_dir.as_raw_fd()])
+        .collect();
+    exec::cloexec_from(3, &keep)?;
     let program = prepare_process(plan, chan)?;
     trace.mark("process: console, rlimits, creds, caps, seccomp");
     if trace.enabled() {
@@ -312,6 +320,7 @@ pub fn prepare_credentials(
     // Resolved inside the root, made when missing (as runc does: images often name a workdir
     // they do not ship), and checked after the chdir (CVE-2024-21626).
     crate::rootfs::cwd::enter(process.cwd())?;
+    creds::give_stdio_to(process.user().uid())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
     if let Some(caps) = process.capabilities() {
         capabilities::apply(caps)?;
@@ -358,14 +367,8 @@ fn join_session_keyring(id: &str) {
 }
 
 /// Tell the parent we are ready, wait for `husk start` on exec.fifo, load seccomp, exec.
+/// The fds were marked close-on-exec before the set-up loaded any seccomp filter.
 fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> InitError {
-    let preserved: Vec<i32> = (3..3 + plan.preserve_fds).collect();
-    let mut keep = preserved.clone();
-    keep.extend([chan.raw_fd(), plan.state_dir.as_raw_fd()]);
-    if let Err(e) = exec::cloexec_from(3, &keep) {
-        let _ = chan.send(&FromChild::Failed { msg: e.to_string() });
-        return e.into();
-    }
     if let Err(e) = chan.send(&FromChild::Ready) {
         return e.into();
     }

@@ -69,24 +69,30 @@ pub enum SeccompError {
         #[source]
         source: libseccomp::error::SeccompError,
     },
-    #[error("failed to load seccomp filter (seccomp(2) flags {flags:#x}): {errno:?}: {}", errno.desc())]
+    #[error("failed to load seccomp filter (seccomp(2) flags {flags:#x}): {}", crate::sys::errno_text(*errno))]
     Load { flags: u32, errno: nix::errno::Errno },
     #[error("failed to load seccomp filter: thread {tid} could not be synchronized (TSYNC)")]
     TsyncFailed { tid: i32 },
     #[error("failed to load seccomp filter: {instructions} BPF instructions exceed the kernel's limit")]
     ProgramTooLong { instructions: usize },
-    #[error("failed to export seccomp filter: {source}")]
+    #[error("failed to export seccomp filter: {}", crate::sys::io_error_text(source))]
     Export {
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to connect to seccomp listener: {path}: {source}")]
+    #[error(
+        "failed to connect to seccomp listener: {path}: {}",
+        crate::sys::io_error_text(source)
+    )]
     ListenerConnect {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to send seccomp notify fd to listener: {path}: {source}")]
+    #[error(
+        "failed to send seccomp notify fd to listener: {path}: {}",
+        crate::sys::io_error_text(source)
+    )]
     ListenerSend {
         path: std::path::PathBuf,
         #[source]
@@ -113,10 +119,7 @@ impl SeccompError {
 /// operator needs the errno itself, e.g. EACCES when no_new_privs and CAP_SYS_ADMIN are both missing.
 fn describe_libseccomp(err: &libseccomp::error::SeccompError) -> String {
     match err.sysrawrc() {
-        Some(rc) => {
-            let errno = nix::errno::Errno::from_raw(-rc);
-            format!("{errno:?}: {}", errno.desc())
-        }
+        Some(rc) => crate::sys::errno_text(nix::errno::Errno::from_raw(-rc)),
         None => err.to_string(),
     }
 }
