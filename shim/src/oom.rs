@@ -50,12 +50,9 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
     let proc_path = format!("/proc/{pid}/cgroup");
     let text = fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
     let paths = parse_proc_cgroup(&text);
-    let Some((mount, rel)) = paths.get("memory").and_then(|p| p.split_once('\0')) else {
+    let Some(dir) = paths.v1("memory") else {
         return Err(Error::InvalidArgument("no cgroup v1 memory controller".into()));
     };
-    let dir = Path::new("/sys/fs/cgroup")
-        .join(mount)
-        .join(rel.trim_start_matches('/'));
     let control_path = dir.join("memory.oom_control");
     let control = File::open(&control_path).map_err(Error::io("open memory.oom_control", &control_path))?;
     // SAFETY: eventfd returns a new fd or -1; we own it from here on.

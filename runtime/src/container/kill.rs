@@ -11,7 +11,10 @@ pub fn kill(global: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
     let dir = StateDir::open(&global.root, id)?;
     let saved = dir.load()?;
     let status = saved.status(&dir.path);
-    if status == Status::Stopped {
+    // `--all` signals the cgroup, which may still hold processes once the init has exited (a
+    // container sharing the host's pid namespace): runc 1.1 allows it on a stopped container,
+    // and containerd's shim relies on it to clean up after such an init.
+    if status == Status::Stopped && !all {
         return Err(Error::WrongStatus {
             id: id.to_string(),
             op: "kill",
