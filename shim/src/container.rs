@@ -367,3 +367,43 @@ impl Container {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_terminal_follows_the_request_not_the_spec() {
+        let spec = br#"{"terminal":false,"args":["sh"],"cwd":"/"}"#;
+        let patched: serde_json::Value = serde_json::from_slice(&exec_spec_with_terminal(spec, true).unwrap()).unwrap();
+        assert_eq!(patched["terminal"], serde_json::Value::Bool(true));
+        assert_eq!(patched["args"][0], "sh");
+        let spec = br#"{"terminal":true,"args":["sh"]}"#;
+        let patched: serde_json::Value =
+            serde_json::from_slice(&exec_spec_with_terminal(spec, false).unwrap()).unwrap();
+        assert_eq!(patched["terminal"], serde_json::Value::Bool(false));
+    }
+
+    #[test]
+    fn only_a_new_pid_namespace_spares_the_kill_all_on_exit() {
+        let dir = std::env::temp_dir().join(format!("husk-killall-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let write = |namespaces: &str| {
+            let spec = format!(r#"{{"linux":{{"namespaces":{namespaces}}}}}"#);
+            fs::write(dir.join("config.json"), spec).unwrap();
+        };
+        write(r#"[{"type":"pid"},{"type":"mount"}]"#);
+        assert!(!kill_all_on_exit(&dir));
+        write(r#"[{"type":"pid","path":"/proc/1/ns/pid"}]"#);
+        assert!(kill_all_on_exit(&dir));
+        write(r#"[{"type":"mount"}]"#);
+        assert!(kill_all_on_exit(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resize_of_a_process_without_a_tty_is_ok() {
+        let c = Container::for_test("c1", 1);
+        assert!(c.resize_pty("", 80, 24).is_ok());
+    }
+}
