@@ -52,7 +52,7 @@ impl CgroupPaths {
         Some(Path::new(CGROUP_ROOT).join(mount).join(path.trim_start_matches('/')))
     }
 
-    fn unified(&self) -> Option<PathBuf> {
+    pub fn unified(&self) -> Option<PathBuf> {
         let rel = self.0.get("")?;
         Some(Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/')))
     }
