@@ -61,6 +61,20 @@ pub fn shim_oom_score_is_one_above_containerd(via: &Via) {
     let task = task_pid(&ctrd, &id);
     let shim = parent_of(task);
     let containerd = oom_score_adj(ctrd.pid());
+    // The footprint, for the record (docs/shim.md): threads and RSS of the idle shim.
+    let status = std::fs::read_to_string(format!("/proc/{shim}/status")).unwrap_or_default();
+    let footprint: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("Threads:") || l.starts_with("VmRSS:"))
+        .collect();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{shim}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!("shim {shim}: {footprint:?} {threads:?}");
     assert_eq!(oom_score_adj(shim), (containerd + 1).min(1000), "shim {shim}");
     // ctr's spec sets no oomScoreAdj: the init inherits the shim's, on both shims.
     assert_eq!(oom_score_adj(task), oom_score_adj(shim), "init {task}");
