@@ -48,6 +48,11 @@ pub struct Container {
     pub runtime: Runtime,
     pub options: RuntimeOptions,
     pub rootfs_mounted: bool,
+    /// The spec creates no pid namespace of its own: when the init exits, what it leaves in the
+    /// cgroup is killed (containerd's runc shim: ShouldKillAllOnExit).
+    pub kill_all_on_exit: bool,
+    /// The init's cgroups, read at create: Stats still finds them once the init has exited.
+    pub cgroups: Option<crate::stats::CgroupPaths>,
     processes: Mutex<Processes>,
     /// The OOM watcher, once the init has started.
     pub oom: Mutex<Option<std::sync::Arc<crate::oom::OomWatch>>>,
@@ -64,6 +69,36 @@ pub fn read_pid_file(path: &Path) -> Result<u32> {
     text.trim()
         .parse()
         .map_err(|_| Error::InvalidArgument(format!("pid file {} holds {text:?}", path.display())))
+}
+
+/// True unless config.json asks for a new pid namespace (a `pid` entry without a path): a
+/// container in the host's or another container's pid namespace does not lose its processes when
+/// its init exits. An unreadable spec counts as "kill all", as in containerd's runc shim.
+pub fn kill_all_on_exit(bundle: &Path) -> bool {
+    let spec = fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    let namespaces = spec
+        .as_ref()
+        .and_then(|s| s.pointer("/linux/namespaces")?.as_array().cloned());
+    !namespaces.unwrap_or_default().iter().any(|ns| {
+        ns.get("type").and_then(|t| t.as_str()) == Some("pid")
+            && ns.get("path").and_then(|p| p.as_str()).unwrap_or_default().is_empty()
+    })
+}
+
+/// The exec's process json with `terminal` set from the request, whatever the spec said: the
+/// shim made a console socket (or pipes) from the request's flag, and the runtime must agree.
+fn exec_spec_with_terminal(spec: &[u8], terminal: bool) -> Result<Vec<u8>> {
+    let json = |source| Error::Json {
+        what: "exec process",
+        source,
+    };
+    let mut process: serde_json::Value = serde_json::from_slice(spec).map_err(json)?;
+    if let Some(obj) = process.as_object_mut() {
+        obj.insert("terminal".into(), serde_json::Value::Bool(terminal));
+    }
+    serde_json::to_vec(&process).map_err(json)
 }
 
 impl Container {
@@ -109,6 +144,7 @@ impl Container {
                 return Err(undo(err));
             }
         };
+        let kill_all_on_exit = kill_all_on_exit(&bundle);
         let mut init = Process::new(&req.id, "", stdio);
         init.pid = pid;
         init.io = Some(io);
@@ -123,6 +159,8 @@ impl Container {
             runtime,
             options,
             rootfs_mounted,
+            kill_all_on_exit,
+            cgroups: crate::stats::CgroupPaths::of_pid(pid, &req.id).ok(),
             processes,
             oom: Mutex::new(None),
         };
@@ -147,6 +185,8 @@ impl Container {
             },
             options: RuntimeOptions::default(),
             rootfs_mounted: false,
+            kill_all_on_exit: false,
+            cgroups: None,
             processes: Mutex::new(Processes {
                 init,
                 execs: HashMap::new(),
@@ -186,6 +226,7 @@ impl Container {
     pub fn run_exec(&self, exec_id: &str, stdio: &StdioPaths, spec: &[u8]) -> Result<(u32, ProcessIo)> {
         let process_file = self.bundle.join(format!("{exec_id}.json"));
         let pid_file = self.bundle.join(format!("{exec_id}.pid"));
+        let spec = exec_spec_with_terminal(spec, stdio.terminal)?;
         fs::write(&process_file, spec).map_err(Error::io("write exec process", &process_file))?;
         let mut prepared = PreparedIo::new(
             stdio,
@@ -220,7 +261,9 @@ impl Container {
             return Err(Error::ProcessFinished(self.id.clone()));
         }
         if exec_id.is_empty() {
-            self.runtime.kill(&self.id, signal, all)?;
+            self.runtime
+                .kill(&self.id, signal, all)
+                .map_err(|err| err.process_gone(&self.id))?;
             // A frozen process cannot act on SIGKILL: thaw it so the kill lands.
             if state == ProcessState::Paused && signal == libc::SIGKILL as u32 {
                 let _ = self.runtime.resume(&self.id);
@@ -260,8 +303,14 @@ impl Container {
         self.lock().init.check(Transition::Delete)?;
         if let Err(err) = self.runtime.delete(&self.id, false) {
             // The runtime may have lost the container already (its init died with the shim's
-            // state intact): force once, then report the first error only if that fails too.
-            self.runtime.delete(&self.id, true).map_err(|_| err)?;
+            // state intact): force once, then report the first error only if that fails too. A
+            // container the runtime no longer knows is deleted already (containerd's runc shim
+            // ignores "does not exist" here).
+            if let Err(forced) = self.runtime.delete(&self.id, true) {
+                if !forced.is_gone() {
+                    return Err(err.process_gone(&self.id));
+                }
+            }
         }
         let mut procs = self.lock();
         procs.init.apply(Transition::Delete)?;
@@ -292,8 +341,11 @@ impl Container {
         let procs = self.lock();
         let p = procs.get(&self.id, exec_id)?;
         let console = p.io.as_ref().and_then(|io| io.console.as_ref());
-        let console = console.ok_or_else(|| Error::InvalidArgument(format!("process {} has no tty", p.pid)))?;
-        crate::console::resize(console, width, height)
+        // A process without a tty has nothing to resize: containerd's runc shim says OK.
+        match console {
+            Some(console) => crate::console::resize(console, width, height),
+            None => Ok(()),
+        }
     }
 
     pub fn close_stdin(&self, exec_id: &str) -> Result<()> {
@@ -313,5 +365,45 @@ impl Container {
             return Ok(Some(crate::process::ExitInfo { status, at }));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_terminal_follows_the_request_not_the_spec() {
+        let spec = br#"{"terminal":false,"args":["sh"],"cwd":"/"}"#;
+        let patched: serde_json::Value = serde_json::from_slice(&exec_spec_with_terminal(spec, true).unwrap()).unwrap();
+        assert_eq!(patched["terminal"], serde_json::Value::Bool(true));
+        assert_eq!(patched["args"][0], "sh");
+        let spec = br#"{"terminal":true,"args":["sh"]}"#;
+        let patched: serde_json::Value =
+            serde_json::from_slice(&exec_spec_with_terminal(spec, false).unwrap()).unwrap();
+        assert_eq!(patched["terminal"], serde_json::Value::Bool(false));
+    }
+
+    #[test]
+    fn only_a_new_pid_namespace_spares_the_kill_all_on_exit() {
+        let dir = std::env::temp_dir().join(format!("husk-killall-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let write = |namespaces: &str| {
+            let spec = format!(r#"{{"linux":{{"namespaces":{namespaces}}}}}"#);
+            fs::write(dir.join("config.json"), spec).unwrap();
+        };
+        write(r#"[{"type":"pid"},{"type":"mount"}]"#);
+        assert!(!kill_all_on_exit(&dir));
+        write(r#"[{"type":"pid","path":"/proc/1/ns/pid"}]"#);
+        assert!(kill_all_on_exit(&dir));
+        write(r#"[{"type":"mount"}]"#);
+        assert!(kill_all_on_exit(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resize_of_a_process_without_a_tty_is_ok() {
+        let c = Container::for_test("c1", 1);
+        assert!(c.resize_pty("", 80, 24).is_ok());
     }
 }

@@ -79,6 +79,33 @@ impl Error {
         move |source| Error::Sys { action, source }
     }
 
+    /// A runtime error that says the container or its process is gone (runc's and husk's
+    /// wording, as containerd's runc shim matches them in checkKillError).
+    pub fn is_gone(&self) -> bool {
+        let Error::Runtime { msg } = self else {
+            return false;
+        };
+        let msg = msg.to_lowercase();
+        [
+            "does not exist",
+            "not running",
+            "that is stopped",
+            "no such process",
+            "process already finished",
+        ]
+        .iter()
+        .any(|gone| msg.contains(gone))
+    }
+
+    /// [`Error::is_gone`] errors become NOT_FOUND ("process already finished"); others stay.
+    pub fn process_gone(self, id: &str) -> Error {
+        if self.is_gone() {
+            log::debug!("{id}: {self}");
+            return Error::ProcessFinished(id.to_string());
+        }
+        self
+    }
+
     fn code(&self) -> Code {
         match self {
             Error::ContainerNotFound(_) | Error::ProcessNotFound { .. } | Error::ProcessFinished(_) => Code::NOT_FOUND,
@@ -119,6 +146,22 @@ mod tests {
         };
         assert_eq!(code_of(bad), Code::FAILED_PRECONDITION as i32);
         assert_eq!(code_of(Error::Unimplemented("checkpoint")), Code::UNIMPLEMENTED as i32);
+    }
+
+    #[test]
+    fn runtime_errors_about_a_vanished_container_map_to_not_found() {
+        let gone = Error::Runtime {
+            msg: "container \"c1\" does not exist".into(),
+        };
+        assert_eq!(code_of(gone.process_gone("c1")), Code::NOT_FOUND as i32);
+        let stopped = Error::Runtime {
+            msg: "container c1: cannot kill a container that is stopped".into(),
+        };
+        assert_eq!(code_of(stopped.process_gone("c1")), Code::NOT_FOUND as i32);
+        let other = Error::Runtime {
+            msg: "permission denied".into(),
+        };
+        assert_eq!(code_of(other.process_gone("c1")), Code::UNKNOWN as i32);
     }
 
     #[test]

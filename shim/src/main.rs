@@ -22,6 +22,8 @@ mod server;
 mod service;
 mod shim;
 mod stats;
+mod stats_v1;
+mod stats_v2;
 mod stdin;
 mod stdio;
 

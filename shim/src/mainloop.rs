@@ -118,7 +118,8 @@ impl MainLoop {
             server.on_ready(&ready[2..2 + n_served]);
             let oom_ready = &ready[2 + n_served..];
             for ((eventfd, watch), _) in oom.iter().zip(oom_ready).filter(|(_, r)| **r) {
-                let mut count = [0u8; 8];
+                // An eventfd (v1) reads 8 bytes; an inotify fd (v2) needs room for its events.
+                let mut count = [0u8; 256];
                 let _ = (&**eventfd).read(&mut count);
                 // The last notification comes when the cgroup goes away: stop watching it.
                 if watch.gone() {

@@ -1,7 +1,9 @@
 //! OOM events. cgroup v1: an eventfd registered on memory.oom_control via cgroup.event_control;
-//! the kernel signals it on every OOM and once more when the cgroup is removed. One blocked
-//! thread per container, no polling. (A unified-only host has no memory.oom_control: no events
-//! yet there; the error says so.)
+//! the kernel signals it on every OOM and once more when the cgroup is removed. cgroup v2 (a host
+//! whose memory controller is in the unified tree): an inotify watch on memory.events, which the
+//! kernel modifies on every event (containerd's cgroup2 manager watches it the same way), and
+//! which reports IN_IGNORED when the cgroup is removed. Either fd is polled by the main loop and
+//! `check` compares the `oom_kill` count (both files spell it `oom_kill N`).
 
 use std::fs::{self, File};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -50,12 +52,12 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
     let proc_path = format!("/proc/{pid}/cgroup");
     let text = fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
     let paths = parse_proc_cgroup(&text);
-    let Some((mount, rel)) = paths.get("memory").and_then(|p| p.split_once('\0')) else {
-        return Err(Error::InvalidArgument("no cgroup v1 memory controller".into()));
+    let Some(dir) = paths.v1("memory") else {
+        let dir = paths
+            .unified()
+            .ok_or_else(|| Error::InvalidArgument("no memory cgroup".into()))?;
+        return watch_v2(id, &dir.join("memory.events"), events);
     };
-    let dir = Path::new("/sys/fs/cgroup")
-        .join(mount)
-        .join(rel.trim_start_matches('/'));
     let control_path = dir.join("memory.oom_control");
     let control = File::open(&control_path).map_err(Error::io("open memory.oom_control", &control_path))?;
     // SAFETY: eventfd returns a new fd or -1; we own it from here on.
@@ -82,6 +84,38 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
     Ok((watch, eventfd))
 }
 
+/// cgroup v2: an inotify fd that becomes readable when memory.events changes.
+fn watch_v2(id: &str, events_path: &Path, events: EventSender) -> Result<(Arc<OomWatch>, File)> {
+    let inotify = watch_modifications(events_path)?;
+    let reported = Arc::new(AtomicU64::new(oom_kill_count(events_path)));
+    let watch = Arc::new(OomWatch {
+        id: id.to_string(),
+        control_path: events_path.to_path_buf(),
+        reported,
+        events,
+    });
+    Ok((watch, inotify))
+}
+
+/// A non-blocking inotify fd watching `path` for writes (and its removal).
+fn watch_modifications(path: &Path) -> Result<File> {
+    let failed = |what| move |_| Error::io(what, path)(std::io::Error::last_os_error());
+    // SAFETY: inotify_init1 returns a new fd or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        return Err(failed("create inotify")(()));
+    }
+    // SAFETY: fd is fresh and owned by the File from here on.
+    let inotify = unsafe { File::from_raw_fd(fd) };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{}: nul in path", path.display())))?;
+    // SAFETY: a valid inotify fd and a nul-terminated path.
+    if unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), c_path.as_ptr(), libc::IN_MODIFY) } < 0 {
+        return Err(failed("watch memory.events")(()));
+    }
+    Ok(inotify)
+}
+
 fn oom_control(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
 }
@@ -91,9 +125,29 @@ fn under_oom(path: &Path) -> bool {
 }
 
 fn oom_kill_count(path: &Path) -> u64 {
+    // memory.oom_control (v1) and memory.events (v2) both have an `oom_kill N` line.
     oom_control(path)
         .lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_write_to_the_watched_file_makes_the_inotify_fd_readable() {
+        let path = std::env::temp_dir().join(format!("husk-memory-events-{}", std::process::id()));
+        fs::write(&path, "low 0\noom 0\noom_kill 0\noom_group_kill 0\n").unwrap();
+        let mut fd = watch_modifications(&path).unwrap();
+        let mut buf = [0u8; 256];
+        assert!(fd.read(&mut buf).is_err(), "nothing to read before a write");
+        fs::write(&path, "low 0\noom 1\noom_kill 1\noom_group_kill 0\n").unwrap();
+        assert!(fd.read(&mut buf).unwrap() > 0);
+        assert_eq!(oom_kill_count(&path), 1);
+        fs::remove_file(&path).unwrap();
+    }
 }

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 const OPTIONS_FILE: &str = "husk-options.json";
 const RUNC_OPTIONS_TYPES: [&str; 2] = ["containerd.runc.v1.Options", "io.containerd.runc.v1.Options"];
 const GENERIC_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
+/// What containerd 1.6's client sends for a runtime whose name does not start with
+/// `io.containerd.runc` (`WithNoPivotRoot`, `WithShimCgroup`, `WithUIDOwner`, ...).
+const LEGACY_OPTIONS_TYPE: &str = "containerd.linux.runc.CreateOptions";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeOptions {
@@ -53,6 +56,9 @@ impl RuntimeOptions {
             }
             let text = fs::read_to_string(&path).map_err(Error::io("read runtime options", &path))?;
             return parse_toml_options(&text);
+        }
+        if name == LEGACY_OPTIONS_TYPE {
+            return legacy_create_options(&any.value);
         }
         Err(Error::InvalidArgument(format!(
             "unsupported runtime options type {}",
@@ -137,6 +143,33 @@ fn generic_config_path(bytes: &[u8]) -> Result<String> {
     Ok(path)
 }
 
+/// `containerd.linux.runc.CreateOptions` (runtime/linux/runctypes/runc.proto): the fields a
+/// shim honours are 1 no_pivot_root, 8 no_new_keyring, 9 shim_cgroup, 10 io_uid, 11 io_gid; the
+/// checkpoint-only ones are skipped. The crate ships no type for it.
+fn legacy_create_options(bytes: &[u8]) -> Result<RuntimeOptions> {
+    let decode = |source| Error::Decode {
+        what: "legacy runc create options",
+        source,
+    };
+    let mut input = CodedInputStream::from_bytes(bytes);
+    let mut opts = RuntimeOptions::default();
+    while let Some(tag) = input.read_raw_tag_or_eof().map_err(decode)? {
+        match (tag >> 3, tag & 7) {
+            (1, 0) => opts.no_pivot_root = input.read_bool().map_err(decode)?,
+            (8, 0) => opts.no_new_keyring = input.read_bool().map_err(decode)?,
+            (9, 2) => opts.shim_cgroup = input.read_string().map_err(decode)?,
+            (10, 0) => opts.io_uid = input.read_uint32().map_err(decode)?,
+            (11, 0) => opts.io_gid = input.read_uint32().map_err(decode)?,
+            (_, wire) => {
+                let wire_type = WireType::new(wire)
+                    .ok_or_else(|| Error::InvalidArgument("runc create options: bad wire type".into()))?;
+                input.skip_field(wire_type).map_err(decode)?;
+            }
+        }
+    }
+    Ok(opts)
+}
+
 /// The TOML subset CRI uses for runtime option files: `Key = value` lines, comments, tables.
 pub fn parse_toml_options(text: &str) -> Result<RuntimeOptions> {
     let mut opts = RuntimeOptions::default();
@@ -207,6 +240,31 @@ mod tests {
         assert!(opts.no_new_keyring);
         assert_eq!(opts.io_uid, 1000);
         assert!(parse_toml_options("Bogus = 1").is_err());
+    }
+
+    #[test]
+    fn legacy_create_options_decode_the_fields_a_shim_honours() {
+        // 1 no_pivot_root, 4 terminal (skipped), 6 empty_namespaces (skipped), 8 no_new_keyring,
+        // 9 shim_cgroup "/s", 10 io_uid 1000, 11 io_gid 7
+        let bytes = [
+            0x08, 1, 0x20, 1, 0x32, 3, b'n', b'e', b't', 0x40, 1, 0x4a, 2, b'/', b's', 0x50, 0xe8, 0x07, 0x58, 7,
+        ];
+        let any = Any {
+            type_url: "containerd.linux.runc.CreateOptions".into(),
+            value: bytes.to_vec(),
+            ..Default::default()
+        };
+        let opts = RuntimeOptions::from_any(Some(&any)).unwrap();
+        let want = RuntimeOptions {
+            no_pivot_root: true,
+            no_new_keyring: true,
+            shim_cgroup: "/s".into(),
+            io_uid: 1000,
+            io_gid: 7,
+            ..Default::default()
+        };
+        assert_eq!(opts, want);
+        assert_eq!(opts.binary_name, "");
     }
 
     #[test]

@@ -240,9 +240,10 @@ impl Runtime {
         if code == 0 {
             return Ok(out);
         }
-        Err(Error::Runtime {
-            msg: self.failure_message(command, code, log_start, &err),
-        })
+        let msg = self.failure_message(command, code, log_start, &err);
+        // The RPC error carries it to the client; containerd's log gets it through ours.
+        log::error!("{} {command} failed: {msg}", self.binary.display());
+        Err(Error::Runtime { msg })
     }
 
     fn failure_message(&self, command: &str, code: i32, log_start: u64, stderr: &[u8]) -> String {

@@ -79,6 +79,13 @@ impl Service {
         let Ok(c) = self.container(&owner.id) else {
             return;
         };
+        if owner.exec_id.is_empty() && c.kill_all_on_exit {
+            // Without its own pid namespace the init's children outlive it: kill them before
+            // the exit is published, as containerd's runc shim does (their output then ends too).
+            if let Err(err) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
+                log::warn!("failed to kill the processes left by the init of {}: {err}", c.id);
+            }
+        }
         let latch = match c.lock().get(&owner.id, &owner.exec_id) {
             Ok(p) => p.io.as_ref().map(|io| Arc::clone(&io.output)),
             Err(_) => return,
@@ -388,7 +395,11 @@ impl Service {
 
     pub(crate) fn do_stats(&self, req: StatsRequest) -> Result<StatsResponse> {
         let c = self.container(&req.id)?;
-        let stats = crate::stats::metrics(c.init_pid())?;
+        let paths = match &c.cgroups {
+            Some(paths) => paths.clone(),
+            None => crate::stats::CgroupPaths::of_pid(c.init_pid(), &c.id)?,
+        };
+        let stats = crate::stats::metrics(&paths, &c.id)?;
         Ok(StatsResponse {
             stats: MessageField::some(stats),
             ..Default::default()

@@ -65,6 +65,29 @@ fn join_cgroup(root: &Path, cgroup: &str, pid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+const OOM_SCORE_ADJ_MAX: i32 = 1000;
+
+/// The daemon's oom_score_adj: one above containerd's (our parent at `start`), capped, so the OOM
+/// killer takes a shim before containerd, as containerd's runc shim does (AdjustOOMScore).
+pub fn shim_oom_score(containerd: i32) -> i32 {
+    (containerd + 1).min(OOM_SCORE_ADJ_MAX)
+}
+
+/// Raising a score needs no privilege; lowering it (containerd at -1000..-2) needs
+/// CAP_SYS_RESOURCE, and without it the shim keeps its inherited score and says so.
+fn adjust_oom_score(containerd_pid: u32, shim_pid: u32) {
+    let read = std::fs::read_to_string(format!("/proc/{containerd_pid}/oom_score_adj"));
+    let Some(score) = read.ok().and_then(|s| s.trim().parse::<i32>().ok()) else {
+        eprintln!("failed to read oom_score_adj of containerd ({containerd_pid})");
+        return;
+    };
+    let target = shim_oom_score(score);
+    let path = format!("/proc/{shim_pid}/oom_score_adj");
+    if let Err(err) = std::fs::write(&path, target.to_string()) {
+        eprintln!("failed to set oom_score_adj {target}: {path}: {err}");
+    }
+}
+
 /// A SIGKILLed shim leaves its socket in /run/containerd/s. `shim delete` also runs after a
 /// failed create in a pod whose shim still serves other containers, so the socket is removed
 /// only when nothing listens on it any more.
@@ -108,6 +131,7 @@ impl Shim for HuskShim {
         let grouping = grouping(&self.bundle, &opts.id);
         let options = opts.extensions.first().map(|any| RuntimeOptions::from_any(Some(any)));
         let (pid, address) = spawn(opts, &grouping, Vec::new())?;
+        adjust_oom_score(std::os::unix::process::parent_id(), pid);
         if let Some(Ok(options)) = options.filter(|o| o.as_ref().is_ok_and(|o| !o.shim_cgroup.is_empty())) {
             if let Err(err) = join_cgroup(Path::new(CGROUP_ROOT), &options.shim_cgroup, pid) {
                 eprintln!("failed to move shim {pid} into {}: {err}", options.shim_cgroup);
@@ -208,6 +232,13 @@ mod tests {
         );
         assert!(join_cgroup(&root, "/elsewhere", 42).is_err());
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn shim_oom_score_is_one_above_containerd_and_capped() {
+        assert_eq!(shim_oom_score(0), 1);
+        assert_eq!(shim_oom_score(-999), -998);
+        assert_eq!(shim_oom_score(1000), 1000);
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! `Stats` and `Pids` payloads. Metrics are read straight from the init's cgroup files (found in
-//! /proc/<pid>/cgroup) as containerd's `io.containerd.cgroups.v1.Metrics` (or v2 on a unified
-//! host): a handful of reads, no runtime call.
+//! /proc/<pid>/cgroup at create and kept, so a stopped task still reports its cgroup until it is
+//! deleted) as containerd's `io.containerd.cgroups.v1.Metrics` (stats_v1.rs) or v2 on a unified
+//! host (stats_v2.rs): a few dozen reads, no runtime call.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use containerd_shim::protos::cgroups::metrics as v1;
-use containerd_shim::protos::cgroups_v2::metrics as v2;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::types::task::ProcessInfo;
 
@@ -30,9 +29,40 @@ fn to_any(type_url: &str, m: &impl Message) -> containerd_shim::protos::protobuf
 use crate::error::{Error, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
 
-/// Controller (or "" for the unified hierarchy) → path, from /proc/<pid>/cgroup.
-pub fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
+/// A process's cgroups, from /proc/<pid>/cgroup: controller (or "" for the unified hierarchy)
+/// → "<hierarchy>\0<path>" (v1) or the path (unified).
+#[derive(Debug, Clone, Default)]
+pub struct CgroupPaths(HashMap<String, String>);
+
+impl CgroupPaths {
+    /// The init's cgroups; a process that is gone gives NotFound (its task has stopped).
+    pub fn of_pid(pid: u32, id: &str) -> Result<CgroupPaths> {
+        let proc_path = PathBuf::from(format!("/proc/{pid}/cgroup"));
+        match fs::read_to_string(&proc_path) {
+            Ok(text) => Ok(parse_proc_cgroup(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::ProcessFinished(id.to_string())),
+            Err(e) => Err(Error::io("read cgroup of init", &proc_path)(e)),
+        }
+    }
+
+    pub fn v1(&self, controller: &str) -> Option<PathBuf> {
+        let (mount, path) = self.0.get(controller)?.split_once('\0')?;
+        Some(Path::new(CGROUP_ROOT).join(mount).join(path.trim_start_matches('/')))
+    }
+
+    pub fn unified(&self) -> Option<PathBuf> {
+        let rel = self.0.get("")?;
+        Some(Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/')))
+    }
+
+    fn is_v1(&self) -> bool {
+        self.0.contains_key("memory")
+    }
+}
+
+pub fn parse_proc_cgroup(text: &str) -> CgroupPaths {
     let mut paths = HashMap::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -46,19 +76,17 @@ pub fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
             paths.insert(c.to_string(), format!("{controllers}\0{path}"));
         }
     }
-    paths
+    CgroupPaths(paths)
 }
 
-fn v1_dir(paths: &HashMap<String, String>, controller: &str) -> Option<PathBuf> {
-    let (mount, path) = paths.get(controller)?.split_once('\0')?;
-    Some(Path::new(CGROUP_ROOT).join(mount).join(path.trim_start_matches('/')))
-}
-
-fn read_u64(path: &Path) -> u64 {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// A counter file; "max" (v2's "no limit") reads as u64::MAX as containerd reports it, and a
+/// missing file as 0.
+pub fn read_u64(path: &Path) -> u64 {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    match text.trim() {
+        "max" => u64::MAX,
+        t => t.parse().unwrap_or(0),
+    }
 }
 
 /// `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
@@ -69,7 +97,7 @@ pub fn parse_flat_keyed(text: &str) -> HashMap<&str, u64> {
         .collect()
 }
 
-fn read_keyed(path: &Path) -> HashMap<String, u64> {
+pub fn read_keyed(path: &Path) -> HashMap<String, u64> {
     let text = fs::read_to_string(path).unwrap_or_default();
     parse_flat_keyed(&text)
         .into_iter()
@@ -77,136 +105,44 @@ fn read_keyed(path: &Path) -> HashMap<String, u64> {
         .collect()
 }
 
-pub fn metrics(pid: u32) -> Result<Any> {
-    let proc_path = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let text = fs::read_to_string(&proc_path).map_err(Error::io("read cgroup of init", &proc_path))?;
-    let paths = parse_proc_cgroup(&text);
-    let any = if paths.contains_key("memory") {
-        to_any(METRICS_V1, &metrics_v1(&paths))
+/// The kernel's huge page sizes in the cgroup files' spelling ("2MB", "1GB").
+pub fn hugepage_sizes() -> Vec<String> {
+    let Ok(entries) = fs::read_dir(HUGEPAGES) else {
+        return Vec::new();
+    };
+    let mut sizes: Vec<u64> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()
+        })
+        .collect();
+    sizes.sort_unstable();
+    sizes.into_iter().map(hugepage_name).collect()
+}
+
+pub fn hugepage_name(kib: u64) -> String {
+    let units = ["KB", "MB", "GB", "TB"];
+    let (mut size, mut unit) = (kib, 0);
+    while size >= 1024 && size % 1024 == 0 && unit + 1 < units.len() {
+        size /= 1024;
+        unit += 1;
+    }
+    format!("{size}{}", units[unit])
+}
+
+/// The metrics of the cgroups in `paths`: NotFound once they are gone (the task was deleted).
+pub fn metrics(paths: &CgroupPaths, id: &str) -> Result<Any> {
+    let any = if paths.is_v1() {
+        let memory = paths.v1("memory").filter(|d| d.is_dir());
+        memory.ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
+        to_any(METRICS_V1, &crate::stats_v1::metrics(paths))
     } else {
-        to_any(METRICS_V2, &metrics_v2(&paths))
+        let dir = paths.unified().filter(|d| d.is_dir());
+        let dir = dir.ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
+        to_any(METRICS_V2, &crate::stats_v2::metrics(&dir))
     };
     any.map_err(|e| Error::InvalidArgument(format!("encode metrics: {e}")))
-}
-
-fn metrics_v1(paths: &HashMap<String, String>) -> v1::Metrics {
-    let mut m = v1::Metrics::new();
-    if let Some(dir) = v1_dir(paths, "pids") {
-        let limit = fs::read_to_string(dir.join("pids.max"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        m.pids = MessageField::some(v1::PidsStat {
-            current: read_u64(&dir.join("pids.current")),
-            limit,
-            ..Default::default()
-        });
-    }
-    if let Some(dir) = v1_dir(paths, "cpuacct") {
-        let stat = read_keyed(&dir.join("cpuacct.stat"));
-        // cpuacct.stat is in USER_HZ ticks (100/s); containerd reports nanoseconds.
-        let ticks = |k: &str| stat.get(k).copied().unwrap_or(0) * 10_000_000;
-        let per_cpu = fs::read_to_string(dir.join("cpuacct.usage_percpu")).unwrap_or_default();
-        let usage = v1::CPUUsage {
-            total: read_u64(&dir.join("cpuacct.usage")),
-            user: ticks("user"),
-            kernel: ticks("system"),
-            per_cpu: per_cpu.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
-            ..Default::default()
-        };
-        let mut cpu = v1::CPUStat {
-            usage: MessageField::some(usage),
-            ..Default::default()
-        };
-        if let Some(cpu_dir) = v1_dir(paths, "cpu") {
-            let t = read_keyed(&cpu_dir.join("cpu.stat"));
-            let get = |k: &str| t.get(k).copied().unwrap_or(0);
-            let throttle = v1::Throttle {
-                periods: get("nr_periods"),
-                throttled_periods: get("nr_throttled"),
-                throttled_time: get("throttled_time"),
-                ..Default::default()
-            };
-            cpu.throttling = MessageField::some(throttle);
-        }
-        m.cpu = MessageField::some(cpu);
-    }
-    if let Some(dir) = v1_dir(paths, "memory") {
-        m.memory = MessageField::some(memory_v1(&dir));
-    }
-    m
-}
-
-fn memory_v1(dir: &Path) -> v1::MemoryStat {
-    let s = read_keyed(&dir.join("memory.stat"));
-    let get = |k: &str| s.get(k).copied().unwrap_or(0);
-    let entry = |prefix: &str| v1::MemoryEntry {
-        usage: read_u64(&dir.join(format!("{prefix}.usage_in_bytes"))),
-        max: read_u64(&dir.join(format!("{prefix}.max_usage_in_bytes"))),
-        limit: read_u64(&dir.join(format!("{prefix}.limit_in_bytes"))),
-        failcnt: read_u64(&dir.join(format!("{prefix}.failcnt"))),
-        ..Default::default()
-    };
-    v1::MemoryStat {
-        cache: get("cache"),
-        rss: get("rss"),
-        rss_huge: get("rss_huge"),
-        mapped_file: get("mapped_file"),
-        dirty: get("dirty"),
-        writeback: get("writeback"),
-        pg_fault: get("pgfault"),
-        pg_maj_fault: get("pgmajfault"),
-        inactive_anon: get("inactive_anon"),
-        active_anon: get("active_anon"),
-        inactive_file: get("inactive_file"),
-        active_file: get("active_file"),
-        unevictable: get("unevictable"),
-        hierarchical_memory_limit: get("hierarchical_memory_limit"),
-        total_cache: get("total_cache"),
-        total_rss: get("total_rss"),
-        usage: MessageField::some(entry("memory")),
-        swap: MessageField::some(entry("memory.memsw")),
-        kernel: MessageField::some(entry("memory.kmem")),
-        ..Default::default()
-    }
-}
-
-fn metrics_v2(paths: &HashMap<String, String>) -> v2::Metrics {
-    let mut m = v2::Metrics::new();
-    let Some(rel) = paths.get("") else { return m };
-    let dir = Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/'));
-    let max = |f: &str| {
-        fs::read_to_string(dir.join(f))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    m.pids = MessageField::some(v2::PidsStat {
-        current: read_u64(&dir.join("pids.current")),
-        limit: max("pids.max"),
-        ..Default::default()
-    });
-    let cpu = read_keyed(&dir.join("cpu.stat"));
-    let get = |k: &str| cpu.get(k).copied().unwrap_or(0);
-    m.cpu = MessageField::some(v2::CPUStat {
-        usage_usec: get("usage_usec"),
-        user_usec: get("user_usec"),
-        system_usec: get("system_usec"),
-        nr_periods: get("nr_periods"),
-        nr_throttled: get("nr_throttled"),
-        throttled_usec: get("throttled_usec"),
-        ..Default::default()
-    });
-    let mem = read_keyed(&dir.join("memory.stat"));
-    let get = |k: &str| mem.get(k).copied().unwrap_or(0);
-    m.memory = MessageField::some(v2::MemoryStat {
-        anon: get("anon"),
-        file: get("file"),
-        usage: read_u64(&dir.join("memory.current")),
-        usage_limit: max("memory.max"),
-        ..Default::default()
-    });
-    m
 }
 
 /// One `ctr task ps` row; exec processes carry their exec id as containerd's runc shim does.
@@ -231,6 +167,8 @@ mod tests {
 
     #[test]
     fn any_type_urls_match_the_descriptors_full_names() {
+        use containerd_shim::protos::cgroups::metrics as v1;
+        use containerd_shim::protos::cgroups_v2::metrics as v2;
         use containerd_shim::protos::protobuf::MessageFull;
         assert_eq!(METRICS_V1, v1::Metrics::descriptor().full_name());
         assert_eq!(METRICS_V2, v2::Metrics::descriptor().full_name());
@@ -241,14 +179,18 @@ mod tests {
     fn hybrid_proc_cgroup_maps_each_controller_to_its_hierarchy() {
         let paths = parse_proc_cgroup("5:cpu,cpuacct:/c1\n4:memory:/c1\n0::/c1\n");
         assert_eq!(
-            v1_dir(&paths, "cpuacct"),
+            paths.v1("cpuacct"),
             Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c1"))
         );
-        assert_eq!(
-            v1_dir(&paths, "memory"),
-            Some(PathBuf::from("/sys/fs/cgroup/memory/c1"))
-        );
-        assert_eq!(paths.get("").map(String::as_str), Some("/c1"));
+        assert_eq!(paths.v1("memory"), Some(PathBuf::from("/sys/fs/cgroup/memory/c1")));
+        assert_eq!(paths.unified(), Some(PathBuf::from("/sys/fs/cgroup/c1")));
+    }
+
+    #[test]
+    fn hugepage_sizes_are_spelled_as_in_cgroup_file_names() {
+        assert_eq!(hugepage_name(2048), "2MB");
+        assert_eq!(hugepage_name(1048576), "1GB");
+        assert_eq!(hugepage_name(64), "64KB");
     }
 
     #[test]

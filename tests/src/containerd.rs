@@ -161,6 +161,11 @@ impl Containerd {
         &self.address
     }
 
+    /// containerd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("containerd is running")
+    }
+
     /// The namespace `ctr()` uses by default.
     pub fn namespace(&self) -> &str {
         &self.namespace

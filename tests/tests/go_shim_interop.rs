@@ -9,3 +9,4 @@ use scenarios::Via;
 
 scenario_tests!(runc_control, Via::GoShim("/usr/sbin/runc".into()));
 scenario_tests!(husk_under_go_shim, Via::GoShim(husk_e2e::husk_bin()));
+parity_tests!(runc_control_parity, Via::GoShim("/usr/sbin/runc".into()));

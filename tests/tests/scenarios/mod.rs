@@ -7,10 +7,12 @@ use std::time::Duration;
 mod io;
 mod lifecycle;
 mod mounts;
+mod parity;
 
 pub use io::*;
 pub use lifecycle::*;
 pub use mounts::*;
+pub use parity::*;
 
 use husk_e2e::{assert_no_leftovers, output_text, wait_until, Containerd, BUSYBOX_REF, HUSK_RUNTIME};
 
@@ -184,6 +186,42 @@ macro_rules! scenario_tests {
             #[test]
             fn memory_limit_is_applied() {
                 $crate::scenarios::memory_limit_is_applied(&via());
+            }
+        }
+    };
+}
+
+/// The Go shim parity scenarios (issue 11), each run with `$via`; go_shim_interop.rs runs them
+/// on the Go shim with runc as the control.
+#[macro_export]
+macro_rules! parity_tests {
+    ($module:ident, $via:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn via() -> $crate::scenarios::Via {
+                $via
+            }
+
+            #[test]
+            fn no_pivot_option_is_honoured() {
+                $crate::scenarios::no_pivot_option_is_honoured(&via());
+            }
+
+            #[test]
+            fn shim_oom_score_is_one_above_containerd() {
+                $crate::scenarios::shim_oom_score_is_one_above_containerd(&via());
+            }
+
+            #[test]
+            fn host_pid_init_exit_kills_the_rest() {
+                $crate::scenarios::host_pid_init_exit_kills_the_rest(&via());
+            }
+
+            #[test]
+            fn killed_client_and_shim_leave_nothing() {
+                $crate::scenarios::killed_client_and_shim_leave_nothing(&via());
             }
         }
     };
