@@ -49,6 +49,17 @@ pub fn reexec_sealed(argv: &[OsString]) -> SysError {
     }
 }
 
+/// The kernel names a process exec'd from a memfd "memfd:husk"; `ps`, and anyone looking at
+/// /proc/PID/comm, expect the name of the binary, as before the re-exec.
+pub fn restore_name(argv: &[OsString]) {
+    let Some(arg0) = argv.first() else { return };
+    let base = std::path::Path::new(arg0).file_name().unwrap_or(arg0.as_os_str());
+    let mut name: Vec<u8> = base.as_bytes().iter().copied().take(15).collect();
+    name.push(0);
+    // SAFETY: PR_SET_NAME reads at most 16 bytes of a NUL-terminated buffer.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
 fn sealed_copy() -> Result<OwnedFd, SysError> {
     let exe = std::fs::File::open("/proc/self/exe").ctx("open", "/proc/self/exe")?;
     let size = exe.metadata().ctx("stat", "/proc/self/exe")?.len();

@@ -140,20 +140,22 @@ fn overwrite_via_exec(rt: &Runtime, original: &Path, tmp: &TempDir) {
     assert_eq!(verdict.trim(), "resisted");
 }
 
+/// `attack` on a copy of husk, then on a copy of runc (the control).
+fn on_husk_then_runc(attack: fn(&Runtime, &Path, &TempDir)) {
+    let tmp = TempDir::new("sec-exe");
+    attack(&husk_copy(&tmp), &husk_bin(), &tmp);
+    let runc_tmp = TempDir::new("sec-exe");
+    attack(&runc_copy(&runc_tmp), Path::new("/usr/sbin/runc"), &runc_tmp);
+}
+
 #[test]
 fn security_cve_2019_5736_init_cannot_overwrite_the_runtime_binary() {
-    let tmp = TempDir::new("sec-exe");
-    overwrite_via_init(&husk_copy(&tmp), &husk_bin(), &tmp);
-    let runc_tmp = TempDir::new("sec-exe");
-    overwrite_via_init(&runc_copy(&runc_tmp), Path::new("/usr/sbin/runc"), &runc_tmp);
+    on_husk_then_runc(overwrite_via_init);
 }
 
 #[test]
 fn security_cve_2019_5736_exec_cannot_overwrite_the_runtime_binary() {
-    let tmp = TempDir::new("sec-exe");
-    overwrite_via_exec(&husk_copy(&tmp), &husk_bin(), &tmp);
-    let runc_tmp = TempDir::new("sec-exe");
-    overwrite_via_exec(&runc_copy(&runc_tmp), Path::new("/usr/sbin/runc"), &runc_tmp);
+    on_husk_then_runc(overwrite_via_exec);
 }
 
 /// Watches /proc for pids other than itself and pid 1 until `seconds` pass. For each: tries
