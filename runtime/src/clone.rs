@@ -27,14 +27,23 @@ pub enum Forked {
     Child,
 }
 
-/// Fork into `namespaces`; the parent also gets a pidfd of the child, which later polls and
-/// signals without pid-reuse races.
+/// Fork into `namespaces` (or with CLONE_PARENT); the parent also gets a pidfd of the child,
+/// which later polls and signals without pid-reuse races.
+/// The caller becomes non-dumpable first and the child inherits it, so no child of husk is ever
+/// dumpable (its /proc/PID files root-owned, no ptrace without CAP_SYS_PTRACE) from birth to execve,
+/// which resets it (CVE-2019-5736).
 pub fn clone_into(namespaces: CloneFlags) -> Result<Forked, SysError> {
+    nix::sys::prctl::set_dumpable(false).map_err(|errno| SysError::new("set", "PR_SET_DUMPABLE", errno))?;
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: namespaces.bits() as u64 | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the kernel wants 0 and reuses the caller's own exit signal.
+        exit_signal: if namespaces.contains(CloneFlags::CLONE_PARENT) {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     // SAFETY: clone3 with no stack behaves like fork; args is a valid CloneArgs of that size.

@@ -5,6 +5,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod cli;
 pub mod clone;
+pub mod cloned_binary;
 pub mod config;
 pub mod container;
 pub mod doctor;

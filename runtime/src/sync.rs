@@ -24,6 +24,26 @@
 //!
 //!   any failure in the child:        ◀──────────  Failed { msg }    then _exit(1)
 //! ```
+//! `husk exec` forks twice, so that its process is born inside every namespace of the
+//! container (see init/exec_child.rs), and the same channel serves both stages:
+//!
+//! ```text
+//!   parent (husk exec)             stage 1 (host pid ns)              stage 2 (exec process)
+//!   clone3 ──────────────────────▶ born invisible to the container,
+//!                                  closes all fds but stdio,
+//!                                  preserved fds, channel, console
+//!   [add stage 1 to cgroup]
+//!   Proceed ─────────────────────▶ setns user, ipc, uts, net, pid,
+//!                                  time, cgroup, mnt
+//!                                  clone3(CLONE_PARENT) ───────────▶ born inside every
+//!                                                                     namespace, non-dumpable
+//!                  ◀───────────── Spawned { pid } + pidfd; _exit(0)  blocks in recv()
+//!   [reap stage 1]
+//!   SpawnedSeen ─────────────────────────────────────────────────▶  setsid, personality,
+//!                                                                     creds, caps, seccomp
+//!                  ◀─────────────────────────────────────────────── (SeccompNotifyFd ...)
+//!                  ◀─────────────────────────────────────────────── Ready; execve
+//! ```
 //! The parent closes its copy of the child's end right after clone, so a dead child reads as
 //! EOF rather than a hang.
 
@@ -46,6 +66,8 @@ pub enum ToChild {
     },
     /// The agent at listenerPath has the notify fd: notified syscalls can be answered now.
     SeccompNotifyFdSent,
+    /// `husk exec`: the parent has stage 2's pid and pidfd and reaped stage 1.
+    SpawnedSeen,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +76,11 @@ pub enum FromChild {
     /// Carries the seccomp notify fd in SCM_RIGHTS ([`Channel::send_with_fd`]).
     SeccompNotifyFd,
     Ready,
+    /// `husk exec`'s stage 1 forked the exec process, `pid` as the host sees it; its pidfd
+    /// comes in SCM_RIGHTS.
+    Spawned {
+        pid: i32,
+    },
     /// `husk --trace`: the init's own phases, (name, microseconds), sent just before Ready.
     Timings {
         phases: Vec<(String, u64)>,

@@ -406,6 +406,8 @@ fn handshake(
                 chan.send(&ToChild::SeccompNotifyFdSent)?;
             }
             Some((FromChild::Failed { msg }, _)) => return Err(Error::Init(msg)),
+            // Only exec's intermediate child sends it.
+            Some((FromChild::Spawned { .. }, _)) => return Err(Error::Init("unexpected message Spawned".into())),
             None => {
                 let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 return Err(Error::Init(format!("exited before it was ready ({status:?})")));

@@ -1,6 +1,6 @@
-//! `husk exec`: run a new process in a running container — its namespaces (pid via the
-//! parent's pid_for_children, no extra fork), its cgroup, the process's creds and the
-//! container's seccomp profile. Waits and returns its exit status unless --detach.
+//! `husk exec`: run a new process in a running container — its namespaces (joined by an
+//! intermediate child the container cannot see, see init/exec_child.rs), its cgroup, the
+//! process's creds and the container's seccomp profile. Waits and returns its exit status unless --detach.
 
 use super::Global;
 use crate::clone::{clone_into, Forked};
@@ -78,67 +78,21 @@ fn exec_in(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         namespaces: ns_list.clone(),
         seccomp: super::create::seccomp_program(&global.root, linux)?,
         console_socket,
-        lock_fd: dir.as_ref().map_or(-1, StateDir::lock_fd),
         preserve_fds: opts.preserve_fds,
         exec_labels,
         personality: linux.and_then(|l| l.personality().clone()),
     };
     let (mut chan, child_chan) = sync::pair()?;
-    let for_children = namespaces::ForChildren::enter(&ns_list)?;
-    let forked = clone_into(CloneFlags::empty());
-    let (pid, pidfd) = match forked {
-        Ok(Forked::Child) => {
-            // Only the parent goes back: the child is already inside (and could not leave).
-            drop(for_children);
+    let stage1 = match clone_into(CloneFlags::empty())? {
+        Forked::Child => {
             drop(chan);
             exec_child::run(plan, child_chan)
         }
-        Ok(Forked::Parent { pid, pidfd }) => {
-            for_children.leave()?;
-            (pid, pidfd)
-        }
-        Err(e) => {
-            for_children.leave()?;
-            return Err(e.into());
-        }
+        Forked::Parent { pid, .. } => pid,
     };
     drop(child_chan);
     drop(plan);
-    let started = super::exec_cgroup::add_process(&cgroup_dirs, pid).and_then(|_| {
-        chan.send(&ToChild::Proceed)?;
-        loop {
-            match chan.recv_with_fd::<FromChild>()? {
-                Some((FromChild::Ready, _)) => return Ok(()),
-                Some((FromChild::SeccompNotifyFd, fd)) => {
-                    super::create::hand_notify_fd_to_agent(&spec, pid, &saved.to_oci(Status::Running), fd)?;
-                    chan.send(&ToChild::SeccompNotifyFdSent)?;
-                }
-                Some((FromChild::Failed { msg }, _)) => {
-                    return Err(Error::Exec {
-                        id: id.to_string(),
-                        msg,
-                    })
-                }
-                Some((other, _)) => {
-                    return Err(Error::Exec {
-                        id: id.to_string(),
-                        msg: format!("unexpected message {other:?}"),
-                    })
-                }
-                None => {
-                    return Err(Error::Exec {
-                        id: id.to_string(),
-                        msg: "the process exited before it was ready".into(),
-                    })
-                }
-            }
-        }
-    });
-    if let Err(e) = started {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(e);
-    }
+    let (pid, pidfd) = start_exec_process(&mut chan, stage1, &cgroup_dirs, &saved, &spec, id)?;
     if let Some(pid_file) = &opts.pid_file {
         super::create::write_pid_file(pid_file, pid)?;
     }
@@ -177,6 +131,60 @@ fn console_for(opts: &ExecOptions, process: &mut Process) -> Result<(Option<Owne
             Ok((Some(pair.theirs), Some(pair.ours)))
         }
     }
+}
+
+/// Drive both stages of the exec child (see sync.rs) until the process is Ready; on any
+/// failure nothing is left running.
+fn start_exec_process(
+    chan: &mut sync::Channel,
+    stage1: i32,
+    cgroup_dirs: &[PathBuf],
+    saved: &crate::state::SavedState,
+    spec: &Spec,
+    id: &str,
+) -> Result<(i32, OwnedFd)> {
+    let failed = |msg: String| Error::Exec {
+        id: id.to_string(),
+        msg,
+    };
+    // The cgroup (or the --cgroup sub-cgroup) is joined by stage 1, so stage 2 is born in it.
+    let spawned = super::exec_cgroup::add_process(cgroup_dirs, stage1).and_then(|_| {
+        chan.send(&ToChild::Proceed)?;
+        match chan.recv_with_fd::<FromChild>()? {
+            Some((FromChild::Spawned { pid }, Some(pidfd))) => Ok((pid, pidfd)),
+            Some((FromChild::Failed { msg }, _)) => Err(failed(msg)),
+            Some((other, _)) => Err(failed(format!("unexpected message {other:?}"))),
+            None => Err(failed("the process exited before it was ready".into())),
+        }
+    });
+    let stage1 = nix::unistd::Pid::from_raw(stage1);
+    if spawned.is_err() {
+        let _ = nix::sys::signal::kill(stage1, nix::sys::signal::Signal::SIGKILL);
+    }
+    // Stage 1 exits right after Spawned.
+    let _ = nix::sys::wait::waitpid(stage1, None);
+    let (pid, pidfd) = spawned?;
+    let ready = chan
+        .send(&ToChild::SpawnedSeen)
+        .map_err(Error::from)
+        .and_then(|_| loop {
+            match chan.recv_with_fd::<FromChild>()? {
+                Some((FromChild::Ready, _)) => return Ok(()),
+                Some((FromChild::SeccompNotifyFd, fd)) => {
+                    super::create::hand_notify_fd_to_agent(spec, pid, &saved.to_oci(Status::Running), fd)?;
+                    chan.send(&ToChild::SeccompNotifyFdSent)?;
+                }
+                Some((FromChild::Failed { msg }, _)) => return Err(failed(msg)),
+                Some((other, _)) => return Err(failed(format!("unexpected message {other:?}"))),
+                None => return Err(failed("the process exited before it was ready".into())),
+            }
+        });
+    if let Err(e) = ready {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    Ok((pid, pidfd))
 }
 
 /// Every namespace the container has, as /proc/<init>/ns/<kind>, to be joined.

@@ -1,12 +1,20 @@
-//! The child of `husk exec`: joins every namespace of a running container, then becomes the
-//! requested process with the same credential steps as the init (no exec.fifo: it runs at once).
-//! Same handshake as create: Proceed after the parent put it in the cgroup, then Ready.
+//! The children of `husk exec`, in two stages, so that nothing of husk is ever visible in the
+//! container before it is fully inside (a container with CAP_SYS_PTRACE could otherwise ptrace
+//! it, or open its /proc/PID/root and /proc/PID/exe while it still sees the host):
+//! - stage 1 is born in the host's pid namespace, where the container cannot see it. After
+//!   Proceed (the parent put it in the cgroup) it closes every fd the process must not have,
+//!   joins every namespace (user first, mount last; pid and time for its children), forks
+//!   stage 2 with CLONE_PARENT, hands the parent its pid and pidfd (`Spawned`), and exits.
+//! - stage 2 is born inside every namespace, non-dumpable, a child of `husk exec`; after
+//!   `SpawnedSeen` it takes the process's creds, sends Ready and execs.
 
 use super::{expect, prepare_credentials, InitError};
+use crate::clone::{clone_into, Forked};
 use crate::sync::{Channel, FromChild, ToChild};
-use crate::sys::Context;
+use crate::sys::{Context, SysError};
+use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespace, Process};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 pub struct ExecPlan {
     pub id: String,
@@ -15,7 +23,6 @@ pub struct ExecPlan {
     pub namespaces: Vec<LinuxNamespace>,
     pub seccomp: Option<crate::seccomp::Program>,
     pub console_socket: Option<OwnedFd>,
-    pub lock_fd: RawFd,
     pub preserve_fds: i32,
     pub in_userns: bool,
     pub exec_labels: crate::lsm::ExecLabels,
@@ -24,7 +31,7 @@ pub struct ExecPlan {
 }
 
 pub fn run(plan: ExecPlan, mut chan: Channel) -> ! {
-    let err = match setup(&plan, &mut chan) {
+    let err = match spawn_inside(&plan, &mut chan).and_then(|()| setup(&plan, &mut chan)) {
         Ok(program) => finish(&plan, chan, program),
         Err(err) => {
             // The parent prints it; a second line from here would repeat it.
@@ -38,12 +45,51 @@ pub fn run(plan: ExecPlan, mut chan: Channel) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, InitError> {
-    // SAFETY: closing our copy of the parent's lock fd, as the init does.
-    unsafe { libc::close(plan.lock_fd) };
+/// Stage 1: returns only in stage 2, which is born inside every namespace of the container.
+fn spawn_inside(plan: &ExecPlan, chan: &mut Channel) -> Result<(), InitError> {
+    let mut keep: Vec<RawFd> = (3..3 + plan.preserve_fds).collect();
+    keep.push(chan.raw_fd());
+    keep.extend(plan.console_socket.as_ref().map(|s| s.as_raw_fd()));
+    close_all_but(&keep)?;
+    // Also set by clone_into before we were born; stage 2 inherits it.
     nix::sys::prctl::set_dumpable(false).ctx("set", "PR_SET_DUMPABLE")?;
     expect(chan, ToChild::Proceed)?;
-    super::join_namespaces(&plan.namespaces)?;
+    super::join_every_namespace(&plan.namespaces)?;
+    match clone_into(CloneFlags::CLONE_PARENT)? {
+        Forked::Child => expect(chan, ToChild::SpawnedSeen),
+        Forked::Parent { pid, pidfd } => {
+            let sent = chan.send_with_fd(&FromChild::Spawned { pid }, pidfd.as_fd());
+            // SAFETY: stage 1 is done; _exit skips destructors that belong to the parent's state.
+            unsafe { libc::_exit(if sent.is_ok() { 0 } else { 127 }) }
+        }
+    }
+}
+
+/// Close (not just mark close-on-exec) every fd from 3 up but `keep`: stage 2 is visible in the
+/// container before it execs, and a ptracer there must find no host fd in it (the state dir's
+/// lock, a log file).
+fn close_all_but(keep: &[RawFd]) -> Result<(), SysError> {
+    let mut keep: Vec<u32> = keep.iter().filter(|fd| **fd >= 3).map(|fd| *fd as u32).collect();
+    keep.sort_unstable();
+    let mut start = 3u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > start {
+            // SAFETY: closes fds this process does not use after this point.
+            if unsafe { libc::syscall(libc::SYS_close_range, start, fd - 1, 0) } != 0 {
+                return Err(SysError::new(
+                    "close_range",
+                    format!("{start}..{}", fd - 1),
+                    nix::errno::Errno::last(),
+                ));
+            }
+        }
+        start = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Stage 2, already inside every namespace.
+fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, InitError> {
     if plan.process.terminal().unwrap_or(false) {
         nix::unistd::setsid().ctx("setsid", "exec process")?;
     }

@@ -202,12 +202,20 @@ fn expect_hooks_done(chan: &mut Channel) -> Result<String, InitError> {
 }
 
 pub(crate) fn join_namespaces(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
-    let mut joins: Vec<_> = ns_list
+    // pid and time were entered by the parent, for us, before clone3.
+    let own: Vec<_> = ns_list
         .iter()
-        .filter(|ns| ns.path().is_some())
-        // pid and time were entered by the parent, for us, before clone3.
         .filter(|ns| !matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+        .cloned()
         .collect();
+    join_every_namespace(&own)
+}
+
+/// setns into every namespace of `ns_list` that has a path, user first (it grants the rights
+/// for the others), mount last; pid and time apply to the next child only. Every file is
+/// opened before the first join: after the mount join, /proc/<pid>/ns is the container's.
+pub(crate) fn join_every_namespace(ns_list: &[oci_spec::runtime::LinuxNamespace]) -> Result<(), SysError> {
+    let mut joins: Vec<_> = ns_list.iter().filter(|ns| ns.path().is_some()).collect();
     joins.sort_by_key(|ns| crate::config::namespace_order(ns.typ()));
     let files = joins
         .iter()
