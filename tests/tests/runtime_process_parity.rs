@@ -268,3 +268,36 @@ fn a_process_that_cannot_start_is_worded_as_runc_words_it() {
         }
     }
 }
+
+/// No PATH in the process's env: runc (Go's LookPath) searches nowhere, so a bare name is not
+/// found; a path still runs. husk fell back to a default PATH before (seen with
+/// `ctr run --rootfs`, which sends no PATH).
+#[test]
+fn without_path_in_the_env_a_bare_name_is_not_found() {
+    for rt in runtimes() {
+        let name = rt.bin().display().to_string();
+        let mut bundle = Bundle::new(&["sh", "-c", "true"]);
+        bundle.config_mut()["process"]["env"] = serde_json::json!(["TERM=xterm"]);
+        bundle.save();
+        let path = bundle.path().to_str().unwrap();
+        let out = rt.run(&["run", "--bundle", path, bundle.id()]);
+        assert!(!out.status.success(), "{name} found sh without PATH");
+        assert!(
+            error_text(&out).contains("exec: \"sh\": executable file not found in $PATH"),
+            "{name}: {}",
+            output_text(&out)
+        );
+        let _ = rt.run(&["delete", "--force", bundle.id()]);
+
+        let mut bundle = Bundle::new(&["/bin/sh", "-c", "true"]);
+        bundle.config_mut()["process"]["env"] = serde_json::json!(["TERM=xterm"]);
+        bundle.save();
+        let path = bundle.path().to_str().unwrap();
+        let out = rt.run(&["run", "--bundle", path, bundle.id()]);
+        assert!(
+            out.status.success(),
+            "{name} /bin/sh without PATH: {}",
+            output_text(&out)
+        );
+    }
+}

@@ -33,12 +33,11 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, ExecError> {
             Err(errno) => Err(ExecError::Stat { name, errno }),
         };
     }
-    let path_var = env
-        .iter()
-        .find_map(|kv| kv.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
-        let candidate = Path::new(dir).join(arg0);
+    // As runc (Go's exec.LookPath on the process's env): no PATH searches nowhere, and an
+    // empty entry means the working directory. `ctr run --rootfs` sends no PATH, for one.
+    let path_var = env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or("");
+    for dir in path_var.split(':').filter(|_| !path_var.is_empty()) {
+        let candidate = Path::new(if dir.is_empty() { "." } else { dir }).join(arg0);
         if executable(&candidate) == Ok(true) {
             return Ok(candidate);
         }
