@@ -60,13 +60,11 @@ fn dispatch(argv: &[String], log: &mut LogTarget) -> Result<i32> {
         );
         return Ok(0);
     }
-    if global_args.has("systemd-cgroup") {
-        return Err(Error::Unsupported("--systemd-cgroup (the systemd cgroup driver)"));
-    }
     let trace = global_args.has("trace") || std::env::var_os("HUSK_TRACE").is_some_and(|v| v == "1");
     let global = Global {
         root: PathBuf::from(global_args.get("root").unwrap_or("/run/husk")),
         trace,
+        systemd_cgroup: global_args.has("systemd-cgroup"),
     };
     let Some((command, rest)) = global_args.positional.split_first() else {
         return Err(Error::Usage(USAGE.to_string()));
