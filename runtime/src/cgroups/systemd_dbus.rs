@@ -1,12 +1,13 @@
 //! The little of systemd's D-Bus API the driver uses: StartTransientUnit, StopUnit,
 //! SetUnitProperties, ResetFailedUnit and the Version property, with zbus's blocking API.
 //!
-//! As root husk talks to systemd's private socket /run/systemd/private (peer to peer, no
-//! dbus-daemon needed: minimal hosts and the VM rig have none), which is runc's fallback too;
-//! otherwise the system bus. A start or stop is a job: husk listens for JobRemoved before it
-//! asks, then waits for its job's result with a bound.
+//! husk talks to systemd through the system bus (dbus-daemon or dbus-broker). Not through
+//! systemd's private socket /run/systemd/private, runc's fallback as root when there is no bus:
+//! systemd sends its messages there with the well-known sender "org.freedesktop.systemd1",
+//! which zbus 5 refuses (its connection thread panics: "Invalid unique name"). A start or stop
+//! is a job: husk listens for JobRemoved before it asks, then waits for its job's result with a
+//! bound.
 
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -18,7 +19,9 @@ use zbus::MatchRule;
 use super::systemd::SystemdError;
 use super::systemd_props::{PropValue, Property};
 
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
+const SYSTEM_BUS: &str = "the D-Bus system bus (/run/dbus/system_bus_socket)";
+/// A bound on every call, so that a silent bus can never hang husk.
+const METHOD_TIMEOUT: Duration = Duration::from_secs(30);
 const DESTINATION: &str = "org.freedesktop.systemd1";
 const OBJECT: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
@@ -51,24 +54,13 @@ impl Systemd {
         if !std::path::Path::new("/run/systemd/system").is_dir() {
             return Err(SystemdError::NotRunning);
         }
-        let connect_err = |path: &str| {
-            let path = path.to_string();
-            move |source| SystemdError::Connect {
-                path,
+        let conn = zbus::blocking::connection::Builder::system()
+            .map(|b| b.method_timeout(METHOD_TIMEOUT))
+            .and_then(|b| b.build())
+            .map_err(|source| SystemdError::Connect {
+                path: SYSTEM_BUS.to_string(),
                 source: Box::new(source),
-            }
-        };
-        let conn = if nix::unistd::geteuid().is_root() {
-            let stream = UnixStream::connect(PRIVATE_SOCKET)
-                .map_err(|e| connect_err(PRIVATE_SOCKET)(zbus::Error::InputOutput(e.into())))?;
-            #[allow(deprecated)] // unix_stream: the replacement is named for async-io's type
-            zbus::blocking::connection::Builder::unix_stream(stream)
-                .p2p()
-                .build()
-                .map_err(connect_err(PRIVATE_SOCKET))?
-        } else {
-            Connection::system().map_err(connect_err("the system bus"))?
-        };
+            })?;
         Ok(Systemd { conn })
     }
 
