@@ -45,7 +45,7 @@ if ((${#missing[@]})); then
 fi
 
 # ---- The base image: Debian 12 rootfs, the cloud kernel and a tiny initramfs (cached) ----
-GUEST_PACKAGES=systemd,systemd-sysv,udev,kmod,containerd,runc,iproute2,procps,busybox-static,libseccomp2
+GUEST_PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,containerd,runc,iproute2,procps,busybox-static,libseccomp2
 KERNEL_META=linux-image-cloud-amd64
 # The host's own Debian mirror (deb822 sources first, then sources.list).
 mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)

@@ -39,7 +39,7 @@ pub enum CgroupError {
     #[error("failed to find a cgroup filesystem in {0}: no cgroup or cgroup2 mount")]
     NoCgroupMounts(PathBuf),
 
-    #[error("failed to use cgroups path {0:?}: systemd cgroup paths (slice:prefix:name) need the systemd driver, which husk does not have yet; use a cgroupfs path such as /husk/<id>")]
+    #[error("failed to use cgroups path {0:?}: systemd cgroup paths (slice:prefix:name) need the systemd driver (husk --systemd-cgroup); or use a cgroupfs path such as /husk/<id>")]
     SystemdPath(String),
 
     #[error("failed to use cgroups path {path:?}: {reason}")]
@@ -91,6 +91,10 @@ pub enum CgroupError {
     /// A device rule that cannot become a cgroup v2 device program.
     #[error(transparent)]
     DeviceRule(#[from] super::devices_bpf::RuleError),
+
+    /// The systemd driver: its paths, annotations and D-Bus calls.
+    #[error(transparent)]
+    Systemd(#[from] Box<super::systemd::SystemdError>),
 
     /// Loading or attaching the cgroup v2 device program.
     #[error(transparent)]

@@ -19,6 +19,9 @@ pub mod resources;
 pub mod resources_v1;
 pub mod resources_v2;
 mod stats;
+pub mod systemd;
+mod systemd_dbus;
+pub mod systemd_props;
 mod v1;
 mod v2;
 
@@ -89,6 +92,9 @@ impl Hierarchy {
 pub struct Cgroup {
     layout: Layout,
     hierarchies: Vec<Hierarchy>,
+    /// The systemd unit holding the cgroup under --systemd-cgroup (see systemd.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<systemd::SystemdUnit>,
 }
 
 /// Where the container's cgroup goes, from `linux.cgroupsPath`.
@@ -259,7 +265,11 @@ impl Cgroup {
                 }
             })
             .collect();
-        Cgroup { layout, hierarchies }
+        Cgroup {
+            layout,
+            hierarchies,
+            systemd: None,
+        }
     }
 
     pub fn layout(&self) -> Layout {
@@ -336,6 +346,7 @@ impl Cgroup {
     /// Writes `resources` (at create, and for `husk update`). Each controller goes to the
     /// hierarchy that has it; a requested controller the host lacks is an error.
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.set_systemd_properties(resources)?;
         apply::apply(self, resources)
     }
 
@@ -431,7 +442,7 @@ impl Cgroup {
     /// parents `create` made while they are empty. Missing directories are fine; EBUSY (a task
     /// still exiting) is retried briefly.
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        let mut first_error = None;
+        let mut first_error = self.stop_systemd_unit().err();
         for h in &self.hierarchies {
             if let Err(e) = destroy_hierarchy(h) {
                 first_error.get_or_insert(e);

@@ -11,7 +11,7 @@ pub mod table;
 mod verbs;
 
 use crate::container::Global;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use args::parse;
 use std::path::PathBuf;
 use table::GLOBAL_FLAGS;
@@ -50,13 +50,11 @@ fn dispatch(argv: &[String]) -> Result<i32> {
         println!("{}", help::app_help());
         return Ok(0);
     }
-    if global_args.has("systemd-cgroup") {
-        return Err(Error::Unsupported("--systemd-cgroup (the systemd cgroup driver)"));
-    }
     let trace = global_args.has("trace") || std::env::var_os("HUSK_TRACE").is_some_and(|v| v == "1");
     let global = Global {
         root: PathBuf::from(global_args.get("root").unwrap_or("/run/husk")),
         trace,
+        systemd_cgroup: global_args.has("systemd-cgroup"),
     };
     match command.as_str() {
         "help" | "h" => show_help(rest),

@@ -77,7 +77,12 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     let linux = spec.linux().as_ref().ok_or(config::ConfigError::Missing("linux"))?;
     let exec_labels = crate::lsm::plan(&spec, crate::lsm::HostLsm::detect())?;
     let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
-    let cgroup = Cgroup::for_container(cgroups_path.as_deref(), id)?;
+    let cgroup = Cgroup::for_driver(
+        global.systemd_cgroup,
+        cgroups_path.as_deref(),
+        id,
+        spec.annotations().as_ref(),
+    )?;
     cgroup.check_before_create(linux.resources().as_ref())?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let (console_socket, console_rx) = console_for(opts.console_socket.as_deref(), terminal, wait_for_start)?;
@@ -135,7 +140,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     }
     // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
     let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
-    cgroup.add_process(pid)?;
+    join_cgroup(&cgroup, id, pid, linux, &spec, &mut undo)?;
     parent_chan.send(&ToChild::Proceed)?;
     trace.mark("id maps, join cgroup");
 
@@ -221,13 +226,11 @@ fn make_container_resources(
     let state_dir = StateDir::create(&global.root, id)?;
     let state_path = state_dir.path.clone();
     undo.state_dir = Some(state_dir);
-    cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
-    // Device rules are always written (deny-all first), even without linux.resources.
-    let mut resources = linux.resources().clone().unwrap_or_default();
-    let config_rules = resources.devices().clone().unwrap_or_default();
-    resources.set_devices(Some(crate::rootfs::devices::cgroup_rules(&config_rules)));
-    cgroup.apply(&resources)?;
+    if !cgroup.is_systemd() {
+        cgroup.create()?;
+        undo.cgroup = Some(cgroup.clone());
+        cgroup.apply(&resources_with_default_devices(linux))?;
+    }
     if wait_for_start {
         let fifo = state_path.join(crate::state::EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).ctx("mkfifo", fifo.display())?;
@@ -237,6 +240,35 @@ fn make_container_resources(
             .ctx("chmod", fifo.display())?;
     }
     Ok(state_path)
+}
+
+/// The resources husk applies: the config's, with the device rule list runc would write.
+fn resources_with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
+    // Device rules are always written, even without linux.resources: deny-all first, the
+    // config's rules, then runc's default allow list (rootfs/devices.rs). linux.devices entries
+    // are made as nodes, never allowed here.
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let config_rules = resources.devices().clone().unwrap_or_default();
+    resources.set_devices(Some(crate::rootfs::devices::cgroup_rules(&config_rules)));
+    resources
+}
+
+/// Puts the waiting init in its cgroup. The systemd driver makes the cgroup only now: systemd
+/// creates the unit with the init's pid in it, then the limits are written (runc: Apply, Set).
+fn join_cgroup(
+    cgroup: &Cgroup,
+    id: &str,
+    pid: i32,
+    linux: &oci_spec::runtime::Linux,
+    spec: &Spec,
+    undo: &mut Undo,
+) -> Result<()> {
+    if !cgroup.is_systemd() {
+        return Ok(cgroup.add_process(pid)?);
+    }
+    undo.cgroup = Some(cgroup.clone());
+    let resources = resources_with_default_devices(linux);
+    Ok(cgroup.start_systemd_unit(id, pid, Some(&resources), spec.annotations().as_ref())?)
 }
 
 /// clone3 into the new namespaces (entering joined pid/time namespaces and a new time

@@ -25,6 +25,8 @@ pub struct Global {
     pub root: PathBuf,
     /// --trace: print where the start time goes (see trace.rs).
     pub trace: bool,
+    /// --systemd-cgroup: new containers' cgroups are systemd units (cgroups/systemd.rs).
+    pub systemd_cgroup: bool,
 }
 
 /// The time now as RFC 3339 in UTC with nanoseconds, as runc prints `created`.

@@ -13,6 +13,11 @@ WORK=/run/husk-vm
 mkdir -p "$WORK"
 pass=0 fail=0 todo=0
 
+# Every runtime command is bounded: a hang fails its check instead of the whole rig.
+HUSK_BIN=$(command -v husk) RUNC_BIN=$(command -v runc)
+husk() { timeout -k 5 60 "$HUSK_BIN" "$@"; }
+runc() { timeout -k 5 60 "$RUNC_BIN" "$@"; }
+
 report() { # report <ok|not ok|todo> <name>
     echo "vm-test: $1 - $2"
     case $1 in ok) pass=$((pass + 1)) ;; "not ok") fail=$((fail + 1)) ;; todo) todo=$((todo + 1)) ;; esac
@@ -115,12 +120,104 @@ systemd_driver_makes_a_scope_with_the_limits() {
     return $rc
 }
 
+# unit_prop <unit> <property>: the unit's property value as systemctl shows it.
+unit_prop() { systemctl show -p "$2" --value "$1"; }
+
+# The systemd driver's update: the unit's MemoryMax changes (SetUnitProperties) and memory.max too.
+systemd_driver_update_sets_unit_and_cgroup() {
+    local rt=$1 id=$1-sdu scope=husk-vm-$1-sdu.scope
+    bundle "$WORK/$id" "system.slice:husk-vm:$id" "$LIMITS" "$SLEEP"
+    "$rt" --systemd-cgroup run -d --bundle "$WORK/$id" "$id" || return 1
+    local rc=0
+    "$rt" --systemd-cgroup update --memory 134217728 "$id" || rc=1
+    expect_file "/sys/fs/cgroup/system.slice/$scope/memory.max" 134217728 || rc=1
+    [[ $(unit_prop "$scope" MemoryMax) == 134217728 ]] || { echo "MemoryMax=$(unit_prop "$scope" MemoryMax)"; rc=1; }
+    "$rt" --systemd-cgroup delete -f "$id" || rc=1
+    return $rc
+}
+
+# unit_gone <unit> <cgroup dir>: systemd no longer knows the unit and the cgroup is gone.
+unit_gone() {
+    local state
+    state=$(unit_prop "$1" LoadState)
+    [[ $state == not-found ]] || { echo "$1 is still $state ($(unit_prop "$1" ActiveState))"; return 1; }
+    [[ ! -d $2 ]] || { echo "$2 left behind"; return 1; }
+}
+
+# The systemd driver's delete: no unit and no cgroup left, for a running and a stopped container;
+# a nested slice (a-b.slice) is expanded as systemd nests it.
+systemd_driver_delete_leaves_nothing() {
+    local rt=$1 id=$1-sdd rc=0
+    bundle "$WORK/$id" "husk-vmtest.slice:husk-vm:$id" "$LIMITS" "$SLEEP"
+    "$rt" --systemd-cgroup run -d --bundle "$WORK/$id" "$id" || return 1
+    [[ -d /sys/fs/cgroup/husk.slice/husk-vmtest.slice/husk-vm-$id.scope ]] || { echo "no nested scope dir"; rc=1; }
+    "$rt" --systemd-cgroup delete -f "$id" || rc=1
+    unit_gone "husk-vm-$id.scope" "/sys/fs/cgroup/husk.slice/husk-vmtest.slice/husk-vm-$id.scope" || rc=1
+    bundle "$WORK/$id-x" "system.slice:husk-vm:$id-x" "$LIMITS" '["true"]'
+    "$rt" --systemd-cgroup run --bundle "$WORK/$id-x" "$id-x" || rc=1
+    "$rt" --systemd-cgroup delete "$id-x" 2>/dev/null # runc removes a foreground run's container itself
+    unit_gone "husk-vm-$id-x.scope" "/sys/fs/cgroup/system.slice/husk-vm-$id-x.scope" || rc=1
+    return $rc
+}
+
+# org.systemd.property.* annotations land on the unit (TimeoutStopSec is given in seconds).
+systemd_driver_annotation_lands_on_unit() {
+    local rt=$1 id=$1-sda scope=husk-vm-$1-sda.scope rc=0
+    bundle "$WORK/$id" "system.slice:husk-vm:$id" "$LIMITS" "$SLEEP"
+    sed -i 's/"ociVersion"/"annotations": {"org.systemd.property.TimeoutStopSec": "uint64 7", "org.systemd.property.CollectMode": "'"'"'inactive-or-failed'"'"'"},\n  "ociVersion"/' "$WORK/$id/config.json"
+    "$rt" --systemd-cgroup run -d --bundle "$WORK/$id" "$id" || return 1
+    [[ $(unit_prop "$scope" TimeoutStopUSec) == 7s ]] || { echo "TimeoutStopUSec=$(unit_prop "$scope" TimeoutStopUSec)"; rc=1; }
+    [[ $(unit_prop "$scope" CollectMode) == inactive-or-failed ]] || { echo "CollectMode=$(unit_prop "$scope" CollectMode)"; rc=1; }
+    "$rt" --systemd-cgroup delete -f "$id" || rc=1
+    return $rc
+}
+
+# Bad input refused, nothing left: malformed slice paths, and a unit systemd will not start
+# (an unknown property); no unit, no cgroup, no container.
+systemd_driver_refuses_bad_input() {
+    local rt=$1 id=$1-sdb rc=0 path
+    for path in "a.slice:" "a/b.slice:husk-vm:$id" "notaslice:husk-vm:$id" "a--b.slice:husk-vm:$id"; do
+        bundle "$WORK/$id" "$path" "$LIMITS" "$SLEEP"
+        if "$rt" --systemd-cgroup run -d --bundle "$WORK/$id" "$id" 2>"$WORK/err"; then
+            echo "$path accepted"; rc=1
+        fi
+        echo "$path: $(tail -1 "$WORK/err")"
+        "$rt" --systemd-cgroup delete -f "$id" >/dev/null 2>&1
+    done
+    bundle "$WORK/$id" "system.slice:husk-vm:$id" "$LIMITS" "$SLEEP"
+    sed -i 's/"ociVersion"/"annotations": {"org.systemd.property.NoSuchProperty": "uint64 1"},\n  "ociVersion"/' "$WORK/$id/config.json"
+    if "$rt" --systemd-cgroup run -d --bundle "$WORK/$id" "$id" 2>"$WORK/err"; then
+        echo "unknown property accepted"; rc=1
+    fi
+    echo "unknown property: $(tail -1 "$WORK/err")"
+    "$rt" --systemd-cgroup state "$id" >/dev/null 2>&1 && { echo "container $id left"; rc=1; }
+    unit_gone "husk-vm-$id.scope" "/sys/fs/cgroup/system.slice/husk-vm-$id.scope" || rc=1
+    "$rt" --systemd-cgroup delete -f "$id" >/dev/null 2>&1
+    return $rc
+}
+
 # Through containerd: a task runs and exits with its status.
 ctr_run_exit_status() {
     local runtime=$1 out
     out=$(ctr run --rm --runtime "$runtime" --env PATH=/bin --rootfs "$ROOTFS" "run-$RANDOM" sh -c 'echo hi; exit 3')
     local rc=$?
     [[ $out == hi && $rc == 3 ]] || { echo "output '$out', status $rc"; return 1; }
+}
+
+# Through containerd with the runc option SystemdCgroup = true: the shim runs its runtime with
+# --systemd-cgroup, the task lives in the scope, and --rm leaves no unit. ctr sets the option
+# itself only for runc.v2 (--runc-systemd-cgroup); husk's shim reads it from an options file
+# named by ConfigPath (--runtime-config-path), as CRI passes it (packaging/containerd/).
+ctr_systemd_cgroup() {
+    local runtime=$1 id=sdctr-$RANDOM out opts=(--runc-systemd-cgroup)
+    if [[ $runtime != io.containerd.runc.v2 ]]; then
+        echo "SystemdCgroup = true" >"$WORK/systemd-options.toml"
+        opts=(--runtime-config-path "$WORK/systemd-options.toml")
+    fi
+    out=$(ctr run --rm --runtime "$runtime" "${opts[@]}" --cgroup "system.slice:husk-vm:$id" \
+        --env PATH=/bin --rootfs "$ROOTFS" "$id" cat /proc/self/cgroup) || { echo "ctr run failed: $out"; return 1; }
+    [[ $out == "0::/system.slice/husk-vm-$id.scope" ]] || { echo "cgroup '$out'"; return 1; }
+    unit_gone "husk-vm-$id.scope" "/sys/fs/cgroup/system.slice/husk-vm-$id.scope"
 }
 
 # Through containerd: an OOM-killed task is published as /tasks/oom.
@@ -136,17 +233,36 @@ ctr_publishes_oom() {
     grep -q "/tasks/oom.*$id" "$events" || { echo "no /tasks/oom for $id:"; tail -5 "$events"; return 1; }
 }
 
+# husk doctor on the kind of host it is for: exit 0, and the report says what this host is.
+husk_doctor_on_a_real_host() {
+    local report
+    report=$(timeout 60 husk doctor --json) || { echo "exit status $?"; husk doctor; return 1; }
+    grep -q '"detail": "v2 (unified)"' <<<"$report" && grep -q '"detail": "systemd is pid 1"' <<<"$report" &&
+        grep -A3 '"check": "CRI plugin"' <<<"$report" | grep -q '"verdict": "ok"' ||
+        { echo "$report"; return 1; }
+}
+
 echo "vm-test: kernel $(uname -r), $(systemctl --version | head -1), containerd $(containerd --version | cut -d' ' -f3)"
 check "host is pure cgroup v2 with systemd" host_is_pure_cgroup_v2_with_systemd
 for rt in runc husk; do
     check "cgroupfs driver: limits, pause, kill --all, delete [$rt]" cgroupfs_driver_limits_pause_kill_delete "$rt"
 done
-check "systemd driver: a transient scope with the limits [runc]" systemd_driver_makes_a_scope_with_the_limits runc
-check_todo 12 "systemd driver: a transient scope with the limits [husk]" systemd_driver_makes_a_scope_with_the_limits husk
+for rt in runc husk; do
+    check "systemd driver: a transient scope with the limits [$rt]" systemd_driver_makes_a_scope_with_the_limits "$rt"
+    check "systemd driver: update sets MemoryMax and memory.max [$rt]" systemd_driver_update_sets_unit_and_cgroup "$rt"
+    check "systemd driver: delete leaves no unit and no cgroup [$rt]" systemd_driver_delete_leaves_nothing "$rt"
+    check "systemd driver: org.systemd.property annotations [$rt]" systemd_driver_annotation_lands_on_unit "$rt"
+    check "systemd driver: bad slice names and a failing unit refused [$rt]" systemd_driver_refuses_bad_input "$rt"
+done
 for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
     check "ctr run: output and exit status [$runtime]" ctr_run_exit_status "$runtime"
 done
+for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
+    check "ctr: SystemdCgroup = true puts the task in a scope [$runtime]" ctr_systemd_cgroup "$runtime"
+done
 check "ctr: /tasks/oom on an OOM kill [io.containerd.runc.v2]" ctr_publishes_oom io.containerd.runc.v2
 check_todo 11 "ctr: /tasks/oom on an OOM kill [io.containerd.husk.v2]" ctr_publishes_oom io.containerd.husk.v2
+
+check "husk doctor: no blocker, layout v2, systemd as pid 1, CRI loaded [husk only: runc has no doctor]" husk_doctor_on_a_real_host
 
 echo "vm-summary: $pass passed, $fail failed, $todo todo"
