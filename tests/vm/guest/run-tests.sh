@@ -261,7 +261,7 @@ for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
     check "ctr: SystemdCgroup = true puts the task in a scope [$runtime]" ctr_systemd_cgroup "$runtime"
 done
 check "ctr: /tasks/oom on an OOM kill [io.containerd.runc.v2]" ctr_publishes_oom io.containerd.runc.v2
-check_todo 11 "ctr: /tasks/oom on an OOM kill [io.containerd.husk.v2]" ctr_publishes_oom io.containerd.husk.v2
+check "ctr: /tasks/oom on an OOM kill [io.containerd.husk.v2]" ctr_publishes_oom io.containerd.husk.v2
 
 check "husk doctor: no blocker, layout v2, systemd as pid 1, CRI loaded [husk only: runc has no doctor]" husk_doctor_on_a_real_host
 
