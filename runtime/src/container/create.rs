@@ -83,7 +83,6 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         id,
         spec.annotations().as_ref(),
     )?;
-    cgroup.check_before_create(linux.resources().as_ref())?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let (console_socket, console_rx) = console_for(opts.console_socket.as_deref(), terminal, wait_for_start)?;
 
@@ -226,6 +225,9 @@ fn make_container_resources(
     let state_dir = StateDir::create(&global.root, id)?;
     let state_path = state_dir.path.clone();
     undo.state_dir = Some(state_dir);
+    // Only once the id is ours: a losing concurrent create must fail with "already exists",
+    // not warn about the winner's process in the cgroup (runc checks the id first too).
+    cgroup.check_before_create(linux.resources().as_ref())?;
     if !cgroup.is_systemd() {
         cgroup.create()?;
         undo.cgroup = Some(cgroup.clone());

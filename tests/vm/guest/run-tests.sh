@@ -220,14 +220,16 @@ ctr_systemd_cgroup() {
     unit_gone "husk-vm-$id.scope" "/sys/fs/cgroup/system.slice/husk-vm-$id.scope"
 }
 
-# Through containerd: an OOM-killed task is published as /tasks/oom.
+# Through containerd: an OOM-killed task is published as /tasks/oom. Both shims watch the
+# cgroup only once Start has returned, so an OOM in the task's first moment can go unseen (the
+# Go shim missed one that way under load): the task waits a second before it allocates.
 ctr_publishes_oom() {
     local runtime=$1 id=oom-$RANDOM events=$WORK/events-$RANDOM
     ctr events >"$events" 2>&1 &
     local watcher=$!
     sleep 0.5
     ctr run --rm --runtime "$runtime" --env PATH=/bin --memory-limit 16777216 --rootfs "$ROOTFS" "$id" \
-        sh -c 'dd if=/dev/zero of=/dev/null bs=64M count=1'
+        sh -c 'sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1'
     sleep 1
     kill "$watcher"
     grep -q "/tasks/oom.*$id" "$events" || { echo "no /tasks/oom for $id:"; tail -5 "$events"; return 1; }
