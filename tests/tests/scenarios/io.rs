@@ -30,11 +30,19 @@ pub fn stdin_reaches_process(via: &Via) {
     delete_and_check(&ctrd, &id, &["--force"]);
 }
 
+/// The task exits right after writing 4 MiB, so most of it is still in the shim's pipe when
+/// the exit is reported.
+///
+/// Where the result may differ, and why: the husk shim copies every byte before it answers
+/// Delete, so its output must be complete. containerd's Go shim waits at most 2 s for its
+/// copy (`waitTimeout(ctx, &p.wg, 2*time.Second)` in `process/init.go`) and then closes the
+/// fifo; on a loaded CI machine that cut the control's output short (4,067,328 of 4,194,304
+/// bytes). For the Go shim, whichever runtime it drives, the output must still be an
+/// uncorrupted prefix of the stream, and a cut is reported.
 pub fn large_output_is_complete(via: &Via) {
+    const TOTAL: usize = 4 << 20;
     let ctrd = containerd_with_busybox();
     let id = unique_id("big");
-    // The task exits right after writing: the shim must copy all output before reporting
-    // the exit.
     let out = run_ok(
         &ctrd,
         via,
@@ -42,8 +50,22 @@ pub fn large_output_is_complete(via: &Via) {
         &id,
         &["sh", "-c", "yes 0123456789abcdef | head -c 4194304"],
     );
-    assert_eq!(out.len(), 4 << 20, "stdout truncated");
-    assert!(out.starts_with("0123456789abcdef\n"));
+    let expected = "0123456789abcdef\n".repeat(TOTAL / 17 + 1);
+    assert!(out.len() > 17, "no output at all");
+    assert!(
+        expected.as_bytes().starts_with(out.as_bytes()),
+        "stdout is not a prefix of the stream"
+    );
+    match via {
+        Via::HuskShim => assert_eq!(out.len(), TOTAL, "stdout truncated"),
+        Via::GoShim(_) if out.len() < TOTAL => {
+            eprintln!(
+                "Go shim cut stdout at {} of {TOTAL} bytes (its 2 s copy wait)",
+                out.len()
+            )
+        }
+        Via::GoShim(_) => assert_eq!(out.len(), TOTAL),
+    }
     assert_clean(&ctrd, &id);
 }
 
