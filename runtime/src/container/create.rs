@@ -3,7 +3,6 @@
 
 use super::Global;
 use crate::cgroups::Cgroup;
-use crate::clone::{clone_into, Forked};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::hooks;
@@ -123,7 +122,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     };
     trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;
-    let (pid, pidfd) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan)?;
+    let (pid, pidfd) = super::spawn_init::spawn_init(linux, plan, &mut parent_chan, child_chan)?;
     undo.child = Some((pid, pidfd));
     // Only after clone3: the init must not inherit the blocked mask.
     let interrupts = Interrupts::catch()?;
@@ -271,39 +270,6 @@ fn join_cgroup(
     undo.cgroup = Some(cgroup.clone());
     let resources = resources_with_default_devices(linux);
     Ok(cgroup.start_systemd_unit(id, pid, Some(&resources), spec.annotations().as_ref())?)
-}
-
-/// clone3 into the new namespaces (entering joined pid/time namespaces and a new time
-/// namespace around the call); the child never returns from here.
-fn spawn_init(
-    linux: &oci_spec::runtime::Linux,
-    plan: InitPlan,
-    parent_end: std::os::fd::RawFd,
-    child_chan: sync::Channel,
-) -> Result<(i32, OwnedFd)> {
-    let ns_list = linux.namespaces().clone().unwrap_or_default();
-    let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
-    if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
-        for_children.new_time(linux.time_offsets().as_ref())?;
-    }
-    match clone_into(namespaces::clone_flags(&ns_list)) {
-        Ok(Forked::Child) => {
-            // Only the parent goes back: the child is already inside (and could not leave).
-            drop(for_children);
-            // SAFETY: the child's copy of the parent's end; that Channel is never used or
-            // dropped here, since init::run does not return.
-            unsafe { libc::close(parent_end) };
-            init::run(plan, child_chan)
-        }
-        Ok(Forked::Parent { pid, pidfd }) => {
-            for_children.leave()?;
-            Ok((pid, pidfd))
-        }
-        Err(e) => {
-            for_children.leave()?;
-            Err(e.into())
-        }
-    }
 }
 
 /// runc's `owner` column: the user who created the container.
