@@ -205,7 +205,7 @@ fn hostname_with_a_joined_uts_namespace() {
             .expect("unshare");
         let mut bundle = Bundle::new(&["hostname"]);
         let uts = format!("/proc/{}/ns/uts", holder.id());
-        wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(20), || {
             ns_link(&holder.id().to_string(), "uts") != ns_link("self", "uts")
         });
         let namespaces = bundle.config()["linux"]["namespaces"]

@@ -303,7 +303,7 @@ fn sigkilled_shim(under: Under) {
     // The dead shim's socket in /run/containerd/s is gone too (husk's shim removes it in
     // `shim delete`; and that is the shim in both variants).
     assert!(
-        wait_until(Duration::from_secs(5), || !std::path::Path::new(&socket).exists()),
+        wait_until(Duration::from_secs(20), || !std::path::Path::new(&socket).exists()),
         "socket {socket} left behind"
     );
 }
