@@ -227,6 +227,7 @@ fn make_container_resources(
     // Only once the id is ours: a losing concurrent create must fail with "already exists",
     // not warn about the winner's process in the cgroup (runc checks the id first too).
     cgroup.check_before_create(linux.resources().as_ref())?;
+    record_creating_cgroup(&state_path, cgroup)?;
     if !cgroup.is_systemd() {
         cgroup.create()?;
         undo.cgroup = Some(cgroup.clone());
@@ -241,6 +242,14 @@ fn make_container_resources(
             .ctx("chmod", fifo.display())?;
     }
     Ok(state_path)
+}
+
+/// Where `delete -f` finds the cgroup if this create is killed before it writes state.json.
+fn record_creating_cgroup(state_path: &Path, cgroup: &Cgroup) -> Result<()> {
+    let file = state_path.join(crate::state::CREATING_CGROUP_FILE);
+    let text = serde_json::to_string(cgroup).map_err(|e| Error::Init(format!("encode the cgroup: {e}")))?;
+    std::fs::write(&file, text).ctx("write", file.display())?;
+    Ok(())
 }
 
 /// The resources husk applies: the config's, with the device rule list runc would write.
