@@ -14,6 +14,7 @@ fn service_with(id: &str, pid: u32) -> (Arc<Service>, Arc<Container>, Receiver<E
     let hooks = DaemonHooks {
         shutdown: Box::new(|| {}),
         watch_oom: Box::new(|_, _| {}),
+        exit_handled: Box::new(|| {}),
     };
     let service = Service::new("test", events, hooks);
     let c = Arc::new(Container::for_test(id, pid));
@@ -43,6 +44,7 @@ fn an_exit_during_start_is_published_after_task_start() {
     c.begin_start("").unwrap();
     // The reaper sees the init die while `runtime start` is still running.
     service.on_exit(100, 3);
+    service.settle_exits();
     assert!(topics(&rx).is_empty(), "no TaskExit before TaskStart");
     assert!(c.lock().init.exit_held);
     service.finish_start(&c, "").unwrap();
@@ -60,6 +62,7 @@ fn an_exit_after_start_is_published_at_once_and_only_once() {
     service.finish_start(&c, "").unwrap();
     service.on_exit(200, 128 + 9);
     service.on_exit(200, 128 + 9);
+    service.settle_exits();
     assert_eq!(topics(&rx), [TASK_START_EVENT_TOPIC, TASK_EXIT_EVENT_TOPIC]);
     assert_eq!(c.try_wait("").unwrap().unwrap().status, 137);
 }
@@ -70,6 +73,7 @@ fn an_exec_is_refused_once_the_init_has_exited() {
     c.begin_start("").unwrap();
     service.finish_start(&c, "").unwrap();
     service.on_exit(300, 0);
+    service.settle_exits();
     let req = ExecProcessRequest {
         id: "c3".into(),
         exec_id: "e1".into(),

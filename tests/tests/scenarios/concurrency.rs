@@ -1,0 +1,274 @@
+//! The containers of a pod share one shim (issue 11, items 9 and 10): a slow runtime call for one
+//! must not stall the others, and a client that goes away in the middle of a sequence must leave
+//! no shim, container process, mount, cgroup or runtime state behind.
+//!
+//! The pod is two `ctr run --config` tasks with the same `io.containerd.runc.v2.group`
+//! annotation (both shims group by it); a createRuntime hook that sleeps makes one create slow.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use husk_e2e::{busybox_rootfs, default_spec, processes_mentioning, unique_id, wait_until, Containerd, TempDir};
+use serde_json::json;
+
+use super::{assert_clean, delete_and_check, kill_and_wait_stopped, task_status, Via};
+
+/// How long B's createRuntime hook keeps `runtime create` busy: long enough that a call stuck
+/// behind it cannot be mistaken for a slow `ctr` on a loaded host.
+const SLOW_CREATE_SECS: u64 = 6;
+
+/// A `ctr` still running when the test ends is killed (its task is containerd's to clean).
+struct Client(Option<Child>);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A createRuntime hook that sleeps `secs` and names itself `marker` ($0), so the test can see
+/// when the runtime's create is under way and when it is over.
+fn sleeping_hook(secs: u64, marker: &str) -> serde_json::Value {
+    json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("sleep {secs}; exit 0"), marker] })
+}
+
+/// A config.json for `ctr run --config` (no image: the rootfs is a busybox tree under `dir`),
+/// in shim group `group`, with `hook` as its createRuntime hook if given.
+fn write_spec(ctrd: &Containerd, dir: &Path, id: &str, group: &str, hook: Option<serde_json::Value>) -> PathBuf {
+    let rootfs = dir.join(format!("{id}-rootfs"));
+    busybox_rootfs(&rootfs).expect("busybox rootfs");
+    let mut spec = default_spec(&["sleep", "1000"], &format!("/{}/{id}", ctrd.namespace()));
+    spec["root"]["path"] = rootfs.display().to_string().into();
+    spec["annotations"] = json!({ "io.containerd.runc.v2.group": group });
+    if let Some(hook) = hook {
+        spec["hooks"] = json!({ "createRuntime": [hook] });
+    }
+    let path = dir.join(format!("{id}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec json")).expect("write spec");
+    path
+}
+
+/// `ctr run -d --config <spec> <runtime args> <id>`, not yet waited for.
+fn spawn_run(ctrd: &Containerd, via: &Via, spec: &Path, id: &str) -> Client {
+    let runtime = via.runtime_args();
+    let spec = spec.display().to_string();
+    let mut args: Vec<&str> = vec!["run", "-d", "--config", &spec];
+    args.extend(runtime.iter().map(String::as_str));
+    args.push(id);
+    let child = ctrd
+        .ctr_command(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctr run");
+    Client(Some(child))
+}
+
+/// Waits for `ctr`; panics with its output unless it succeeded.
+fn finish(mut client: Client, what: &str, ctrd: &Containerd) {
+    let child = client.0.take().expect("ctr not yet waited for");
+    let out = child.wait_with_output().expect("wait for ctr");
+    assert!(
+        out.status.success(),
+        "{what}: ctr run failed: {}\n{}",
+        husk_e2e::output_text(&out),
+        ctrd.log_tail(40)
+    );
+}
+
+fn hook_running(marker: &str) -> bool {
+    !processes_mentioning(marker).is_empty()
+}
+
+/// The shim serving `id` (the parent of its init: the shim is the subreaper) and its threads.
+fn shim_threads(ctrd: &Containerd, id: &str) -> usize {
+    let list = ctrd.ctr_ok(&["tasks", "ls"]);
+    let pid: u32 = list
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.first() == Some(&id))
+        .and_then(|cols| cols.get(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no pid for {id}: {list}"));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("init stat");
+    let ppid = stat[stat.rfind(')').expect("stat comm") + 2..]
+        .split_whitespace()
+        .nth(1)
+        .expect("ppid");
+    std::fs::read_dir(format!("/proc/{ppid}/task")).map_or(0, |d| d.count())
+}
+
+/// While B's create is held up by its hook, State and Kill of A (same shim) answer, and A's
+/// exit is reaped and reported. Before issue 11 item 9 the husk shim served one RPC at a time:
+/// `ctr tasks ls` got no State for A until B's create ended (containerd gives up after 2 s and
+/// prints UNKNOWN).
+///
+/// Where husk differs from the control: containerd's Go shim (1.6.20, and 1.7's
+/// cmd/containerd-shim-runc-v2 too) holds its service mutex `s.mu` across the whole
+/// `runc create` in Create, and State, Kill (getContainer) and exit handling (checkProcesses)
+/// take the same mutex: measured here, A's State waits 4 s and shows UNKNOWN, Kill ~2 s. On
+/// the Go shim the test checks only the outcome: A is stopped and B runs once B's create is over.
+pub fn slow_create_does_not_stall_the_pod(via: &Via) {
+    let serves_concurrently = matches!(via, Via::HuskShim);
+    let dir = TempDir::new("slowpod");
+    let ctrd = Containerd::start();
+    let group = unique_id("pod");
+    let (a, b) = (unique_id("poda"), unique_id("podb"));
+    let spec_a = write_spec(&ctrd, dir.path(), &a, &group, None);
+    finish(spawn_run(&ctrd, via, &spec_a, &a), "A", &ctrd);
+    let started = Instant::now();
+    let baseline = task_status(&ctrd, &a);
+    let baseline_took = started.elapsed();
+    assert_eq!(baseline, "RUNNING");
+
+    let marker = unique_id("slowhook");
+    let spec_b = write_spec(
+        &ctrd,
+        dir.path(),
+        &b,
+        &group,
+        Some(sleeping_hook(SLOW_CREATE_SECS, &marker)),
+    );
+    let creating_b = spawn_run(&ctrd, via, &spec_b, &b);
+    assert!(
+        wait_until(Duration::from_secs(30), || hook_running(&marker)),
+        "B's create never reached its hook\n{}",
+        ctrd.log_tail(40)
+    );
+
+    let started = Instant::now();
+    let state = task_status(&ctrd, &a);
+    let state_took = started.elapsed();
+    let started = Instant::now();
+    let killed = ctrd.ctr(&["tasks", "kill", "-s", "SIGKILL", &a]);
+    let kill_took = started.elapsed();
+    let stopped = wait_until(Duration::from_secs(SLOW_CREATE_SECS + 10), || {
+        task_status(&ctrd, &a) == "STOPPED"
+    });
+    let stopped_took = started.elapsed();
+    let during_create = hook_running(&marker);
+    eprintln!(
+        "A's State {state_took:?} ({state}; before B: {baseline_took:?}), Kill {kill_took:?}, \
+         STOPPED after {stopped_took:?}; B still creating then: {during_create}"
+    );
+    assert!(
+        killed.status.success(),
+        "Kill of A while B creates\n{}",
+        ctrd.log_tail(30)
+    );
+    assert!(stopped, "A's exit was never reported\n{}", ctrd.log_tail(30));
+    if serves_concurrently {
+        assert_eq!(state, "RUNNING", "State of A while B creates\n{}", ctrd.log_tail(30));
+        assert!(
+            during_create,
+            "B's {SLOW_CREATE_SECS} s create was over before A's State, Kill and exit were: they waited for it"
+        );
+        assert!(state_took < Duration::from_secs(2) && kill_took < Duration::from_secs(2));
+    }
+
+    finish(creating_b, "B", &ctrd);
+    assert_eq!(task_status(&ctrd, &b), "RUNNING");
+    delete_task(&ctrd, &a);
+    if matches!(via, Via::HuskShim) {
+        // The idle shim: the main loop and B's stdio thread; the request and exit workers are
+        // gone. (The Go shim runs ~11 goroutine threads.)
+        let settled = wait_until(Duration::from_secs(3), || shim_threads(&ctrd, &b) <= 2);
+        assert!(settled, "shim threads while idle: {}", shim_threads(&ctrd, &b));
+    }
+    kill_and_wait_stopped(&ctrd, &b);
+    delete_and_check(&ctrd, &b, &[]);
+    assert_clean(&ctrd, &a);
+}
+
+/// `ctr tasks delete` + `ctr containers delete` of a stopped task, without the leftover checks
+/// (another task of the pod still runs in the same shim).
+fn delete_task(ctrd: &Containerd, id: &str) {
+    ctrd.ctr_ok(&["tasks", "delete", id]);
+    ctrd.ctr_ok(&["containers", "delete", id]);
+}
+
+/// The runtime's state dirs for `id` (`/run/containerd/<runtime>/<ns>/<id>`) that still exist.
+fn runtime_state_left(ns: &str, id: &str) -> Vec<PathBuf> {
+    std::fs::read_dir("/run/containerd")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join(ns).join(id))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_nothing_left(ctrd: &Containerd, id: &str) {
+    let ns = ctrd.namespace();
+    let gone = wait_until(Duration::from_secs(10), || processes_mentioning(id).is_empty());
+    assert!(
+        gone,
+        "left running: {:?}\n{}",
+        processes_mentioning(id),
+        ctrd.log_tail(40)
+    );
+    assert_clean(ctrd, id);
+    let state = runtime_state_left(ns, id);
+    assert!(state.is_empty(), "runtime state left: {state:?}");
+}
+
+/// The client (`ctr run`) is killed while the task is being created: containerd cancels the
+/// Create and cleans up at once (Delete, Shutdown) while the runtime's create is still running.
+/// The Delete must wait for that create and remove what it made; the shim must then exit.
+pub fn client_killed_during_create_leaves_nothing(via: &Via) {
+    let dir = TempDir::new("killcreate");
+    let ctrd = Containerd::start();
+    let id = unique_id("killcreate");
+    let marker = unique_id("createhook");
+    let spec = write_spec(&ctrd, dir.path(), &id, &id, Some(sleeping_hook(3, &marker)));
+    let client = spawn_run(&ctrd, via, &spec, &id);
+    assert!(
+        wait_until(Duration::from_secs(30), || hook_running(&marker)),
+        "the create never reached its hook\n{}",
+        ctrd.log_tail(40)
+    );
+    drop(client);
+    assert!(
+        wait_until(Duration::from_secs(20), || !hook_running(&marker)),
+        "the hook did not end"
+    );
+    // What a client would do next: remove the container record (the task is gone already).
+    let _ = ctrd.ctr(&["tasks", "delete", "--force", &id]);
+    let _ = ctrd.ctr(&["containers", "delete", &id]);
+    assert_nothing_left(&ctrd, &id);
+}
+
+/// An exec is added but never started: `ctr tasks exec --detach` whose Start fails returns
+/// without deleting the exec (only an attached ctr deletes it on the way out), like a client
+/// killed between Exec and Start. Then the task is killed and deleted: nothing may remain.
+pub fn half_made_exec_leaves_nothing(via: &Via) {
+    let dir = TempDir::new("halfexec");
+    let ctrd = Containerd::start();
+    let id = unique_id("halfexec");
+    let spec = write_spec(&ctrd, dir.path(), &id, &id, None);
+    finish(spawn_run(&ctrd, via, &spec, &id), "task", &ctrd);
+    let exec = [
+        "tasks",
+        "exec",
+        "--detach",
+        "--exec-id",
+        "half",
+        "--cwd",
+        "/no/such/dir",
+        &id,
+        "true",
+    ];
+    let out = ctrd.ctr(&exec);
+    assert!(!out.status.success(), "the exec's start must fail");
+    eprintln!("half-made exec: {}", husk_e2e::output_text(&out).trim());
+    assert_eq!(task_status(&ctrd, &id), "RUNNING");
+    kill_and_wait_stopped(&ctrd, &id);
+    ctrd.ctr_ok(&["tasks", "delete", &id]);
+    ctrd.ctr_ok(&["containers", "delete", &id]);
+    assert_nothing_left(&ctrd, &id);
+}
