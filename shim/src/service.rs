@@ -29,6 +29,8 @@ use crate::process::{ExitInfo, Process, Transition};
 use crate::reaper::{ExitRouter, Owner};
 use crate::stdio::StdioPaths;
 
+/// The exit worker runs `kill --all` and publishes; see server.rs's WORKER_STACK.
+const EXIT_WORKER_STACK: usize = 512 * 1024;
 /// How long an exit waits for its output to drain before TaskExit goes out anyway.
 const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -111,6 +113,7 @@ impl Service {
         let service = Arc::clone(self);
         match std::thread::Builder::new()
             .name("exits".into())
+            .stack_size(EXIT_WORKER_STACK)
             .spawn(move || service.handle_exits())
         {
             Ok(_) => queue.worker = true,
