@@ -52,11 +52,15 @@ fn write_spec(ctrd: &Containerd, dir: &Path, id: &str, group: &str, hook: Option
     path
 }
 
-/// `ctr run -d --config <spec> <runtime args> <id>`, not yet waited for.
-fn spawn_run(ctrd: &Containerd, via: &Via, spec: &Path, id: &str) -> Client {
+/// `ctr run [-d] --config <spec> <runtime args> <id>`, not yet waited for. Attached, ctr waits
+/// for the task (the shim's Wait), exits with its status and deletes the task.
+fn spawn_run(ctrd: &Containerd, via: &Via, spec: &Path, id: &str, detach: bool) -> Client {
     let runtime = via.runtime_args();
     let spec = spec.display().to_string();
-    let mut args: Vec<&str> = vec!["run", "-d", "--config", &spec];
+    let mut args: Vec<&str> = vec!["run", "--config", &spec];
+    if detach {
+        args.push("-d");
+    }
     args.extend(runtime.iter().map(String::as_str));
     args.push(id);
     let child = ctrd
@@ -103,7 +107,7 @@ fn shim_threads(ctrd: &Containerd, id: &str) -> usize {
 }
 
 /// While B's create is held up by its hook, State and Kill of A (same shim) answer, and A's
-/// exit is reaped and reported. Before issue 11 item 9 the husk shim served one RPC at a time:
+/// exit is reaped and answers A's Wait (its attached `ctr run` ends with 137). Before issue 11 item 9 the husk shim served one RPC at a time:
 /// `ctr tasks ls` got no State for A until B's create ended (containerd gives up after 2 s and
 /// prints UNKNOWN).
 ///
@@ -111,7 +115,7 @@ fn shim_threads(ctrd: &Containerd, id: &str) -> usize {
 /// cmd/containerd-shim-runc-v2 too) holds its service mutex `s.mu` across the whole
 /// `runc create` in Create, and State, Kill (getContainer) and exit handling (checkProcesses)
 /// take the same mutex: measured here, A's State waits 4 s and shows UNKNOWN, Kill ~2 s. On
-/// the Go shim the test checks only the outcome: A is stopped and B runs once B's create is over.
+/// the Go shim the test checks only the outcome: A is killed and B runs once B's create is over.
 pub fn slow_create_does_not_stall_the_pod(via: &Via) {
     let serves_concurrently = matches!(via, Via::HuskShim);
     let dir = TempDir::new("slowpod");
@@ -119,7 +123,12 @@ pub fn slow_create_does_not_stall_the_pod(via: &Via) {
     let group = unique_id("pod");
     let (a, b) = (unique_id("poda"), unique_id("podb"));
     let spec_a = write_spec(&ctrd, dir.path(), &a, &group, None);
-    finish(spawn_run(&ctrd, via, &spec_a, &a), "A", &ctrd);
+    let mut waiting_a = spawn_run(&ctrd, via, &spec_a, &a, false);
+    assert!(
+        wait_until(Duration::from_secs(30), || task_status(&ctrd, &a) == "RUNNING"),
+        "A never ran\n{}",
+        ctrd.log_tail(40)
+    );
     let started = Instant::now();
     let baseline = task_status(&ctrd, &a);
     let baseline_took = started.elapsed();
@@ -133,7 +142,7 @@ pub fn slow_create_does_not_stall_the_pod(via: &Via) {
         &group,
         Some(sleeping_hook(SLOW_CREATE_SECS, &marker)),
     );
-    let creating_b = spawn_run(&ctrd, via, &spec_b, &b);
+    let creating_b = spawn_run(&ctrd, via, &spec_b, &b, true);
     assert!(
         wait_until(Duration::from_secs(30), || hook_running(&marker)),
         "B's create never reached its hook\n{}",
@@ -146,33 +155,39 @@ pub fn slow_create_does_not_stall_the_pod(via: &Via) {
     let started = Instant::now();
     let killed = ctrd.ctr(&["tasks", "kill", "-s", "SIGKILL", &a]);
     let kill_took = started.elapsed();
-    let stopped = wait_until(Duration::from_secs(SLOW_CREATE_SECS + 10), || {
-        task_status(&ctrd, &a) == "STOPPED"
+    let client_a = waiting_a.0.as_mut().expect("A's ctr");
+    let mut exit_a = None;
+    let waited = wait_until(Duration::from_secs(SLOW_CREATE_SECS + 10), || {
+        exit_a = client_a.try_wait().ok().flatten();
+        exit_a.is_some()
     });
-    let stopped_took = started.elapsed();
+    let wait_took = started.elapsed();
     let during_create = hook_running(&marker);
     eprintln!(
         "A's State {state_took:?} ({state}; before B: {baseline_took:?}), Kill {kill_took:?}, \
-         STOPPED after {stopped_took:?}; B still creating then: {during_create}"
+         Wait answered {wait_took:?} after the kill ({exit_a:?}); B still creating then: {during_create}"
     );
     assert!(
         killed.status.success(),
         "Kill of A while B creates\n{}",
         ctrd.log_tail(30)
     );
-    assert!(stopped, "A's exit was never reported\n{}", ctrd.log_tail(30));
+    assert!(waited, "A's Wait was never answered\n{}", ctrd.log_tail(30));
+    assert_eq!(exit_a.and_then(|s| s.code()), Some(137), "A's exit status through Wait");
+    waiting_a.0 = None;
     if serves_concurrently {
         assert_eq!(state, "RUNNING", "State of A while B creates\n{}", ctrd.log_tail(30));
         assert!(
             during_create,
-            "B's {SLOW_CREATE_SECS} s create was over before A's State, Kill and exit were: they waited for it"
+            "B's {SLOW_CREATE_SECS} s create was over before A's State, Kill and Wait were: they waited for it"
         );
         assert!(state_took < Duration::from_secs(2) && kill_took < Duration::from_secs(2));
     }
 
     finish(creating_b, "B", &ctrd);
     assert_eq!(task_status(&ctrd, &b), "RUNNING");
-    delete_task(&ctrd, &a);
+    // The attached ctr deleted A's task; its container record is left.
+    ctrd.ctr_ok(&["containers", "delete", &a]);
     if matches!(via, Via::HuskShim) {
         // The idle shim: the main loop and B's stdio thread; the request and exit workers are
         // gone. (The Go shim runs ~11 goroutine threads.)
@@ -182,13 +197,6 @@ pub fn slow_create_does_not_stall_the_pod(via: &Via) {
     kill_and_wait_stopped(&ctrd, &b);
     delete_and_check(&ctrd, &b, &[]);
     assert_clean(&ctrd, &a);
-}
-
-/// `ctr tasks delete` + `ctr containers delete` of a stopped task, without the leftover checks
-/// (another task of the pod still runs in the same shim).
-fn delete_task(ctrd: &Containerd, id: &str) {
-    ctrd.ctr_ok(&["tasks", "delete", id]);
-    ctrd.ctr_ok(&["containers", "delete", id]);
 }
 
 /// The runtime's state dirs for `id` (`/run/containerd/<runtime>/<ns>/<id>`) that still exist.
@@ -226,7 +234,7 @@ pub fn client_killed_during_create_leaves_nothing(via: &Via) {
     let id = unique_id("killcreate");
     let marker = unique_id("createhook");
     let spec = write_spec(&ctrd, dir.path(), &id, &id, Some(sleeping_hook(3, &marker)));
-    let client = spawn_run(&ctrd, via, &spec, &id);
+    let client = spawn_run(&ctrd, via, &spec, &id, true);
     assert!(
         wait_until(Duration::from_secs(30), || hook_running(&marker)),
         "the create never reached its hook\n{}",
@@ -251,7 +259,7 @@ pub fn half_made_exec_leaves_nothing(via: &Via) {
     let ctrd = Containerd::start();
     let id = unique_id("halfexec");
     let spec = write_spec(&ctrd, dir.path(), &id, &id, None);
-    finish(spawn_run(&ctrd, via, &spec, &id), "task", &ctrd);
+    finish(spawn_run(&ctrd, via, &spec, &id, true), "task", &ctrd);
     let exec = [
         "tasks",
         "exec",
