@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use husk_e2e::{busybox_rootfs, default_spec, processes_mentioning, unique_id, wait_until, Containerd, TempDir};
 use serde_json::json;
 
-use super::{assert_clean, delete_and_check, kill_and_wait_stopped, task_status, Via};
+use super::{assert_clean, delete_and_check, kill_and_wait_stopped, shim_socket, task_status, Via};
 
 /// How long B's createRuntime hook keeps `runtime create` busy: long enough that a call stuck
 /// behind it cannot be mistaken for a slow `ctr` on a loaded host.
@@ -27,6 +27,16 @@ impl Drop for Client {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A shim socket the test removes if a failure left it (a shim killed by the test's teardown
+/// cannot remove its own).
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -211,35 +221,57 @@ fn runtime_state_left(ns: &str, id: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-fn assert_nothing_left(ctrd: &Containerd, id: &str) {
-    let ns = ctrd.namespace();
-    let gone = wait_until(Duration::from_secs(10), || processes_mentioning(id).is_empty());
-    assert!(
-        gone,
-        "left running: {:?}\n{}",
-        processes_mentioning(id),
-        ctrd.log_tail(40)
-    );
+/// No process mentions `id`, nothing is mounted, no cgroup, runtime state dir or shim socket.
+/// With `shim_may_linger`, a shim process still running is reported and killed instead, and
+/// its socket is not checked (it is still serving).
+fn assert_nothing_left(ctrd: &Containerd, id: &str, socket: &Path, shim_may_linger: bool) {
+    let is_shim = |cmd: &str| cmd.contains("containerd-shim-");
+    let settled = wait_until(Duration::from_secs(10), || {
+        processes_mentioning(id)
+            .iter()
+            .all(|(_, cmd)| shim_may_linger && is_shim(cmd))
+    });
+    let left = processes_mentioning(id);
+    assert!(settled, "left running: {left:?}\n{}", ctrd.log_tail(40));
+    for (pid, cmd) in left.iter().filter(|(_, cmd)| is_shim(cmd)) {
+        eprintln!("shim left running after containerd's cleanup, killed by the test: {cmd}");
+        // SAFETY: kill(2) on the shim this test started through containerd.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
     assert_clean(ctrd, id);
-    let state = runtime_state_left(ns, id);
+    let state = runtime_state_left(ctrd.namespace(), id);
     assert!(state.is_empty(), "runtime state left: {state:?}");
+    if left.is_empty() {
+        assert!(!socket.exists(), "shim socket {} left", socket.display());
+    }
 }
 
 /// The client (`ctr run`) is killed while the task is being created: containerd cancels the
 /// Create and cleans up at once (Delete, Shutdown) while the runtime's create is still running.
 /// The Delete must wait for that create and remove what it made; the shim must then exit.
+///
+/// Where husk differs from the control: containerd's Go shim (1.6.20) often (5 of 7 runs with
+/// the other parity tests running beside it, 1 of 3 alone) does not answer that Delete within
+/// containerd's 5 s cleanup deadline although the create's 1 s hook is long over ("failed to
+/// delete task: context deadline exceeded", then "cleaning up dead shim"): `shim delete`
+/// removes the container, but the Go shim process stays. On the Go shim a lingering shim is
+/// reported and killed; everything else must be gone on both.
 pub fn client_killed_during_create_leaves_nothing(via: &Via) {
     let dir = TempDir::new("killcreate");
     let ctrd = Containerd::start();
     let id = unique_id("killcreate");
     let marker = unique_id("createhook");
-    let spec = write_spec(&ctrd, dir.path(), &id, &id, Some(sleeping_hook(3, &marker)));
+    // Short: containerd's cleanup of the cancelled Create (Delete, then Shutdown) gives up after
+    // 5 s, and a create still running then is left to `shim delete`, which on both shims
+    // removes the container but not the shim process (see docs/shim.md, Concurrency).
+    let spec = write_spec(&ctrd, dir.path(), &id, &id, Some(sleeping_hook(1, &marker)));
     let client = spawn_run(&ctrd, via, &spec, &id, true);
     assert!(
         wait_until(Duration::from_secs(30), || hook_running(&marker)),
         "the create never reached its hook\n{}",
         ctrd.log_tail(40)
     );
+    let socket = SocketFile(shim_socket(&ctrd, &id));
     drop(client);
     assert!(
         wait_until(Duration::from_secs(20), || !hook_running(&marker)),
@@ -248,7 +280,7 @@ pub fn client_killed_during_create_leaves_nothing(via: &Via) {
     // What a client would do next: remove the container record (the task is gone already).
     let _ = ctrd.ctr(&["tasks", "delete", "--force", &id]);
     let _ = ctrd.ctr(&["containers", "delete", &id]);
-    assert_nothing_left(&ctrd, &id);
+    assert_nothing_left(&ctrd, &id, &socket.0, !matches!(via, Via::HuskShim));
 }
 
 /// An exec is added but never started: `ctr tasks exec --detach` whose Start fails returns
@@ -260,6 +292,7 @@ pub fn half_made_exec_leaves_nothing(via: &Via) {
     let id = unique_id("halfexec");
     let spec = write_spec(&ctrd, dir.path(), &id, &id, None);
     finish(spawn_run(&ctrd, via, &spec, &id, true), "task", &ctrd);
+    let socket = SocketFile(shim_socket(&ctrd, &id));
     let exec = [
         "tasks",
         "exec",
@@ -278,5 +311,5 @@ pub fn half_made_exec_leaves_nothing(via: &Via) {
     kill_and_wait_stopped(&ctrd, &id);
     ctrd.ctr_ok(&["tasks", "delete", &id]);
     ctrd.ctr_ok(&["containers", "delete", &id]);
-    assert_nothing_left(&ctrd, &id);
+    assert_nothing_left(&ctrd, &id, &socket.0, false);
 }

@@ -236,7 +236,7 @@ pub fn killed_client_and_shim_leave_nothing(via: &Via) {
 }
 
 /// The shim's socket path, from the `address` file containerd keeps in the task's bundle.
-fn shim_socket(ctrd: &husk_e2e::Containerd, id: &str) -> std::path::PathBuf {
+pub(crate) fn shim_socket(ctrd: &husk_e2e::Containerd, id: &str) -> std::path::PathBuf {
     let bundle = ctrd
         .state()
         .join("io.containerd.runtime.v2.task")
