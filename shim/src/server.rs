@@ -267,8 +267,10 @@ impl Server {
         }
     }
 
-    /// Answers every pending Wait whose process has stopped (or is gone).
+    /// Answers every pending Wait whose process has stopped (or is gone); retries starting the
+    /// exit worker if that failed.
     pub fn answer_waits(&mut self) {
+        self.service.kick_exits();
         let mut i = 0;
         while i < self.waits.len() {
             let Some(reply) = wait_reply(&self.service, &self.waits[i].req) else {

@@ -105,9 +105,16 @@ impl Service {
         let Some(owner) = self.router.route(pid, status) else {
             return;
         };
+        lock(&self.exits).pending.push_back((owner, status));
+        self.kick_exits();
+    }
+
+    /// Starts the exit worker if exits are queued and none runs. The loop calls it on every
+    /// turn too: if a thread could not be started, the exits wait for the next try, not for
+    /// the next exit.
+    pub fn kick_exits(self: &Arc<Self>) {
         let mut queue = lock(&self.exits);
-        queue.pending.push_back((owner, status));
-        if queue.worker {
+        if queue.worker || queue.pending.is_empty() {
             return;
         }
         let service = Arc::clone(self);
@@ -117,7 +124,6 @@ impl Service {
             .spawn(move || service.handle_exits())
         {
             Ok(_) => queue.worker = true,
-            // The exit stays queued: the next reaped exit tries again.
             Err(err) => log::error!("failed to start the exit thread: {err}"),
         }
     }
