@@ -116,10 +116,59 @@ fn shim_threads(ctrd: &Containerd, id: &str) -> usize {
     std::fs::read_dir(format!("/proc/{ppid}/task")).map_or(0, |d| d.count())
 }
 
+/// What A's client saw while B was being created.
+struct Observed {
+    state: String,
+    state_took: Duration,
+    kill_took: Duration,
+    /// A's exit status through its attached `ctr run` (the shim's Wait), if it came.
+    exit: Option<i32>,
+    /// B's create was still in its hook when A's Wait had been answered.
+    during_create: bool,
+}
+
+/// State of A (`ctr tasks ls`), Kill of A, then A's Wait (its attached ctr ending), timed while
+/// B's create (started by the caller) sits in its hook `marker`.
+fn observe_a(ctrd: &Containerd, a: &str, waiting_a: &mut Client, marker: &str) -> Observed {
+    let started = Instant::now();
+    let state = task_status(ctrd, a);
+    let state_took = started.elapsed();
+    let started = Instant::now();
+    let killed = ctrd.ctr(&["tasks", "kill", "-s", "SIGKILL", a]);
+    let kill_took = started.elapsed();
+    assert!(
+        killed.status.success(),
+        "Kill of A while B creates\n{}",
+        ctrd.log_tail(30)
+    );
+    let client_a = waiting_a.0.as_mut().expect("A's ctr");
+    let mut exit = None;
+    let waited = wait_until(Duration::from_secs(SLOW_CREATE_SECS + 10), || {
+        exit = client_a.try_wait().ok().flatten();
+        exit.is_some()
+    });
+    let wait_took = started.elapsed();
+    let during_create = hook_running(marker);
+    eprintln!(
+        "A's State {state_took:?} ({state}), Kill {kill_took:?}, Wait answered {wait_took:?} \
+         after the kill ({exit:?}); B still creating then: {during_create}"
+    );
+    assert!(waited, "A's Wait was never answered\n{}", ctrd.log_tail(30));
+    // Reaped by try_wait: nothing for the guard to kill.
+    waiting_a.0 = None;
+    Observed {
+        state,
+        state_took,
+        kill_took,
+        exit: exit.and_then(|s| s.code()),
+        during_create,
+    }
+}
+
 /// While B's create is held up by its hook, State and Kill of A (same shim) answer, and A's
-/// exit is reaped and answers A's Wait (its attached `ctr run` ends with 137). Before issue 11 item 9 the husk shim served one RPC at a time:
-/// `ctr tasks ls` got no State for A until B's create ended (containerd gives up after 2 s and
-/// prints UNKNOWN).
+/// exit is reaped and answers A's Wait (its attached `ctr run` ends with 137). Before issue 11
+/// item 9 the husk shim served one RPC at a time: `ctr tasks ls` got no State for A until B's
+/// create ended (containerd gives up after 2 s and prints UNKNOWN).
 ///
 /// Where husk differs from the control: containerd's Go shim (1.6.20, and 1.7's
 /// cmd/containerd-shim-runc-v2 too) holds its service mutex `s.mu` across the whole
@@ -127,71 +176,37 @@ fn shim_threads(ctrd: &Containerd, id: &str) -> usize {
 /// take the same mutex: measured here, A's State waits 4 s and shows UNKNOWN, Kill ~2 s. On
 /// the Go shim the test checks only the outcome: A is killed and B runs once B's create is over.
 pub fn slow_create_does_not_stall_the_pod(via: &Via) {
-    let serves_concurrently = matches!(via, Via::HuskShim);
     let dir = TempDir::new("slowpod");
     let ctrd = Containerd::start();
     let group = unique_id("pod");
     let (a, b) = (unique_id("poda"), unique_id("podb"));
     let spec_a = write_spec(&ctrd, dir.path(), &a, &group, None);
     let mut waiting_a = spawn_run(&ctrd, via, &spec_a, &a, false);
-    assert!(
-        wait_until(Duration::from_secs(30), || task_status(&ctrd, &a) == "RUNNING"),
-        "A never ran\n{}",
-        ctrd.log_tail(40)
-    );
-    let started = Instant::now();
-    let baseline = task_status(&ctrd, &a);
-    let baseline_took = started.elapsed();
-    assert_eq!(baseline, "RUNNING");
+    let running = wait_until(Duration::from_secs(30), || task_status(&ctrd, &a) == "RUNNING");
+    assert!(running, "A never ran\n{}", ctrd.log_tail(40));
 
     let marker = unique_id("slowhook");
-    let spec_b = write_spec(
-        &ctrd,
-        dir.path(),
-        &b,
-        &group,
-        Some(sleeping_hook(SLOW_CREATE_SECS, &marker)),
-    );
+    let hook = sleeping_hook(SLOW_CREATE_SECS, &marker);
+    let spec_b = write_spec(&ctrd, dir.path(), &b, &group, Some(hook));
     let creating_b = spawn_run(&ctrd, via, &spec_b, &b, true);
-    assert!(
-        wait_until(Duration::from_secs(30), || hook_running(&marker)),
-        "B's create never reached its hook\n{}",
-        ctrd.log_tail(40)
-    );
+    let in_hook = wait_until(Duration::from_secs(30), || hook_running(&marker));
+    assert!(in_hook, "B's create never reached its hook\n{}", ctrd.log_tail(40));
 
-    let started = Instant::now();
-    let state = task_status(&ctrd, &a);
-    let state_took = started.elapsed();
-    let started = Instant::now();
-    let killed = ctrd.ctr(&["tasks", "kill", "-s", "SIGKILL", &a]);
-    let kill_took = started.elapsed();
-    let client_a = waiting_a.0.as_mut().expect("A's ctr");
-    let mut exit_a = None;
-    let waited = wait_until(Duration::from_secs(SLOW_CREATE_SECS + 10), || {
-        exit_a = client_a.try_wait().ok().flatten();
-        exit_a.is_some()
-    });
-    let wait_took = started.elapsed();
-    let during_create = hook_running(&marker);
-    eprintln!(
-        "A's State {state_took:?} ({state}; before B: {baseline_took:?}), Kill {kill_took:?}, \
-         Wait answered {wait_took:?} after the kill ({exit_a:?}); B still creating then: {during_create}"
-    );
-    assert!(
-        killed.status.success(),
-        "Kill of A while B creates\n{}",
-        ctrd.log_tail(30)
-    );
-    assert!(waited, "A's Wait was never answered\n{}", ctrd.log_tail(30));
-    assert_eq!(exit_a.and_then(|s| s.code()), Some(137), "A's exit status through Wait");
-    waiting_a.0 = None;
-    if serves_concurrently {
-        assert_eq!(state, "RUNNING", "State of A while B creates\n{}", ctrd.log_tail(30));
+    let seen = observe_a(&ctrd, &a, &mut waiting_a, &marker);
+    assert_eq!(seen.exit, Some(137), "A's exit status through Wait");
+    if matches!(via, Via::HuskShim) {
+        assert_eq!(
+            seen.state,
+            "RUNNING",
+            "State of A while B creates\n{}",
+            ctrd.log_tail(30)
+        );
         assert!(
-            during_create,
+            seen.during_create,
             "B's {SLOW_CREATE_SECS} s create was over before A's State, Kill and Wait were: they waited for it"
         );
-        assert!(state_took < Duration::from_secs(2) && kill_took < Duration::from_secs(2));
+        // Generous for ctr on a loaded host; the stall it catches is containerd's 2 s timeout.
+        assert!(seen.state_took < Duration::from_secs(2) && seen.kill_took < Duration::from_secs(2));
     }
 
     finish(creating_b, "B", &ctrd);
