@@ -10,6 +10,7 @@ pub mod options;
 pub mod paths;
 pub mod pivot;
 pub mod resolve;
+pub mod tmpfs;
 
 use crate::sys::{Context, SysError};
 use nix::mount::{mount, MsFlags};
@@ -124,6 +125,27 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<String, SysError> {
     Ok(mountinfo)
 }
 
+/// The read-only tmpfs and /dev mounts, mounted writable by `prepare` (as runc does).
+fn remount_delayed_readonly(spec_mounts: &[oci_spec::runtime::Mount]) -> Result<(), SysError> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open", "/")?;
+    for m in spec_mounts {
+        let typ = m.typ().as_deref();
+        let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
+        let dest = m.destination();
+        if opts.bind || !opts.flags.contains(MsFlags::MS_RDONLY) || !mounts::delays_readonly(typ, dest) {
+            continue;
+        }
+        let target = resolve::open_in_root(root.as_fd(), dest, resolve::Create::Nothing)?;
+        mounts::remount_fd(target.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
+    }
+    Ok(())
+}
+
 /// After pivot_root (or the move for --no-pivot): masked paths, read-only paths, read-only `/`,
 /// and the final propagation of `/`.
 pub fn finish(spec: &Spec) -> Result<(), SysError> {
@@ -134,6 +156,7 @@ pub fn finish(spec: &Spec) -> Result<(), SysError> {
     for path in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
         paths::make_readonly(path)?;
     }
+    remount_delayed_readonly(spec.mounts().as_deref().unwrap_or_default())?;
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         paths::readonly_root()?;
     }
