@@ -163,15 +163,7 @@ fn a_new_netns_has_only_loopback() {
 fn a_user_namespace_maps_root_to_the_configured_host_ids() {
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cat /proc/self/uid_map /proc/self/gid_map; id -u");
-    // mkdtemp's 0700 would keep the mapped root (host uid 100000) out of its own rootfs.
-    std::fs::set_permissions(bundle.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = bundle.config_mut();
-    config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({ "type": "user" }));
-    config["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    add_user_namespace(&mut bundle);
     bundle.save();
     let out = run_ok(&rt, &bundle);
     let fields: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();

@@ -50,6 +50,8 @@ pub struct InitPlan {
     pub seccomp: Option<crate::seccomp::Program>,
     /// AppArmor profile / SELinux label for the process, checked against the host by the parent.
     pub exec_labels: crate::lsm::ExecLabels,
+    /// With a new user namespace: every bind source, cloned by the parent (by mount index).
+    pub bind_sources: Vec<Option<OwnedFd>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +154,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
             new_cgroupns,
             new_netns: namespaces::creates(&ns_list, LinuxNamespaceType::Network),
             userns,
+            bind_sources: &plan.bind_sources,
         })?;
         trace.mark("mounts and devices");
     }

@@ -32,6 +32,8 @@ pub struct RootfsPlan<'a> {
     pub new_cgroupns: bool,
     pub new_netns: bool,
     pub userns: bool,
+    /// Bind sources the parent cloned (see `mounts::open_bind_sources`), by mount index.
+    pub bind_sources: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 /// Everything up to (not including) pivot_root: runs in the container's new mount namespace.
@@ -73,6 +75,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
         new_netns: plan.new_netns,
         cgroup_paths: plan.cgroup_paths,
         mount_label: linux.and_then(|l| l.mount_label().as_deref()),
+        bind_sources: plan.bind_sources,
     };
     let spec_mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     mounts::mount_all(&ctx, spec_mounts)?;

@@ -24,16 +24,46 @@ pub struct MountContext<'a> {
     pub cgroup_paths: &'a [(PathBuf, PathBuf)],
     /// linux.mountLabel: the SELinux context of the tmpfs/devpts/mqueue mounts.
     pub mount_label: Option<&'a str>,
+    /// The bind sources the parent cloned (`open_bind_sources`), by mount index; empty when
+    /// the init reaches them itself.
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<(), SysError> {
-    for m in mounts {
-        mount_one(ctx, m)?;
+    for (index, m) in mounts.iter().enumerate() {
+        mount_one(ctx, m, index)?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
+/// With a new user namespace the init is root of that namespace only, and a bind source below a
+/// host directory its mapped root may not search fails with EACCES. So the parent, still root in
+/// the host's namespaces, clones every bind source into a detached mount before clone3 (the init
+/// inherits the fds) and the init attaches those trees (runc 1.1 passes such mount fds too).
+pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Result<Vec<Option<OwnedFd>>, SysError> {
+    mounts
+        .iter()
+        .map(|m| {
+            let typ = m.typ().as_deref();
+            let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
+            let cgroup = typ == Some("cgroup") || typ == Some("cgroup2");
+            match opts.bind && !cgroup {
+                true => clone_source(bundle, m, &opts).map(Some),
+                false => Ok(None),
+            }
+        })
+        .collect()
+}
+
+fn clone_source(bundle: &Path, m: &Mount, opts: &MountOptions) -> Result<OwnedFd, SysError> {
+    let source = bind_source(bundle, m);
+    detached::clone_tree(&source, opts.recursive).map_err(|e| {
+        let op = format!("bind mount {} on", source.display());
+        SysError::new(op, m.destination().display(), e.errno)
+    })
+}
+
+fn mount_one(ctx: &MountContext, m: &Mount, index: usize) -> Result<(), SysError> {
     let typ = m.typ().as_deref();
     let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
     let dest = m.destination();
@@ -44,7 +74,7 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
         refuse_unless_directory(ctx, dest, fs)?;
     }
     if opts.bind {
-        return bind_mount(ctx, m, &opts);
+        return bind_mount(ctx, m, &opts, index);
     }
     let source = m
         .source()
@@ -162,24 +192,32 @@ fn bind_source(bundle: &Path, m: &Mount) -> PathBuf {
     }
 }
 
-fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<(), SysError> {
+fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions, index: usize) -> Result<(), SysError> {
     let dest = m.destination();
-    let source = bind_source(ctx.bundle, m);
-    let meta = std::fs::metadata(&source).ctx("stat bind mount source", source.display())?;
-    let kind = if meta.is_dir() { Create::Dir } else { Create::File };
+    // Made detached (here, or by the parent) and attached through the target's fd: `tree` is
+    // then the new mount itself, so the remount and propagation below reach it and nothing
+    // else, whatever the rootfs's paths have become meanwhile.
+    let cloned;
+    let tree = match ctx.bind_sources.get(index).and_then(Option::as_ref) {
+        Some(fd) => fd.as_fd(),
+        None => {
+            cloned = clone_source(ctx.bundle, m, opts)?;
+            cloned.as_fd()
+        }
+    };
+    let st = nix::sys::stat::fstat(tree).ctx("stat bind mount source", bind_source(ctx.bundle, m).display())?;
+    let kind = match st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        true => Create::Dir,
+        false => Create::File,
+    };
     let target = open_in_root(ctx.rootfs, dest, kind)?;
     check_resolved_target(ctx, &target, Some("bind"), dest)?;
-    // Made detached and attached through the target's fd: `tree` is then the new mount itself,
-    // so the remount and propagation below reach it and nothing else, whatever the rootfs's
-    // paths have become meanwhile.
-    let tree = detached::clone_tree(&source, opts.recursive)
-        .map_err(|e| SysError::new(format!("bind mount {} on", source.display()), dest.display(), e.errno))?;
-    detached::attach(tree.as_fd(), target.as_fd(), dest)?;
+    detached::attach(tree, target.as_fd(), dest)?;
     if opts.needs_bind_remount() {
-        remount_fd(tree.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
+        remount_fd(tree, dest, opts.flags | MsFlags::MS_BIND)?;
     }
-    set_recursive_attrs(tree.as_fd(), dest, opts)?;
-    set_propagation_fd(tree.as_fd(), dest, opts)
+    set_recursive_attrs(tree, dest, opts)?;
+    set_propagation_fd(tree, dest, opts)
 }
 
 /// runc's checkProcMount on the path the target fd really has (a symlink in the image already
