@@ -45,6 +45,16 @@ pub fn clone_flags(namespaces: &[LinuxNamespace]) -> CloneFlags {
         .fold(CloneFlags::empty(), |acc, ns| acc | clone_flag(ns.typ()))
 }
 
+/// Whether `husk create` forks a stage 1 that joins the listed namespaces before it clones the
+/// init (as runc's nsexec does): needed when a user namespace is joined, so that the new
+/// namespaces belong to it, and when a pid namespace is joined, so that nothing of husk is
+/// visible there before it has joined the others.
+pub fn joins_before_clone(namespaces: &[LinuxNamespace]) -> bool {
+    namespaces
+        .iter()
+        .any(|ns| ns.path().is_some() && matches!(ns.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Pid))
+}
+
 pub fn creates(namespaces: &[LinuxNamespace], kind: LinuxNamespaceType) -> bool {
     namespaces.iter().any(|ns| ns.typ() == kind && ns.path().is_none())
 }
@@ -82,6 +92,11 @@ pub struct ForChildren {
 }
 
 impl ForChildren {
+    /// Nothing entered yet (for [`ForChildren::new_time`] alone).
+    pub fn none() -> ForChildren {
+        ForChildren { restore: Vec::new() }
+    }
+
     pub fn enter(namespaces: &[LinuxNamespace]) -> Result<ForChildren, SysError> {
         let mut restore = Vec::new();
         for ns in namespaces {

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The cgroup a create is making, written before the cgroup exists, so that `delete -f` can
+/// remove it when that create was killed before state.json (SIGKILL cannot be caught).
+pub const CREATING_CGROUP_FILE: &str = "cgroup.json";
 pub const OCI_VERSION: &str = "1.2.0";
 
 /// What husk remembers about a container between commands.
@@ -108,9 +111,10 @@ impl StateDir {
     }
 
     /// Remove the directory a killed create left without state.json (runc's `delete` does the
-    /// same). A create still holding the lock, or one that has since written state.json, is
-    /// left alone. Returns whether something was removed.
-    pub fn remove_abandoned(root: &Path, id: &str) -> Result<bool> {
+    /// same), after `release` has freed what the create had made (its cgroup). A create still
+    /// holding the lock, or one that has since written state.json, is left alone. Returns
+    /// whether something was removed.
+    pub fn remove_abandoned(root: &Path, id: &str, release: impl FnOnce(&Path) -> Result<()>) -> Result<bool> {
         validate_id(id)?;
         let path = root.join(id);
         let fd: OwnedFd = match nix::fcntl::open(
@@ -128,6 +132,7 @@ impl StateDir {
         if path.join(STATE_FILE).exists() {
             return Ok(false);
         }
+        release(&path)?;
         std::fs::remove_dir_all(&path).ctx("remove", path.display())?;
         Ok(true)
     }

@@ -44,6 +44,10 @@
 //!                  ◀─────────────────────────────────────────────── (SeccompNotifyFd ...)
 //!                  ◀─────────────────────────────────────────────── Ready; execve
 //! ```
+//! `husk create` takes the same two stages when the config joins a user or pid namespace by
+//! path (init/stage1.rs): stage 1 joins, clones the init with CLONE_PARENT, sends Spawned and
+//! exits; the parent then goes on with the init as in the first diagram (maps, cgroup, Proceed).
+//!
 //! The parent closes its copy of the child's end right after clone, so a dead child reads as
 //! EOF rather than a hang.
 

@@ -105,7 +105,7 @@ impl Containerd {
             // SAFETY: kill has no memory effects; pid is our own child, not yet reaped.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let exited = wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_))));
+        let exited = wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_))));
         if !exited {
             let _ = child.kill();
         }
@@ -120,7 +120,7 @@ fn kill_processes_mentioning(needle: &str) {
         // SAFETY: kill has no memory effects; the pid names one of our shims.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    let gone = wait_until(Duration::from_secs(5), || {
+    let gone = wait_until(Duration::from_secs(20), || {
         processes_mentioning(needle).iter().all(|(pid, _)| is_zombie(*pid))
     });
     if !gone {

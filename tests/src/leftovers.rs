@@ -86,7 +86,7 @@ fn remove_cgroup_dir(dir: &Path) {
         kill_cgroup_procs(sub);
     }
     for sub in &subdirs {
-        let gone = wait_until(Duration::from_secs(3), || match std::fs::remove_dir(sub) {
+        let gone = wait_until(Duration::from_secs(10), || match std::fs::remove_dir(sub) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => true,
             Err(_) => {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use husk_e2e::{cgroup_dirs, output_text, wait_until, Bundle, Runtime};
+use husk_e2e::{cgroup_dirs, output_text, remove_cgroup, wait_until, Bundle, Runtime};
 use runtime_support::*;
 use serde_json::json;
 
@@ -159,6 +159,16 @@ fn delete_force_removes_a_half_made_container() {
             "{}: delete -f left it",
             name(&rt)
         );
+        // Where husk differs: runc 1.1 leaves the cgroup and the processes in it (the init, or
+        // the hook it ran) and cannot find them again. husk records the cgroup before it makes
+        // it, so delete -f kills what is inside and removes it.
+        let left = cgroup_dirs(&bundle.cgroups_path());
+        if name(&rt) == "husk" {
+            assert!(left.is_empty(), "husk: delete -f left {left:?}");
+        } else {
+            eprintln!("runc: delete -f left {} cgroup dirs", left.len());
+            remove_cgroup(&bundle.cgroups_path());
+        }
     }
 }
 
@@ -205,7 +215,7 @@ fn hostname_with_a_joined_uts_namespace() {
             .expect("unshare");
         let mut bundle = Bundle::new(&["hostname"]);
         let uts = format!("/proc/{}/ns/uts", holder.id());
-        wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(20), || {
             ns_link(&holder.id().to_string(), "uts") != ns_link("self", "uts")
         });
         let namespaces = bundle.config()["linux"]["namespaces"]

@@ -143,7 +143,7 @@ fn ps_lists_every_process_of_the_container() {
     let pid = create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
-    let three = wait_until(Duration::from_secs(5), || read_trim(&procs).lines().count() == 3);
+    let three = wait_until(Duration::from_secs(20), || read_trim(&procs).lines().count() == 3);
     assert!(three, "cgroup.procs: {}", read_trim(&procs));
     let json: Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
     let mut listed: Vec<i64> = json
@@ -170,9 +170,10 @@ fn kill_all_reaches_every_process_in_the_cgroup() {
     create_ok(&rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     let procs = v1_file(&bundle.cgroups_path(), "pids", "cgroup.procs");
-    assert!(wait_until(Duration::from_secs(5), || read_trim(&procs).lines().count() == 3));
+    let three = wait_until(Duration::from_secs(20), || read_trim(&procs).lines().count() == 3);
+    assert!(three, "not three processes: {}", read_trim(&procs));
     rt.run_ok(&["kill", "--all", bundle.id(), "KILL"]);
-    let empty = wait_until(Duration::from_secs(5), || read_trim(&procs).is_empty());
+    let empty = wait_until(Duration::from_secs(20), || read_trim(&procs).is_empty());
     assert!(empty, "left in the cgroup: {}", read_trim(&procs));
     wait_status(&rt, bundle.id(), "stopped");
 }

@@ -449,7 +449,7 @@ fn kill_all_on_a_stopped_container_kills_whats_left_in_its_cgroup() {
             "{name}: a plain kill of a stopped container fails"
         );
         rt.run_ok(&["kill", "--all", bundle.id(), "KILL"]);
-        let emptied = wait_until(Duration::from_secs(5), || read_trimmed(&procs).is_empty());
+        let emptied = wait_until(Duration::from_secs(20), || read_trimmed(&procs).is_empty());
         assert!(emptied, "{name}: left {}", read_trimmed(&procs));
         rt.run_ok(&["delete", bundle.id()]);
     }
@@ -495,7 +495,7 @@ fn exec_cgroup_joins_a_sub_cgroup_and_refuses_to_leave() {
         let sub = cgroup_dir("pids", &bundle).join("sub");
         std::fs::create_dir(&sub).unwrap();
         let out = rt.run(&["exec", "--cgroup", "pids:sub", id, "cat", "/proc/self/cgroup"]);
-        let _ = wait_until(Duration::from_secs(5), || std::fs::remove_dir(&sub).is_ok());
+        let _ = wait_until(Duration::from_secs(20), || std::fs::remove_dir(&sub).is_ok());
         assert!(out.status.success(), "{name}: {}", output_text(&out));
         let want = format!("pids:{}/sub", bundle.cgroups_path());
         assert!(

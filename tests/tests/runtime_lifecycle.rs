@@ -406,9 +406,9 @@ fn kill_accepts_numbers_and_realtime_names() {
     let log = format!("/proc/{pid}/root/dev/shm/log");
     rt.run_ok(&["kill", bundle.id(), "10"]);
     let got = |want: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.ends_with(want));
-    assert!(wait_until(Duration::from_secs(5), || got("usr1\n")), "USR1 by number");
+    assert!(wait_until(Duration::from_secs(20), || got("usr1\n")), "USR1 by number");
     rt.run_ok(&["kill", bundle.id(), "SIGRTMIN+3"]);
-    assert!(wait_until(Duration::from_secs(5), || got("rt3\n")), "RTMIN+3 by name");
+    assert!(wait_until(Duration::from_secs(20), || got("rt3\n")), "RTMIN+3 by name");
     rt.run_ok(&["kill", bundle.id(), "term"]);
     wait_status(&rt, bundle.id(), "stopped");
 }

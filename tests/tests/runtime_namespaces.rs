@@ -229,3 +229,42 @@ fn time_offsets_shift_the_boottime_clock() {
     let inside: f64 = out.trim().parse().unwrap();
     assert!(inside - host > 863000.0, "uptime inside {inside}, host {host}");
 }
+
+/// podman's pods with `--userns` join the infra container's user (and often pid) namespace by
+/// path while making new uts, mount and ipc namespaces. Those must belong to the joined user
+/// namespace, where the container's root has its rights: runc's nsexec joins first and clones
+/// after. husk cloned first, so the new uts namespace was the host's: `failed to sethostname:
+/// operation not permitted`. runc 1.1 wants the mappings repeated even when joining.
+#[test]
+fn joining_a_user_and_pid_namespace_makes_the_new_namespaces_inside_them() {
+    for rt in [Runtime::husk(), Runtime::runc()] {
+        let mut first = Bundle::new(&["sleep", "100"]);
+        map_root_to_100000(&mut first);
+        first.config_mut()["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "user" }));
+        first.save();
+        let first_pid = create_ok(&rt, &first);
+        let mut second = sh_bundle("cat /proc/self/uid_map; id -u; hostname; mkdir /dev/made && echo made; echo $$");
+        map_root_to_100000(&mut second);
+        let config = second.config_mut();
+        config["hostname"] = "joined".into();
+        let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "pid");
+        namespaces.push(json!({ "type": "user", "path": format!("/proc/{first_pid}/ns/user") }));
+        namespaces.push(json!({ "type": "pid", "path": format!("/proc/{first_pid}/ns/pid") }));
+        second.save();
+        let out = run_ok(&rt, &second);
+        let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["0", "100000", "65536"], "{}: {out}", rt.bin().display());
+        assert_eq!(
+            lines[1..4],
+            [["0"], ["joined"], ["made"]],
+            "{}: {out}",
+            rt.bin().display()
+        );
+        // Born into the first container's pid namespace, where its init is 1.
+        assert_ne!(lines[4], ["1"], "{}: {out}", rt.bin().display());
+    }
+}

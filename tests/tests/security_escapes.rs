@@ -158,7 +158,9 @@ fn security_cve_2019_5736_exec_cannot_overwrite_the_runtime_binary() {
     on_husk_then_runc(overwrite_via_exec);
 }
 
-/// Watches /proc for pids other than itself and pid 1 until `seconds` pass. For each: tries
+/// Watches /proc for pids other than itself and pid 1 until /stop appears (or argv[4] seconds
+/// pass, a safety limit: a fixed watch time made the test fail on a loaded machine, where 40
+/// execs outlasted it). For each: tries
 /// the host file at argv[3] through /proc/PID/root, and keeps an O_PATH fd of /proc/PID/exe
 /// when it is the runtime binary (argv[1] inode, argv[2] device: `exe-is-binary`), then keeps
 /// retrying to reopen it for writing (ETXTBSY while the runtime runs) and to write it
@@ -185,7 +187,7 @@ int main(int argc, char **argv) {
     int held[256], nheld = 0, self = getpid();
     report = fopen("/report", "a");
     note("watching", self);
-    while (time(0) < until) {
+    while (time(0) < until && access("/stop", F_OK) != 0) {
         DIR *d = opendir("/proc");
         struct dirent *e;
         while (d && (e = readdir(d))) {
@@ -230,7 +232,7 @@ fn watch_exec_children(rt: &Runtime, tmp: &TempDir) -> String {
     std::fs::write(&marker, "host").unwrap();
     let meta = std::fs::metadata(rt.bin()).unwrap();
     let (ino, dev) = (meta.ino().to_string(), meta.dev().to_string());
-    let args = ["/watcher", &ino, &dev, marker.to_str().unwrap(), "12"];
+    let args = ["/watcher", &ino, &dev, marker.to_str().unwrap(), "300"];
     let mut bundle = Bundle::new(&args);
     compile(WATCHER, &["-static", "-O2"], &bundle.rootfs().join("watcher"));
     let config = bundle.config_mut();
@@ -258,6 +260,7 @@ fn watch_exec_children(rt: &Runtime, tmp: &TempDir) -> String {
             }
         }
     }
+    std::fs::write(bundle.rootfs().join("stop"), "").unwrap();
     let done = || std::fs::read_to_string(&report).unwrap_or_default().contains("done");
     wait_until(Duration::from_secs(20), done);
     std::fs::read_to_string(&report).unwrap_or_default()

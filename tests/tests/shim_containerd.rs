@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use husk_e2e::{
     assert_no_leftovers, output_text, processes_mentioning, run_with_timeout, target_dir, unique_id, wait_until,
-    Containerd, BUSYBOX_REF, HUSK_RUNTIME,
+    Containerd, EventWatch, BUSYBOX_REF, HUSK_RUNTIME,
 };
 
 const RUNC: &str = "/usr/sbin/runc";
@@ -303,7 +303,7 @@ fn sigkilled_shim(under: Under) {
     // The dead shim's socket in /run/containerd/s is gone too (husk's shim removes it in
     // `shim delete`; and that is the shim in both variants).
     assert!(
-        wait_until(Duration::from_secs(5), || !std::path::Path::new(&socket).exists()),
+        wait_until(Duration::from_secs(20), || !std::path::Path::new(&socket).exists()),
         "socket {socket} left behind"
     );
 }
@@ -473,26 +473,15 @@ fn log_uris(under: Under) {
 fn oom_event(under: Under) {
     let s = setup(under);
     let id = unique_id("oom");
-    let mut events = ChildGuard(
-        s.ctrd
-            .ctr_command(&["events"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ctr events"),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let events = EventWatch::start(&s.ctrd);
     let hog = "x=a; while true; do x=$x$x; done";
     let out = s.run(&["--rm", "--memory-limit", "16777216"], &id, &["sh", "-c", hog]);
     assert_eq!(out.status.code(), Some(137), "not OOM-killed: {}", output_text(&out));
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = events.0.kill();
-    let mut seen = String::new();
-    if let Some(mut stdout) = events.0.stdout.take() {
-        use std::io::Read;
-        let _ = stdout.read_to_string(&mut seen);
-    }
-    assert!(seen.contains("/tasks/oom"), "no /tasks/oom event:\n{seen}");
+    assert!(
+        events.wait_for("/tasks/oom", Duration::from_secs(10)),
+        "no /tasks/oom event:\n{}",
+        events.text()
+    );
     s.assert_clean(&id);
 }
 

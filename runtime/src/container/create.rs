@@ -3,7 +3,6 @@
 
 use super::Global;
 use crate::cgroups::Cgroup;
-use crate::clone::{clone_into, Forked};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::hooks;
@@ -64,14 +63,15 @@ impl Drop for Undo {
 }
 
 /// The bind sources, cloned here while husk is root in the host's namespaces, when the init
-/// will be root of a new user namespace only (see `rootfs::mounts::open_bind_sources`).
+/// will be root of a user namespace only (see `rootfs::mounts::open_bind_sources`).
 fn bind_sources_for_userns(
     spec: &oci_spec::runtime::Spec,
     linux: &oci_spec::runtime::Linux,
     bundle: &std::path::Path,
 ) -> Result<Vec<Option<std::os::fd::OwnedFd>>> {
+    // New or joined (podman's --userns pods): either way the init is root of it only.
     let ns_list = linux.namespaces().as_deref().unwrap_or_default();
-    if !namespaces::creates(ns_list, LinuxNamespaceType::User) {
+    if !ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::User) {
         return Ok(Vec::new());
     }
     let mounts = spec.mounts().as_deref().unwrap_or_default();
@@ -139,7 +139,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     };
     trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;
-    let (pid, pidfd) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan)?;
+    let (pid, pidfd) = super::spawn_init::spawn_init(linux, plan, &mut parent_chan, child_chan)?;
     undo.child = Some((pid, pidfd));
     // Only after clone3: the init must not inherit the blocked mask.
     let interrupts = Interrupts::catch()?;
@@ -244,6 +244,7 @@ fn make_container_resources(
     // Only once the id is ours: a losing concurrent create must fail with "already exists",
     // not warn about the winner's process in the cgroup (runc checks the id first too).
     cgroup.check_before_create(linux.resources().as_ref())?;
+    record_creating_cgroup(&state_path, cgroup)?;
     if !cgroup.is_systemd() {
         cgroup.create()?;
         undo.cgroup = Some(cgroup.clone());
@@ -258,6 +259,14 @@ fn make_container_resources(
             .ctx("chmod", fifo.display())?;
     }
     Ok(state_path)
+}
+
+/// Where `delete -f` finds the cgroup if this create is killed before it writes state.json.
+fn record_creating_cgroup(state_path: &Path, cgroup: &Cgroup) -> Result<()> {
+    let file = state_path.join(crate::state::CREATING_CGROUP_FILE);
+    let text = serde_json::to_string(cgroup).map_err(|e| Error::Init(format!("encode the cgroup: {e}")))?;
+    std::fs::write(&file, text).ctx("write", file.display())?;
+    Ok(())
 }
 
 /// The resources husk applies: the config's, with the device rule list runc would write.
@@ -287,39 +296,6 @@ fn join_cgroup(
     undo.cgroup = Some(cgroup.clone());
     let resources = resources_with_default_devices(linux);
     Ok(cgroup.start_systemd_unit(id, pid, Some(&resources), spec.annotations().as_ref())?)
-}
-
-/// clone3 into the new namespaces (entering joined pid/time namespaces and a new time
-/// namespace around the call); the child never returns from here.
-fn spawn_init(
-    linux: &oci_spec::runtime::Linux,
-    plan: InitPlan,
-    parent_end: std::os::fd::RawFd,
-    child_chan: sync::Channel,
-) -> Result<(i32, OwnedFd)> {
-    let ns_list = linux.namespaces().clone().unwrap_or_default();
-    let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
-    if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
-        for_children.new_time(linux.time_offsets().as_ref())?;
-    }
-    match clone_into(namespaces::clone_flags(&ns_list)) {
-        Ok(Forked::Child) => {
-            // Only the parent goes back: the child is already inside (and could not leave).
-            drop(for_children);
-            // SAFETY: the child's copy of the parent's end; that Channel is never used or
-            // dropped here, since init::run does not return.
-            unsafe { libc::close(parent_end) };
-            init::run(plan, child_chan)
-        }
-        Ok(Forked::Parent { pid, pidfd }) => {
-            for_children.leave()?;
-            Ok((pid, pidfd))
-        }
-        Err(e) => {
-            for_children.leave()?;
-            Err(e.into())
-        }
-    }
 }
 
 /// runc's `owner` column: the user who created the container.

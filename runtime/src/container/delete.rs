@@ -14,7 +14,9 @@ pub fn delete(global: &Global, id: &str, force: bool) -> Result<()> {
         Ok(dir) => dir,
         // runc: `delete --force` of an unknown container succeeds, so cleanup is idempotent;
         // a directory a killed create left without state.json goes too (runc removes it).
-        Err(Error::NotFound(_)) if force => return StateDir::remove_abandoned(&global.root, id).map(|_| ()),
+        Err(Error::NotFound(_)) if force => {
+            return StateDir::remove_abandoned(&global.root, id, release_abandoned_cgroup).map(|_| ())
+        }
         Err(e) => return Err(e),
     };
     let saved = dir.load()?;
@@ -42,6 +44,21 @@ pub fn delete(global: &Global, id: &str, force: bool) -> Result<()> {
         }
     }
     destroy(dir, &saved)
+}
+
+/// The cgroup a killed create had made (see `CREATING_CGROUP_FILE`): its processes killed (an
+/// init that outlived its parent, or had not yet noticed), then removed. runc leaves it.
+fn release_abandoned_cgroup(state_dir: &std::path::Path) -> Result<()> {
+    let file = state_dir.join(crate::state::CREATING_CGROUP_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(());
+    };
+    let cgroup: crate::cgroups::Cgroup = serde_json::from_str(&text).map_err(|e| Error::CorruptState {
+        path: file.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let _ = super::kill::signal_all(&cgroup, libc::SIGKILL);
+    Ok(cgroup.destroy()?)
 }
 
 /// The init has a SIGKILL pending or has already exited (a zombie not yet reaped).

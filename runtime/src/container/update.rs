@@ -71,15 +71,12 @@ pub fn update(global: &Global, id: &str, resources: &LinuxResources) -> Result<(
             status,
         });
     }
-    // As in create: the new rule set replaces the old one from deny-all, and /dev/null & co. stay.
+    // runc's update takes no device rules: containerd's CRI sends the container's own list with
+    // every UpdateContainerResources, and re-applying it would open a window with every device
+    // denied (v1 writes deny-all first); a caller could also allow every device to a running
+    // container. The rules given at create stay, as in runc.
     let mut resources = resources.clone();
-    if let Some(rules) = resources.devices().clone() {
-        for rule in &rules {
-            crate::rootfs::devices::check_cgroup_rule(rule)
-                .map_err(|why| Error::Usage(format!("invalid resources: {why}")))?;
-        }
-        resources.set_devices(Some(crate::rootfs::devices::cgroup_rules(&rules)));
-    }
+    resources.set_devices(None);
     saved.cgroup.apply(&resources)?;
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod exec_child;
 pub mod rlimits;
 pub mod sched;
+pub mod stage1;
 
 use crate::capabilities;
 use crate::namespaces;
@@ -110,8 +111,10 @@ struct Prepared {
 
 /// All set-up up to the point where only start and exec remain.
 fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, InitError> {
-    // SAFETY: closing our copy of the parent's lock fd (see InitPlan::lock_fd).
-    unsafe { libc::close(plan.lock_fd) };
+    if plan.lock_fd >= 0 {
+        // SAFETY: closing our copy of the parent's lock fd (see InitPlan::lock_fd).
+        unsafe { libc::close(plan.lock_fd) };
+    }
     // CVE-2019-5736: nothing in the container may open /proc/<init>/exe while it is still husk.
     let result = nix::sys::prctl::set_dumpable(false)
         .ctx("set", "PR_SET_DUMPABLE")
@@ -129,14 +132,18 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     let spec = &plan.spec;
     let linux = spec.linux().as_ref();
     let ns_list = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default();
-    let userns = namespaces::creates(&ns_list, LinuxNamespaceType::User);
+    // A joined user namespace was entered by stage 1, before we were born.
+    let userns = ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::User);
     if userns {
-        // Become the namespace's root: the maps are written, our host uid maps to something.
+        // Become the namespace's root (as runc's nsexec does): the maps are written, and files
+        // made on a filesystem mounted inside (a tmpfs /dev) need an owner mapped there.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx("setresgid", "0 in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx("setresuid", "0 in the user namespace")?;
     }
     let mut trace = crate::trace::Trace::new(plan.trace);
-    join_namespaces(&ns_list)?;
+    if !namespaces::joins_before_clone(&ns_list) {
+        join_namespaces(&ns_list)?;
+    }
     let new_cgroupns = namespaces::creates(&ns_list, LinuxNamespaceType::Cgroup);
     if new_cgroupns {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare", "cgroup namespace")?;

@@ -262,7 +262,7 @@ impl Drop for Podman {
             // SAFETY: kill has no memory effects; the pid names a process of this test.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        wait_until(Duration::from_secs(5), || processes_mentioning(&dir).is_empty());
+        wait_until(Duration::from_secs(20), || processes_mentioning(&dir).is_empty());
         for id in &ids {
             remove_cgroup(&format!("{CGROUP_PARENT}/libpod-{id}"));
             let state = self.oci.state_root().join(id);

@@ -101,7 +101,7 @@ pub fn host_pid_init_exit_kills_the_rest(via: &Via) {
             .collect()
     };
     let dirs = cgroup_dirs(&cgroup);
-    let emptied = wait_until(Duration::from_secs(5), || procs(&dirs).is_empty());
+    let emptied = wait_until(Duration::from_secs(20), || procs(&dirs).is_empty());
     let left = procs(&dirs);
     for pid in &left {
         // Clean up before failing: these are our sleeps.
@@ -176,7 +176,7 @@ pub fn runtime_error_reaches_containerd_log(via: &Via) {
         "client error: {}",
         output_text(&out)
     );
-    let logged = wait_until(Duration::from_secs(5), || {
+    let logged = wait_until(Duration::from_secs(20), || {
         ctrd.log()
             .lines()
             .any(|l| l.contains("level=error") && l.contains("/no/such/binary") && !l.contains("ctr"))
