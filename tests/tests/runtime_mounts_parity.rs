@@ -389,33 +389,61 @@ fn start_container_hooks_run_under_the_seccomp_filter() {
     }
 }
 
+/// A container reading two bind mounts (`/mf` a file, `/md` a directory) whose sources sit in a
+/// host directory only the host's root may search (mkdtemp's 0700): `host` must outlive the run.
+fn reads_binds_below_a_private_host_dir(host: &TempDir) -> Bundle {
+    std::fs::create_dir(host.join("d")).unwrap();
+    std::fs::write(host.join("d/in-dir"), "dir\n").unwrap();
+    std::fs::write(host.join("f"), "file\n").unwrap();
+    let mut bundle = sh_bundle("cat /mf /md/in-dir; touch /mf 2>&1; exit 0");
+    map_root_to_100000(&mut bundle);
+    // The rootfs's directories belong to the host's root, which the mapped root cannot write
+    // to: the mount points are made here.
+    std::fs::write(bundle.rootfs().join("mf"), "").unwrap();
+    std::fs::create_dir(bundle.rootfs().join("md")).unwrap();
+    for (dest, source, bind) in [("/mf", "f", "bind"), ("/md", "d", "rbind")] {
+        add_mount(
+            bundle.config_mut(),
+            json!({ "destination": dest, "type": "bind", "source": host.join(source).to_str().unwrap(),
+                    "options": [bind, "ro"] }),
+        );
+    }
+    bundle
+}
+
+const BINDS_READ: &str = "file\ndir\ntouch: /mf: Read-only file system\n";
+
 /// With a user namespace the init is root of that namespace only (host uid 100000 here): a bind
-/// source inside a host directory it may not search (mkdtemp's 0700, owned by root) failed with
-/// `failed to stat bind mount source ...: permission denied`. runc opens the sources while it is
-/// still root in the host's namespaces; husk's parent clones them before clone3.
+/// source inside a host directory it may not search failed with `failed to stat bind mount
+/// source ...: permission denied`. runc opens the sources while it is still root in the host's
+/// namespaces; husk's parent clones them before clone3.
 #[test]
 fn bind_sources_the_mapped_root_cannot_reach_are_mounted_in_a_user_namespace() {
     for rt in runtimes() {
         let host = TempDir::new("usernsbind");
-        std::fs::create_dir(host.join("d")).unwrap();
-        std::fs::write(host.join("d/in-dir"), "dir\n").unwrap();
-        std::fs::write(host.join("f"), "file\n").unwrap();
-        let mut bundle = sh_bundle("cat /mf /md/in-dir; touch /mf 2>&1; exit 0");
+        let mut bundle = reads_binds_below_a_private_host_dir(&host);
         add_user_namespace(&mut bundle);
-        // The rootfs's directories belong to the host's root, which the mapped root cannot
-        // write to: the mount points are made here.
-        std::fs::write(bundle.rootfs().join("mf"), "").unwrap();
-        std::fs::create_dir(bundle.rootfs().join("md")).unwrap();
-        let config = bundle.config_mut();
-        for (dest, source, bind) in [("/mf", "f", "bind"), ("/md", "d", "rbind")] {
-            add_mount(
-                config,
-                json!({ "destination": dest, "type": "bind", "source": host.join(source).to_str().unwrap(),
-                        "options": [bind, "ro"] }),
-            );
-        }
         bundle.save();
-        let want = "file\ndir\ntouch: /mf: Read-only file system\n";
-        assert_eq!(stdout_ok(&rt, &bundle), want, "{}", name(&rt));
+        assert_eq!(stdout_ok(&rt, &bundle), BINDS_READ, "{}", name(&rt));
+    }
+}
+
+/// The same with a user namespace joined by path (podman's --userns pods): the init, made in
+/// the joined namespace by stage 1, is its root only.
+#[test]
+fn bind_sources_the_mapped_root_cannot_reach_are_mounted_in_a_joined_user_namespace() {
+    for rt in runtimes() {
+        let mut first = Bundle::new(&["sleep", "100"]);
+        add_user_namespace(&mut first);
+        first.save();
+        let first_pid = create_ok(&rt, &first);
+        let host = TempDir::new("joinedbind");
+        let mut bundle = reads_binds_below_a_private_host_dir(&host);
+        bundle.config_mut()["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "user", "path": format!("/proc/{first_pid}/ns/user") }));
+        bundle.save();
+        assert_eq!(stdout_ok(&rt, &bundle), BINDS_READ, "{}", name(&rt));
     }
 }
