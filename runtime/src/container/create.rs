@@ -68,14 +68,14 @@ fn bind_sources_for_userns(
     spec: &oci_spec::runtime::Spec,
     linux: &oci_spec::runtime::Linux,
     bundle: &std::path::Path,
-) -> Result<Vec<Option<std::os::fd::OwnedFd>>> {
+) -> Vec<Option<std::os::fd::OwnedFd>> {
     // New or joined (podman's --userns pods): either way the init is root of it only.
     let ns_list = linux.namespaces().as_deref().unwrap_or_default();
     if !ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::User) {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let mounts = spec.mounts().as_deref().unwrap_or_default();
-    Ok(crate::rootfs::mounts::open_bind_sources(mounts, bundle)?)
+    crate::rootfs::mounts::open_bind_sources(mounts, bundle)
 }
 
 pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: bool) -> Result<Created> {
@@ -135,7 +135,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         trace: global.trace,
         seccomp: seccomp_program(&global.root, Some(linux))?,
         exec_labels,
-        bind_sources: bind_sources_for_userns(&spec, linux, &bundle)?,
+        bind_sources: bind_sources_for_userns(&spec, linux, &bundle),
     };
     trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;

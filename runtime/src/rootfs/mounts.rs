@@ -36,21 +36,22 @@ pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<(), SysError> {
     Ok(())
 }
 
-/// With a new user namespace the init is root of that namespace only, and a bind source below a
+/// With a user namespace the init is root of that namespace only, and a bind source below a
 /// host directory its mapped root may not search fails with EACCES. So the parent, still root in
 /// the host's namespaces, clones every bind source into a detached mount before clone3 (the init
 /// inherits the fds) and the init attaches those trees (runc 1.1 passes such mount fds too).
-pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Result<Vec<Option<OwnedFd>>, SysError> {
+/// A source the parent cannot clone (a rootless husk lacks CAP_SYS_ADMIN in the host's mount
+/// namespace; a missing path) is left to the init, which clones it or reports the error as before.
+pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Vec<Option<OwnedFd>> {
     mounts
         .iter()
         .map(|m| {
             let typ = m.typ().as_deref();
             let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
             let cgroup = typ == Some("cgroup") || typ == Some("cgroup2");
-            match opts.bind && !cgroup {
-                true => clone_source(bundle, m, &opts).map(Some),
-                false => Ok(None),
-            }
+            (opts.bind && !cgroup)
+                .then(|| clone_source(bundle, m, &opts).ok())
+                .flatten()
         })
         .collect()
 }
