@@ -54,6 +54,9 @@ pub struct Container {
     /// The init's cgroups, read at create: Stats still finds them once the init has exited.
     pub cgroups: Option<crate::stats::CgroupPaths>,
     processes: Mutex<Processes>,
+    /// Held across the init's lifecycle calls (start, delete, pause, resume), which run on
+    /// worker threads: one at a time per container, as the Go shim's process mutex does.
+    lifecycle: Mutex<()>,
     /// The OOM watcher, once the init has started.
     pub oom: Mutex<Option<std::sync::Arc<crate::oom::OomWatch>>>,
 }
@@ -162,6 +165,7 @@ impl Container {
             kill_all_on_exit,
             cgroups: crate::stats::CgroupPaths::of_pid(pid, &req.id).ok(),
             processes,
+            lifecycle: Mutex::new(()),
             oom: Mutex::new(None),
         };
         Ok(Created { container, pid })
@@ -191,12 +195,18 @@ impl Container {
                 init,
                 execs: HashMap::new(),
             }),
+            lifecycle: Mutex::new(()),
             oom: Mutex::new(None),
         }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Processes> {
         self.processes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serialises the init's lifecycle calls; never taken by the state lock's holders.
+    pub fn lifecycle(&self) -> MutexGuard<'_, ()> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn init_pid(&self) -> u32 {

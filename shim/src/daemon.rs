@@ -1,12 +1,12 @@
 //! The long-lived shim process (no action on the command line). The containerd-shim crate's
 //! own daemon serves only `containerd.task.v3.Task`, but containerd 1.6 calls
 //! `containerd.task.v2.Task` (same messages, older package name), so the daemon is ours: one
-//! thread serves both names (server.rs) and does reaping, exit routing and OOM watching.
+//! thread serves both names (server.rs) and does reaping, exit routing and OOM watching; the
+//! RPCs that run the runtime, and exit handling, run on short-lived worker threads.
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use containerd_shim::monitor::monitor_notify_by_pid;
 use containerd_shim::util::write_address;
@@ -64,15 +64,15 @@ pub fn run(flags: Flags) -> Result<(), String> {
     let events = start_publisher(ttrpc_address, flags.namespace.clone());
     // Shutdown ends the loop below, which runs on this (the main) thread.
     let (quit, oom) = (Arc::clone(&main_loop), Arc::clone(&main_loop));
+    let (exited, finished) = (Arc::clone(&main_loop), Arc::clone(&main_loop));
     let hooks = DaemonHooks {
         shutdown: Box::new(move || quit.quit()),
         watch_oom: Box::new(move |eventfd, watch| oom.add_oom(eventfd, watch)),
+        exit_handled: Box::new(move || exited.wake()),
     };
     let service = Service::new(&flags.namespace, events, hooks);
-    let mut server = Server::new(listener, Arc::clone(&service)).map_err(|e| format!("failed to listen: {e}"))?;
-    // Runtime commands run on this thread, which is also the only reaper: they wait for
-    // their own pid directly.
-    crate::runtime::wait_directly();
+    let wake = Box::new(move || finished.wake());
+    let mut server = Server::new(listener, Arc::clone(&service), wake).map_err(|e| format!("failed to listen: {e}"))?;
     server_started();
     main_loop.run(loop_fds, &mut server, || reap(&service));
     let _ = std::fs::remove_file(socket_path(&flags.socket));
@@ -85,13 +85,9 @@ fn server_started() {
     unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
 }
 
-/// Exits reaped by `with_crate_monitor` for the service; `reap` hands them over (their SIGCHLD
-/// bytes are still in the signal pipe, so the loop calls it next).
-static STASHED: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
-
-fn reap_once(flags: WaitPidFlag) -> Option<(i32, i32)> {
+fn reap_once() -> Option<(i32, i32)> {
     loop {
-        return match waitpid(None, Some(flags)) {
+        return match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => Some((pid.as_raw(), code)),
             Ok(WaitStatus::Signaled(pid, sig, _)) => Some((pid.as_raw(), 128 + sig as i32)),
             Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => None,
@@ -100,39 +96,12 @@ fn reap_once(flags: WaitPidFlag) -> Option<(i32, i32)> {
     }
 }
 
-/// Runs `f`, which waits for a child through the containerd-shim crate's exit monitor (its
-/// `mount_rootfs` forks), on a short-lived thread while this thread — the daemon's only
-/// reaper — reaps and notifies the monitor. Outside the daemon the crate's thread reaps.
-pub fn with_crate_monitor<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if !crate::runtime::waits_directly() {
-        return f();
-    }
-    std::thread::scope(|scope| {
-        let helper = scope.spawn(f);
-        while !helper.is_finished() {
-            match reap_once(WaitPidFlag::WNOHANG) {
-                Some((pid, status)) => {
-                    let _ = monitor_notify_by_pid(pid, status);
-                    STASHED.lock().unwrap_or_else(|e| e.into_inner()).push((pid, status));
-                }
-                None => std::thread::sleep(Duration::from_millis(1)),
-            }
-        }
-        match helper.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
-}
-
-/// Reaps every exited child (runtime commands reap their own on this same thread): container
-/// processes go to the service.
-fn reap(service: &Service) {
-    let stashed = std::mem::take(&mut *STASHED.lock().unwrap_or_else(|e| e.into_inner()));
-    for (pid, status) in stashed {
-        service.on_exit(pid, status);
-    }
-    while let Some((pid, status)) = reap_once(WaitPidFlag::WNOHANG) {
+/// Reaps every exited child. Runtime commands (and the crate's rootfs mount) run on worker
+/// threads that subscribed to the crate's exit monitor before they forked: notify it first.
+/// Container processes go to the service, which handles them off this thread.
+fn reap(service: &Arc<Service>) {
+    while let Some((pid, status)) = reap_once() {
+        let _ = monitor_notify_by_pid(pid, status);
         service.on_exit(pid, status);
     }
 }

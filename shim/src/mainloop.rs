@@ -63,7 +63,8 @@ impl MainLoop {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wake(&self) {
+    /// Makes the loop run a turn: a worker's reply or a handled exit is waiting.
+    pub fn wake(&self) {
         let _ = (&self.wake).write(b"x");
     }
 
@@ -116,6 +117,8 @@ impl MainLoop {
                 on_sigchld();
             }
             server.on_ready(&ready[2..2 + n_served]);
+            // Replies from worker threads (their wake byte was drained above).
+            server.collect_finished();
             let oom_ready = &ready[2 + n_served..];
             for ((eventfd, watch), _) in oom.iter().zip(oom_ready).filter(|(_, r)| **r) {
                 // An eventfd (v1) reads 8 bytes; an inotify fd (v2) needs room for its events.

@@ -17,10 +17,9 @@ pub fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> Result<bool> {
     for (n, m) in mounts.iter().enumerate() {
         let fs_type = (!m.type_.is_empty()).then_some(m.type_.as_str());
         let source = (!m.source.is_empty()).then_some(m.source.as_str());
-        // The crate's mount forks and waits through its exit monitor.
-        let mounted = crate::daemon::with_crate_monitor(|| {
-            containerd_shim::mount::mount_rootfs(fs_type, source, &m.options, &target)
-        });
+        // The crate's mount forks and waits through its exit monitor, which the daemon's main
+        // loop notifies as it reaps (Create runs on a worker thread).
+        let mounted = containerd_shim::mount::mount_rootfs(fs_type, source, &m.options, &target);
         if let Err(source_err) = mounted {
             if n > 0 {
                 unmount_rootfs(bundle);

@@ -63,7 +63,7 @@ pub fn dispatch(service: &Service, name: &str, method: &str, payload: &[u8]) -> 
         "Exec" => call(payload, |r: ExecProcessRequest| s.do_exec(r).map(|()| Empty::new())),
         "State" => call(payload, |r: StateRequest| s.do_state(r)),
         "Kill" => call(payload, |r: KillRequest| {
-            s.container(&r.id)?.kill(&r.exec_id, r.signal, r.all)?;
+            s.settled_container(&r.id)?.kill(&r.exec_id, r.signal, r.all)?;
             Ok(Empty::new())
         }),
         "Pause" => call(payload, |r: PauseRequest| {

@@ -1,7 +1,9 @@
 //! Drives a runc-compatible runtime binary through its CLI, with exactly the arguments
 //! containerd's go-runc passes (`--root R --log L --log-format json <command> ...`).
 //! Every run subscribes to the reaper's exits before it spawns, because the shim is the
-//! subreaper and its SIGCHLD thread reaps everything: `Child::wait` would race it.
+//! subreaper and one thread reaps everything (the daemon's main loop, or the crate's reaper in
+//! `shim delete`): `Child::wait` would race it. Runtime commands run on worker threads in the
+//! daemon, so the loop keeps reaping (and notifying the crate's monitor) while they wait.
 
 use std::ffi::OsString;
 use std::fs;
@@ -9,30 +11,11 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use containerd_shim::monitor::{monitor_subscribe, wait_pid, Topic};
 use husk_protocol::LogLine;
 
 use crate::error::{Error, Result};
-
-/// Set by the daemon, whose single thread both reaps and runs runtime commands: a command
-/// is then waited for by its pid. Elsewhere (`shim delete`) the crate's signal thread reaps,
-/// and a command waits for its exit through the crate's monitor.
-static WAIT_DIRECTLY: AtomicBool = AtomicBool::new(false);
-
-pub fn wait_directly() {
-    WAIT_DIRECTLY.store(true, Ordering::Relaxed);
-}
-
-pub fn waits_directly() -> bool {
-    WAIT_DIRECTLY.load(Ordering::Relaxed)
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
-}
 
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -212,15 +195,8 @@ impl Runtime {
             binary: self.binary.clone(),
             source,
         };
-        let direct = WAIT_DIRECTLY.load(Ordering::Relaxed);
-        let subscription = if direct {
-            None
-        } else {
-            Some(
-                monitor_subscribe(Topic::Pid)
-                    .map_err(|_| spawn_err(std::io::Error::other("exit monitor unavailable")))?,
-            )
-        };
+        let subscription =
+            monitor_subscribe(Topic::Pid).map_err(|_| spawn_err(std::io::Error::other("exit monitor unavailable")))?;
         let mut child = cmd.spawn().map_err(spawn_err)?;
         if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
             // A runtime that exits early closes its stdin; its exit status tells the story.
@@ -233,10 +209,7 @@ impl Runtime {
         if let Some(mut stderr) = child.stderr.take() {
             let _ = stderr.read_to_end(&mut err);
         }
-        let code = match subscription {
-            Some(subscription) => wait_pid(child.id() as i32, subscription),
-            None => child.wait().map(exit_code).unwrap_or(-1),
-        };
+        let code = wait_pid(child.id() as i32, subscription);
         if code == 0 {
             return Ok(out);
         }

@@ -6,20 +6,26 @@
 //! `ttrpc.Request{service, method, payload, timeout_nano, metadata}`; the reply carries the same
 //! stream id and a `ttrpc.Response{status, payload}`. Clients pipeline requests on odd ids.
 //!
-//! Requests are answered in order on the loop. Wait is kept pending and answered when its process
-//! has stopped (`answer_waits` runs after every event). Handlers that run the runtime (Create,
-//! Start, Exec, Kill, Delete, ...) block the loop for the command's duration (~10–50 ms); stdio is
-//! copied by the pump threads meanwhile, and exits queue in the signal pipe.
+//! Requests that only read or change the shim's tables (State, Exec, CloseIO, ResizePty, Stats,
+//! Connect, Shutdown) are answered at once on the loop. Those that run the runtime (Create,
+//! Start, Delete, Kill, Pause, Resume, Pids, Update) each get a worker thread, spawned for the
+//! request and gone with it: the reply comes back over a channel and the loop sends it, so a
+//! slow `husk create` for one container (its hooks, a loaded host) never delays State, Kill or
+//! Wait of another, nor reaping. Replies may therefore leave out of request order; ttrpc matches
+//! them by stream id. Wait is kept pending and answered when its process has stopped
+//! (`answer_waits` runs after every event).
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::shim::WaitRequest;
-use containerd_shim::protos::ttrpc::proto::{Request, Response, Status};
+use containerd_shim::protos::ttrpc::get_status;
+use containerd_shim::protos::ttrpc::proto::{Code, Request, Response, Status};
 
 use crate::events::frame;
 use crate::rpc::{dispatch, wait_reply, Outcome};
@@ -30,6 +36,9 @@ const HEADER: usize = 10;
 const MESSAGE_MAX: usize = 4 << 20;
 const TYPE_REQUEST: u8 = 1;
 const TYPE_RESPONSE: u8 = 2;
+/// A worker's stack: a request's decoding, the runtime's spawn and a spec's json need far
+/// less; the pages a thread touched stay resident in glibc's stack cache after it ends.
+const WORKER_STACK: usize = 512 * 1024;
 /// A client that stops reading its replies is dropped rather than stalling the loop.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,12 +55,32 @@ struct PendingWait {
     req: WaitRequest,
 }
 
+/// A worker's answer: the connection and stream it is for.
+struct Finished {
+    conn: u64,
+    stream_id: u32,
+    reply: std::result::Result<Vec<u8>, Status>,
+}
+
 pub struct Server {
     listener: UnixListener,
     conns: Vec<Conn>,
     waits: Vec<PendingWait>,
     service: Arc<Service>,
     next_id: u64,
+    finished_tx: Sender<Finished>,
+    finished_rx: Receiver<Finished>,
+    /// Wakes the loop after a worker queued its reply.
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The methods that run the runtime binary (tens of ms, seconds with slow hooks): each runs
+/// on a worker thread of its own.
+fn runs_runtime(method: &str) -> bool {
+    matches!(
+        method,
+        "Create" | "Start" | "Delete" | "Kill" | "Pause" | "Resume" | "Pids" | "Update"
+    )
 }
 
 impl Conn {
@@ -118,14 +147,22 @@ impl Conn {
 }
 
 impl Server {
-    pub fn new(listener: UnixListener, service: Arc<Service>) -> std::io::Result<Server> {
+    pub fn new(
+        listener: UnixListener,
+        service: Arc<Service>,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Server> {
         listener.set_nonblocking(true)?;
+        let (finished_tx, finished_rx) = channel();
         Ok(Server {
             listener,
             conns: Vec::new(),
             waits: Vec::new(),
             service,
             next_id: 0,
+            finished_tx,
+            finished_rx,
+            wake: Arc::from(wake),
         })
     }
 
@@ -142,7 +179,7 @@ impl Server {
                 continue;
             }
             for (stream_id, req) in self.conns[i].read_requests() {
-                self.handle(i, stream_id, &req);
+                self.handle(i, stream_id, req);
             }
         }
         if ready.first().copied().unwrap_or(false) {
@@ -178,7 +215,10 @@ impl Server {
         }
     }
 
-    fn handle(&mut self, conn: usize, stream_id: u32, req: &Request) {
+    fn handle(&mut self, conn: usize, stream_id: u32, req: Request) {
+        if runs_runtime(&req.method) {
+            return self.spawn_worker(self.conns[conn].id, stream_id, req);
+        }
         match dispatch(&self.service, &req.service, &req.method, &req.payload) {
             Outcome::Reply(reply) => self.conns[conn].reply(stream_id, reply),
             Outcome::Wait(wait) => match wait_reply(&self.service, &wait) {
@@ -192,8 +232,45 @@ impl Server {
         }
     }
 
-    /// Answers every pending Wait whose process has stopped (or is gone).
+    /// Runs one request on a thread of its own; its reply goes back through the channel.
+    fn spawn_worker(&mut self, conn: u64, stream_id: u32, req: Request) {
+        let service = Arc::clone(&self.service);
+        let (tx, wake) = (self.finished_tx.clone(), Arc::clone(&self.wake));
+        let work = move || {
+            let reply = match dispatch(&service, &req.service, &req.method, &req.payload) {
+                Outcome::Reply(reply) => reply,
+                // Only Wait waits, and Wait never comes here.
+                Outcome::Wait(_) => Err(get_status(Code::INTERNAL, "wait on a worker")),
+            };
+            let _ = tx.send(Finished { conn, stream_id, reply });
+            wake();
+        };
+        let spawned = std::thread::Builder::new()
+            .name("rpc".into())
+            .stack_size(WORKER_STACK)
+            .spawn(work);
+        if let Err(err) = spawned {
+            log::error!("failed to start a thread for a request: {err}");
+            let status = get_status(Code::RESOURCE_EXHAUSTED, format!("failed to start a thread: {err}"));
+            if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
+                c.reply(stream_id, Err(status));
+            }
+        }
+    }
+
+    /// Sends the replies the workers have finished (to connections still open).
+    pub fn collect_finished(&mut self) {
+        while let Ok(done) = self.finished_rx.try_recv() {
+            if let Some(c) = self.conns.iter_mut().find(|c| c.id == done.conn) {
+                c.reply(done.stream_id, done.reply);
+            }
+        }
+    }
+
+    /// Answers every pending Wait whose process has stopped (or is gone); retries starting the
+    /// exit worker if that failed.
     pub fn answer_waits(&mut self) {
+        self.service.kick_exits();
         let mut i = 0;
         while i < self.waits.len() {
             let Some(reply) = wait_reply(&self.service, &self.waits[i].req) else {

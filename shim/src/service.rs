@@ -1,8 +1,16 @@
 //! The Task service: the handlers (rpc.rs decodes and dispatches) that look up the container and translate requests,
-//! plus the exit path (reaper → router → process → TaskExit after its output is copied).
+//! plus the exit path (reaper → router → exit worker → process → TaskExit after its output is
+//! copied).
+//!
+//! Handlers run concurrently (server.rs gives each runtime call a thread), so the service keeps
+//! containerd's Go shim's guarantees itself: an id being created is reserved (a second Create
+//! of it fails, Shutdown waits for it); a container's init lifecycle (start, delete, pause,
+//! resume) runs one at a time (`Container::lifecycle`); exits are handled one at a time, in
+//! reaping order, by a worker thread that exists only while exits are queued (the init's exit
+//! may run `kill --all` and wait for output, which must not hold up the loop).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use containerd_shim::protos::events::task::{
@@ -21,15 +29,45 @@ use crate::process::{ExitInfo, Process, Transition};
 use crate::reaper::{ExitRouter, Owner};
 use crate::stdio::StdioPaths;
 
+/// The exit worker runs `kill --all` and publishes; see server.rs's WORKER_STACK.
+const EXIT_WORKER_STACK: usize = 512 * 1024;
 /// How long an exit waits for its output to drain before TaskExit goes out anyway.
 const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 pub struct Service {
     namespace: String,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Ids whose Create is in flight (lock order: `containers`, then this), and its signal.
+    creating: Mutex<HashSet<String>>,
+    created: Condvar,
     router: Arc<ExitRouter>,
     events: EventSender,
     hooks: DaemonHooks,
+    exits: Mutex<ExitQueue>,
+}
+
+/// Exits waiting for the exit worker, and whether it runs.
+#[derive(Default)]
+struct ExitQueue {
+    pending: VecDeque<(Owner, i32)>,
+    worker: bool,
+}
+
+/// An id reserved for a Create in flight; released when the Create is over.
+struct Reservation<'a> {
+    service: &'a Service,
+    id: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        lock(&self.service.creating).remove(&self.id);
+        self.service.created.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the service asks of the process around it.
@@ -38,6 +76,8 @@ pub struct DaemonHooks {
     pub shutdown: Box<dyn Fn() + Send + Sync>,
     /// Takes a started container's OOM eventfd to wait on.
     pub watch_oom: Box<dyn Fn(std::fs::File, Arc<crate::oom::OomWatch>) + Send + Sync>,
+    /// An exit was handled off the loop: pending Waits may be answered now.
+    pub exit_handled: Box<dyn Fn() + Send + Sync>,
 }
 
 fn now() -> Timestamp {
@@ -49,21 +89,96 @@ impl Service {
         Arc::new(Service {
             namespace: namespace.to_string(),
             containers: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashSet::new()),
+            created: Condvar::new(),
             router: Arc::new(ExitRouter::default()),
             events,
             hooks,
+            exits: Mutex::new(ExitQueue::default()),
         })
     }
 
-    /// Every reaped child comes here from the daemon's signal thread.
-    pub fn on_exit(&self, pid: i32, status: i32) {
-        if let Some(owner) = self.router.route(pid, status) {
+    /// Every reaped child comes here from the daemon's main loop. Routing is immediate (a
+    /// Create or exec start in flight may be watching for the pid); the rest is queued for the
+    /// exit worker.
+    pub fn on_exit(self: &Arc<Self>, pid: i32, status: i32) {
+        let Some(owner) = self.router.route(pid, status) else {
+            return;
+        };
+        lock(&self.exits).pending.push_back((owner, status));
+        self.kick_exits();
+    }
+
+    /// Starts the exit worker if exits are queued and none runs. The loop calls it on every
+    /// turn too: if a thread could not be started, the exits wait for the next try, not for
+    /// the next exit.
+    pub fn kick_exits(self: &Arc<Self>) {
+        let mut queue = lock(&self.exits);
+        if queue.worker || queue.pending.is_empty() {
+            return;
+        }
+        let service = Arc::clone(self);
+        match std::thread::Builder::new()
+            .name("exits".into())
+            .stack_size(EXIT_WORKER_STACK)
+            .spawn(move || service.handle_exits())
+        {
+            Ok(_) => queue.worker = true,
+            Err(err) => log::error!("failed to start the exit thread: {err}"),
+        }
+    }
+
+    fn handle_exits(&self) {
+        loop {
+            let (owner, status) = {
+                let mut queue = lock(&self.exits);
+                match queue.pending.pop_front() {
+                    Some(exit) => exit,
+                    None => {
+                        queue.worker = false;
+                        return;
+                    }
+                }
+            };
             self.process_exited(&owner, status);
+            (self.hooks.exit_handled)();
+        }
+    }
+
+    /// Waits until the exit worker has handled every queued exit.
+    #[cfg(test)]
+    pub(crate) fn settle_exits(&self) {
+        while lock(&self.exits).worker {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.containers)
+    }
+
+    /// The container, once a Create of its id in flight is over. For the handlers that run on
+    /// worker threads: containerd answers a Create cancelled by its client with Delete and
+    /// Shutdown at once, and that Delete must find (and delete) what the Create makes, as the
+    /// Go shim's service lock ensures. Never called on the loop.
+    pub(crate) fn settled_container(&self, id: &str) -> Result<Arc<Container>> {
+        let mut creating = lock(&self.creating);
+        while creating.contains(id) {
+            creating = self.created.wait(creating).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(creating);
+        self.container(id)
+    }
+
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
+        let table = self.table();
+        if table.contains_key(id) || !lock(&self.creating).insert(id.to_string()) {
+            return Err(Error::ContainerExists(id.to_string()));
+        }
+        Ok(Reservation {
+            service: self,
+            id: id.to_string(),
+        })
     }
 
     pub(crate) fn container(&self, id: &str) -> Result<Arc<Container>> {
@@ -161,9 +276,7 @@ impl Service {
     }
 
     pub(crate) fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
-        if self.table().contains_key(&req.id) {
-            return Err(Error::ContainerExists(req.id));
-        }
+        let _reserved = self.reserve(&req.id)?;
         let options = RuntimeOptions::from_any(req.options.as_ref())?;
         let watch = self.router.watch();
         let created = Container::create(&req, &self.namespace, options)?;
@@ -199,9 +312,10 @@ impl Service {
     }
 
     pub(crate) fn do_start(&self, req: StartRequest) -> Result<StartResponse> {
-        let c = self.container(&req.id)?;
-        let (stdio, spec) = c.begin_start(&req.exec_id)?;
+        let c = self.settled_container(&req.id)?;
         if req.exec_id.is_empty() {
+            let _lifecycle = c.lifecycle();
+            c.begin_start("")?;
             if let Err(err) = c.runtime.start(&c.id) {
                 self.abort_start(&c, "");
                 return Err(err);
@@ -219,6 +333,7 @@ impl Service {
                 ..Default::default()
             });
         }
+        let (stdio, spec) = c.begin_start(&req.exec_id)?;
         let watch = self.router.watch();
         let (pid, io) = match c.run_exec(&req.exec_id, &stdio, &spec.unwrap_or_default()) {
             Ok(started) => started,
@@ -247,7 +362,7 @@ impl Service {
     }
 
     pub(crate) fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
-        let c = self.container(&req.id)?;
+        let c = self.settled_container(&req.id)?;
         if !req.exec_id.is_empty() {
             let p = c.delete_exec(&req.exec_id)?;
             self.router.forget(p.pid as i32);
@@ -259,8 +374,10 @@ impl Service {
                 ..Default::default()
             });
         }
+        let lifecycle = c.lifecycle();
         c.delete_init()?;
         self.table().remove(&req.id);
+        drop(lifecycle);
         let (pid, (exit_status, at)) = {
             let procs = c.lock();
             (procs.init.pid, procs.init.exit_status())
@@ -334,8 +451,10 @@ impl Service {
     }
 
     pub(crate) fn do_freeze(&self, id: &str, t: Transition) -> Result<()> {
-        let c = self.container(id)?;
+        let c = self.settled_container(id)?;
+        let lifecycle = c.lifecycle();
         c.freeze(t)?;
+        drop(lifecycle);
         if t == Transition::Pause {
             self.events.send(
                 TASK_PAUSED_EVENT_TOPIC,
@@ -357,7 +476,7 @@ impl Service {
     }
 
     pub(crate) fn do_pids(&self, req: PidsRequest) -> Result<PidsResponse> {
-        let c = self.container(&req.id)?;
+        let c = self.settled_container(&req.id)?;
         let pids = c.runtime.ps(&c.id)?;
         let execs: HashMap<u32, String> = c.lock().execs.values().map(|p| (p.pid, p.exec_id.clone())).collect();
         let processes = pids
@@ -385,7 +504,7 @@ impl Service {
     }
 
     pub(crate) fn do_update(&self, req: UpdateTaskRequest) -> Result<()> {
-        let c = self.container(&req.id)?;
+        let c = self.settled_container(&req.id)?;
         let resources = req
             .resources
             .into_option()
@@ -407,7 +526,8 @@ impl Service {
     }
 
     pub(crate) fn do_shutdown(&self) {
-        if self.table().is_empty() {
+        let table = self.table();
+        if table.is_empty() && lock(&self.creating).is_empty() {
             (self.hooks.shutdown)();
         }
     }

@@ -509,3 +509,26 @@ fn the_bundle_defaults_to_the_current_directory_and_is_stored_absolute() {
     assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{state}");
     rt.run_ok(&["delete", bundle.id()]);
 }
+
+/// `create` with an absolute bundle and pid file works from a working directory that has been
+/// removed, as runc's does (Go's filepath.Abs reads the cwd only for a relative path): a shim
+/// serving a pod runs in its first container's bundle, which is removed when that container is
+/// deleted, and husk create of the next container failed with "failed to get current directory".
+#[test]
+fn create_from_a_removed_working_directory() {
+    for rt in [Runtime::husk(), Runtime::runc()] {
+        let bundle = Bundle::new(&["sleep", "100"]);
+        let gone = bundle.path().join("cwd-gone");
+        std::fs::create_dir(&gone).unwrap();
+        let pid_file = bundle.path().join("init.pid");
+        let script = r#"cd "$1" && rmdir "$1" && shift && exec "$@""#;
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", script, "sh"]).arg(&gone).arg(rt.bin());
+        cmd.arg("--root").arg(rt.root()).args(["create", "--bundle"]);
+        cmd.arg(bundle.path()).arg("--pid-file").arg(&pid_file).arg(bundle.id());
+        let out = husk_e2e::run_with_timeout(&mut cmd, Duration::from_secs(30));
+        assert!(out.status.success(), "{}: {}", rt.bin().display(), output_text(&out));
+        assert!(pid_file.is_file(), "{}: no pid file", rt.bin().display());
+        rt.run_ok(&["delete", "--force", bundle.id()]);
+    }
+}

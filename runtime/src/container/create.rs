@@ -467,10 +467,17 @@ pub(super) fn hand_notify_fd_to_agent(
     Ok(())
 }
 
+/// `path` made absolute and lexically clean, like Go's filepath.Abs: the working directory is
+/// read only for a relative path. A shim serving a pod runs in its first container's bundle,
+/// which is gone once that container is deleted; runc still creates the others from there.
 fn absolute(path: &Path) -> Result<PathBuf> {
-    let cwd = std::env::current_dir().ctx("get", "current directory")?;
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx("get", "current directory")?.join(path)
+    };
     let mut clean = PathBuf::from("/");
-    for component in cwd.join(path).components() {
+    for component in joined.components() {
         match component {
             std::path::Component::ParentDir => {
                 clean.pop();

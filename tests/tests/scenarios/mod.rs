@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod concurrency;
 mod io;
 mod lifecycle;
 mod mounts;
 mod parity;
 
+pub use concurrency::*;
 pub use io::*;
 pub use lifecycle::*;
 pub use mounts::*;
@@ -222,6 +224,21 @@ macro_rules! parity_tests {
             #[test]
             fn killed_client_and_shim_leave_nothing() {
                 $crate::scenarios::killed_client_and_shim_leave_nothing(&via());
+            }
+
+            #[test]
+            fn slow_create_does_not_stall_the_pod() {
+                $crate::scenarios::slow_create_does_not_stall_the_pod(&via());
+            }
+
+            #[test]
+            fn client_killed_during_create_leaves_nothing() {
+                $crate::scenarios::client_killed_during_create_leaves_nothing(&via());
+            }
+
+            #[test]
+            fn half_made_exec_leaves_nothing() {
+                $crate::scenarios::half_made_exec_leaves_nothing(&via());
             }
         }
     };
