@@ -71,6 +71,8 @@ pub enum ConfigError {
     BadPersonalityFlag(String),
     #[error("{0} is not supported by husk yet")]
     Unsupported(&'static str),
+    #[error("mount on {0:?}: the {1} option (idmapped mounts) is not supported by husk yet")]
+    IdmapMount(String, &'static str),
 }
 
 /// Read `<bundle>/config.json`, validate it and the rootfs it names.

@@ -4,6 +4,7 @@
 use husk_protocol::ContainerState;
 use oci_spec::runtime::Hook;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,7 @@ pub fn run_all_warn(kind: &'static str, hooks: Option<&Vec<Hook>>, state: &Conta
 
 fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
-    let mut cmd = Command::new(hook.path());
+    let mut cmd = Command::new(program_path(hook.path()));
     if let Some(args) = hook.args().as_deref() {
         if let Some((argv0, rest)) = args.split_first() {
             use std::os::unix::process::CommandExt;
@@ -98,6 +99,16 @@ fn run_one(kind: &'static str, hook: &Hook, state: &ContainerState) -> Result<()
         status: status.to_string(),
         stderr: stderr_suffix(&stderr),
     })
+}
+
+/// runc execs a hook's path as it is (Go's exec.Cmd with Path set, no PATH lookup): a bare
+/// name is a file in the working directory, which Command would look up in PATH instead.
+fn program_path(path: &Path) -> PathBuf {
+    if path.is_relative() && path.components().count() == 1 {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// The hook's stderr as one line (the error is one line on husk's stderr and in the json log).

@@ -244,14 +244,20 @@ fn tmpfs_and_read_only_volume() {
     let host = husk_e2e::TempDir::new("docker-vol");
     std::fs::write(host.join("f"), "from host").expect("write volume file");
     let volume = format!("{}:/data:ro", host.path().display());
-    let script = "stat -c %a /scratch; touch /scratch/x && echo tmpfs-ok; cat /data/f; echo; touch /data/y 2>/dev/null || echo ro";
+    // /etc is in the image (755): a tmpfs over it keeps that mode (husk gave tmpfs's 1777).
+    let script = "stat -c %a /scratch /etc; touch /scratch/x && echo tmpfs-ok; cat /data/f; echo; touch /data/y 2>/dev/null || echo ro";
     let mut results = Vec::new();
     for rt in RUNTIMES {
-        let out = run(d, rt, &["--tmpfs", "/scratch", "-v", &volume], &["sh", "-c", script]);
+        let args = ["--tmpfs", "/scratch", "--tmpfs", "/etc", "-v", &volume];
+        let out = run(d, rt, &args, &["sh", "-c", script]);
         assert_eq!(code(&out), Some(0), "{rt}: {}", output_text(&out));
         results.push(stdout(&out));
     }
-    assert!(results[0].ends_with("tmpfs-ok\nfrom host\nro"), "runc: {}", results[0]);
+    assert!(
+        results[0].ends_with("755\ntmpfs-ok\nfrom host\nro"),
+        "runc: {}",
+        results[0]
+    );
     // The tmpfs mode is whatever runc gives (1777 for a new mount point): husk must match.
     assert_eq!(results[1], results[0], "husk against runc");
 }

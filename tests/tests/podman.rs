@@ -343,6 +343,18 @@ fn init_and_pod_share_namespaces(p: &Podman) {
 }
 under_husk_and_runc!(init_and_pod_share_namespaces, init_and_pod_share_namespaces);
 
+/// podman --tmpfs sends no mode and `tmpcopyup`: the tmpfs over the image's /etc keeps its 755
+/// and starts with its files. husk gave an empty tmpfs of mode 1777.
+fn tmpfs_keeps_the_image_directorys_mode_and_content(p: &Podman) {
+    let script = "stat -c %a /etc; head -n 1 /etc/passwd; touch /etc/new && echo writable";
+    let out = p.ok(&["run", "--rm", "--tmpfs", "/etc", IMAGE, "sh", "-c", script]);
+    assert_eq!(out, "755\nroot:x:0:0:root:/root:/bin/sh\nwritable\n");
+}
+under_husk_and_runc!(
+    tmpfs_keeps_the_image_directorys_mode_and_content,
+    tmpfs_keeps_the_image_directorys_mode_and_content
+);
+
 fn concurrent_runs_all_succeed(p: &Podman) {
     std::thread::scope(|scope| {
         let runs: Vec<_> = (0..6)

@@ -163,11 +163,7 @@ fn a_new_netns_has_only_loopback() {
 fn a_user_namespace_maps_root_to_the_configured_host_ids() {
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cat /proc/self/uid_map /proc/self/gid_map; id -u");
-    map_root_to_100000(&mut bundle);
-    bundle.config_mut()["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({ "type": "user" }));
+    add_user_namespace(&mut bundle);
     bundle.save();
     let out = run_ok(&rt, &bundle);
     let fields: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
@@ -232,15 +228,6 @@ fn time_offsets_shift_the_boottime_clock() {
         .unwrap();
     let inside: f64 = out.trim().parse().unwrap();
     assert!(inside - host > 863000.0, "uptime inside {inside}, host {host}");
-}
-
-/// A user namespace mapping root to host 100000, for `bundle`.
-fn map_root_to_100000(bundle: &mut Bundle) {
-    // mkdtemp's 0700 would keep the mapped root (host uid 100000) out of its own rootfs.
-    std::fs::set_permissions(bundle.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = bundle.config_mut();
-    config["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
 }
 
 /// podman's pods with `--userns` join the infra container's user (and often pid) namespace by

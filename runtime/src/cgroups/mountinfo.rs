@@ -47,7 +47,7 @@ pub struct ProcCgroup {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo octal.
-fn unescape_octal(s: &str) -> String {
+pub(crate) fn unescape_octal(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

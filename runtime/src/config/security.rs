@@ -30,6 +30,12 @@ pub fn validate(spec: &Spec, linux: &Linux) -> Result<(), ConfigError> {
     validate_ids(spec, linux)?;
     for m in spec.mounts().iter().flatten() {
         check_proc_mount(m.destination(), m.typ().as_deref())?;
+        // Refused up front: passed on as fs data, a bind would ignore them silently.
+        for idmap in ["idmap", "ridmap"] {
+            if m.options().iter().flatten().any(|o| o == idmap) {
+                return Err(ConfigError::IdmapMount(m.destination().display().to_string(), idmap));
+            }
+        }
     }
     for (index, rule) in linux
         .resources()

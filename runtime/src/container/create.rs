@@ -62,6 +62,22 @@ impl Drop for Undo {
     }
 }
 
+/// The bind sources, cloned here while husk is root in the host's namespaces, when the init
+/// will be root of a user namespace only (see `rootfs::mounts::open_bind_sources`).
+fn bind_sources_for_userns(
+    spec: &oci_spec::runtime::Spec,
+    linux: &oci_spec::runtime::Linux,
+    bundle: &std::path::Path,
+) -> Vec<Option<std::os::fd::OwnedFd>> {
+    // New or joined (podman's --userns pods): either way the init is root of it only.
+    let ns_list = linux.namespaces().as_deref().unwrap_or_default();
+    if !ns_list.iter().any(|ns| ns.typ() == LinuxNamespaceType::User) {
+        return Vec::new();
+    }
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    crate::rootfs::mounts::open_bind_sources(mounts, bundle)
+}
+
 pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: bool) -> Result<Created> {
     let mut trace = crate::trace::Trace::new(global.trace);
     crate::state::validate_id(id)?;
@@ -119,6 +135,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
         trace: global.trace,
         seccomp: seccomp_program(&global.root, Some(linux))?,
         exec_labels,
+        bind_sources: bind_sources_for_userns(&spec, linux, &bundle),
     };
     trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;

@@ -14,10 +14,7 @@ pub fn features_json() -> String {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
-            "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime",
-            "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "bind", "rbind",
-            "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"],
+        "mountOptions": crate::rootfs::options::all_names(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),

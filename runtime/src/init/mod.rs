@@ -51,6 +51,8 @@ pub struct InitPlan {
     pub seccomp: Option<crate::seccomp::Program>,
     /// AppArmor profile / SELinux label for the process, checked against the host by the parent.
     pub exec_labels: crate::lsm::ExecLabels,
+    /// With a new user namespace: every bind source, cloned by the parent (by mount index).
+    pub bind_sources: Vec<Option<OwnedFd>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +81,9 @@ pub fn run(plan: InitPlan, mut chan: Channel) -> ! {
         // SAFETY: as below.
         Err(_) => unsafe { libc::_exit(1) },
     };
-    // A startContainer hook's failure went to `husk start` through exec.fifo, which prints
-    // it: a second copy here would land in the same log.
-    if plan.wait_for_start && matches!(err, InitError::Hook(_)) {
+    // A startContainer hook's (or the late seccomp load's) failure went to `husk start`
+    // through exec.fifo, which prints it: a second copy here would land in the same log.
+    if plan.wait_for_start && matches!(err, InitError::Hook(_) | InitError::Seccomp(_)) {
         // SAFETY: as below.
         unsafe { libc::_exit(1) }
     }
@@ -159,6 +161,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
             new_cgroupns,
             new_netns: namespaces::creates(&ns_list, LinuxNamespaceType::Network),
             userns,
+            bind_sources: &plan.bind_sources,
         })?;
         trace.mark("mounts and devices");
     }
@@ -166,6 +169,8 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     if plan.hooks_handshake {
         chan.send(&FromChild::RunHooks)?;
         let state = expect_hooks_done(chan)?;
+        // runc runs them from the rootfs: a relative hook path is found there.
+        nix::unistd::chdir(&plan.rootfs).ctx("chdir into", plan.rootfs.display())?;
         container_hooks::create_container(spec, &state)?;
         hook_state = Some(state);
         trace.mark("prestart/createRuntime/createContainer hooks");
@@ -381,8 +386,8 @@ fn join_session_keyring(id: &str) {
     };
 }
 
-/// Tell the parent we are ready, wait for `husk start` on exec.fifo, load seccomp, exec.
-/// The fds were marked close-on-exec before the set-up loaded any seccomp filter.
+/// Tell the parent we are ready, wait for `husk start`, load seccomp, run the startContainer
+/// hooks, exec. The fds were marked close-on-exec before the set-up loaded any seccomp filter.
 fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> InitError {
     if let Err(e) = chan.send(&FromChild::Ready) {
         return e.into();
@@ -391,24 +396,31 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> I
     if let Err(e) = released_by_start(plan, prepared.hook_state.as_deref()) {
         return e;
     }
-    if let Err(e) = crate::lsm::apply_exec_labels(&plan.exec_labels) {
-        return e.into();
-    }
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
     let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
-    let late = process.is_some_and(|p| loads_late(p, plan.seccomp.as_ref()));
-    if let (true, Some(seccomp)) = (late, plan.seccomp.as_ref()) {
-        if let Err(e) = seccomp.load() {
-            return InitError::Seccomp(e.to_string());
-        }
-    }
     exec::execve(&prepared.program, &args, &env).into()
 }
 
-/// Wait for `husk start` (a foreground run does not), run the startContainer hooks, then
-/// answer start through exec.fifo: "0", or "1<error>" so that start fails with the hook's
-/// error while this init exits.
+/// The last steps before execve, in runc's order: the exec labels, the seccomp filter when it
+/// is loaded late (with no_new_privs), then the startContainer hooks, which thus run under the
+/// filter as in runc.
+fn last_steps_before_exec(plan: &InitPlan, hook_state: Option<&str>) -> Result<(), InitError> {
+    crate::lsm::apply_exec_labels(&plan.exec_labels)?;
+    let process = plan.spec.process().as_ref();
+    let late = process.is_some_and(|p| loads_late(p, plan.seccomp.as_ref()));
+    if let (true, Some(seccomp)) = (late, plan.seccomp.as_ref()) {
+        seccomp.load().map_err(|e| InitError::Seccomp(e.to_string()))?;
+    }
+    if let Some(state) = hook_state {
+        container_hooks::start_container(&plan.spec, state)?;
+    }
+    Ok(())
+}
+
+/// Wait for `husk start` (a foreground run does not), take the last steps, then answer start
+/// through exec.fifo: "0", or "1<error>" so that start fails with the error (a hook's, say)
+/// while this init exits.
 fn released_by_start(plan: &InitPlan, hook_state: Option<&str>) -> Result<(), InitError> {
     let fifo = match plan.wait_for_start {
         // Blocks until `husk start` opens the fifo for reading.
@@ -423,12 +435,9 @@ fn released_by_start(plan: &InitPlan, hook_state: Option<&str>) -> Result<(), In
         ),
         false => None,
     };
-    let hooks = match hook_state {
-        Some(state) => container_hooks::start_container(&plan.spec, state),
-        None => Ok(()),
-    };
+    let steps = last_steps_before_exec(plan, hook_state);
     if let Some(fifo) = fifo {
-        let mut reply = match &hooks {
+        let mut reply = match &steps {
             Ok(()) => "0".to_string(),
             Err(e) => format!("1{e}"),
         };
@@ -436,7 +445,7 @@ fn released_by_start(plan: &InitPlan, hook_state: Option<&str>) -> Result<(), In
         truncate_at_char(&mut reply, 4000);
         nix::unistd::write(&fifo, reply.as_bytes()).ctx("write", "exec.fifo")?;
     }
-    Ok(hooks?)
+    steps
 }
 
 fn truncate_at_char(s: &mut String, max: usize) {

@@ -53,3 +53,31 @@ pub fn attach(tree: BorrowedFd, target: BorrowedFd, shown: &Path) -> Result<(), 
     }
     Ok(())
 }
+
+/// mount_setattr(AT_RECURSIVE) on the mount `target` is open on (its root) and every mount
+/// below it: the `r*` options. Through the fd, never a path the container could swap.
+pub fn set_recursive_attrs(target: BorrowedFd, set: u64, clear: u64, shown: &Path) -> Result<(), SysError> {
+    let attr = libc::mount_attr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE;
+    // SAFETY: an empty C path with AT_EMPTY_PATH; attr is a valid mount_attr of the size given.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if rc != 0 {
+        let op = "set recursive mount attributes (mount_setattr) of";
+        return Err(SysError::new(op, shown.display(), Errno::last()));
+    }
+    Ok(())
+}

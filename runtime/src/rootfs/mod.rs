@@ -10,6 +10,7 @@ pub mod options;
 pub mod paths;
 pub mod pivot;
 pub mod resolve;
+pub mod tmpfs;
 
 use crate::sys::{Context, SysError};
 use nix::mount::{mount, MsFlags};
@@ -31,6 +32,8 @@ pub struct RootfsPlan<'a> {
     pub new_cgroupns: bool,
     pub new_netns: bool,
     pub userns: bool,
+    /// Bind sources the parent cloned (see `mounts::open_bind_sources`), by mount index.
+    pub bind_sources: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 /// Everything up to (not including) pivot_root: runs in the container's new mount namespace.
@@ -72,6 +75,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<(), SysError> {
         new_netns: plan.new_netns,
         cgroup_paths: plan.cgroup_paths,
         mount_label: linux.and_then(|l| l.mount_label().as_deref()),
+        bind_sources: plan.bind_sources,
     };
     let spec_mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     mounts::mount_all(&ctx, spec_mounts)?;
@@ -124,6 +128,27 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<String, SysError> {
     Ok(mountinfo)
 }
 
+/// The read-only tmpfs and /dev mounts, mounted writable by `prepare` (as runc does).
+fn remount_delayed_readonly(spec_mounts: &[oci_spec::runtime::Mount]) -> Result<(), SysError> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open", "/")?;
+    for m in spec_mounts {
+        let typ = m.typ().as_deref();
+        let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
+        let dest = m.destination();
+        if opts.bind || !opts.flags.contains(MsFlags::MS_RDONLY) || !mounts::delays_readonly(typ, dest) {
+            continue;
+        }
+        let target = resolve::open_in_root(root.as_fd(), dest, resolve::Create::Nothing)?;
+        mounts::remount_fd(target.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
+    }
+    Ok(())
+}
+
 /// After pivot_root (or the move for --no-pivot): masked paths, read-only paths, read-only `/`,
 /// and the final propagation of `/`.
 pub fn finish(spec: &Spec) -> Result<(), SysError> {
@@ -134,6 +159,7 @@ pub fn finish(spec: &Spec) -> Result<(), SysError> {
     for path in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
         paths::make_readonly(path)?;
     }
+    remount_delayed_readonly(spec.mounts().as_deref().unwrap_or_default())?;
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         paths::readonly_root()?;
     }

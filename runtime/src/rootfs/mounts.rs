@@ -3,6 +3,7 @@
 use super::detached;
 use super::options::{self, MountOptions};
 use super::resolve::{open_in_root, proc_fd_path, Create};
+use super::tmpfs;
 use crate::sys::{Context, SysError};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
@@ -23,38 +24,87 @@ pub struct MountContext<'a> {
     pub cgroup_paths: &'a [(PathBuf, PathBuf)],
     /// linux.mountLabel: the SELinux context of the tmpfs/devpts/mqueue mounts.
     pub mount_label: Option<&'a str>,
+    /// The bind sources the parent cloned (`open_bind_sources`), by mount index; empty when
+    /// the init reaches them itself.
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<(), SysError> {
-    for m in mounts {
-        mount_one(ctx, m)?;
+    for (index, m) in mounts.iter().enumerate() {
+        mount_one(ctx, m, index)?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
+/// With a user namespace the init is root of that namespace only, and a bind source below a
+/// host directory its mapped root may not search fails with EACCES. So the parent, still root in
+/// the host's namespaces, clones every bind source into a detached mount before clone3 (the init
+/// inherits the fds) and the init attaches those trees (runc 1.1 passes such mount fds too).
+/// A source the parent cannot clone (a rootless husk lacks CAP_SYS_ADMIN in the host's mount
+/// namespace; a missing path) is left to the init, which clones it or reports the error as before.
+pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Vec<Option<OwnedFd>> {
+    mounts
+        .iter()
+        .map(|m| {
+            let typ = m.typ().as_deref();
+            let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
+            let cgroup = typ == Some("cgroup") || typ == Some("cgroup2");
+            (opts.bind && !cgroup)
+                .then(|| clone_source(bundle, m, &opts).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+fn clone_source(bundle: &Path, m: &Mount, opts: &MountOptions) -> Result<OwnedFd, SysError> {
+    let source = bind_source(bundle, m);
+    detached::clone_tree(&source, opts.recursive).map_err(|e| {
+        let op = format!("bind mount {} on", source.display());
+        SysError::new(op, m.destination().display(), e.errno)
+    })
+}
+
+fn mount_one(ctx: &MountContext, m: &Mount, index: usize) -> Result<(), SysError> {
     let typ = m.typ().as_deref();
     let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
     let dest = m.destination();
     if typ == Some("cgroup") || typ == Some("cgroup2") {
         return super::cgroupfs::mount_cgroups(ctx, dest, &opts);
     }
+    if let Some(fs @ ("proc" | "sysfs")) = typ {
+        refuse_unless_directory(ctx, dest, fs)?;
+    }
     if opts.bind {
-        return bind_mount(ctx, m, &opts);
+        return bind_mount(ctx, m, &opts, index);
     }
     let source = m
         .source()
         .as_ref()
         .map(|s| s.display().to_string())
         .unwrap_or_else(|| typ.unwrap_or("none").to_string());
-    let target = open_in_root(ctx.rootfs, dest, Create::Dir)?;
+    let (target, existed) = open_mount_point(ctx, dest)?;
     check_resolved_target(ctx, &target, typ, dest)?;
-    let data = crate::lsm::mount_data(typ, opts.data_string(), ctx.mount_label);
+    let tmpfs = typ == Some("tmpfs");
+    let mut data = opts.data_string();
+    if tmpfs && !opts.has_mode() {
+        data = tmpfs::data_keeping_mode(data, existed.then(|| tmpfs::directory_mode(target.as_fd())).flatten());
+    }
+    let data = crate::lsm::mount_data(typ, data, ctx.mount_label);
+    // The image's directory, as it is before the tmpfs covers it.
+    let copy_from = match tmpfs && opts.tmpcopyup {
+        true => Some(tmpfs::open_listable(target.as_fd(), dest)?),
+        false => None,
+    };
+    let mut flags = opts.flags;
+    if delays_readonly(typ, dest) {
+        // Made read-only by `finish`, once /dev is filled or the tmpfs copied up.
+        flags &= !MsFlags::MS_RDONLY;
+    }
     let result = mount(
         Some(source.as_str()),
         proc_fd_path(&target).as_str(),
         typ,
-        opts.flags,
+        flags,
         data.as_deref(),
     );
     match result {
@@ -65,6 +115,7 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
             let tree = detached::clone_tree(Path::new("/sys"), true)?;
             detached::attach(tree.as_fd(), target.as_fd(), dest)?;
             remount_fd(tree.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
+            set_recursive_attrs(tree.as_fd(), dest, &opts)?;
             return set_propagation_fd(tree.as_fd(), dest, &opts);
         }
         Err(errno) => {
@@ -72,7 +123,65 @@ fn mount_one(ctx: &MountContext, m: &Mount) -> Result<(), SysError> {
             return Err(SysError::new(op, dest.display(), errno));
         }
     }
+    if copy_from.is_some() || opts.has_recursive_attrs() {
+        let mounted = open_in_root(ctx.rootfs, dest, Create::Nothing)?;
+        if let Some(from) = copy_from {
+            tmpfs::copy_up(from.as_fd(), mounted.as_fd(), dest)?;
+        }
+        set_recursive_attrs(mounted.as_fd(), dest, &opts)?;
+    }
     set_propagation(ctx, dest, &opts)
+}
+
+/// runc mounts tmpfs and /dev writable and makes them read-only at the very end: /dev gets its
+/// nodes and the mount points of /dev/pts etc., a tmpfs its copied-up content, first.
+pub fn delays_readonly(typ: Option<&str>, dest: &Path) -> bool {
+    typ == Some("tmpfs") || Path::new("/").join(super::resolve::relative(dest)) == Path::new("/dev")
+}
+
+/// The mount point, made when missing; and whether it was there already (a tmpfs over an
+/// image directory keeps that directory's mode).
+fn open_mount_point(ctx: &MountContext, dest: &Path) -> Result<(OwnedFd, bool), SysError> {
+    match open_in_root(ctx.rootfs, dest, Create::Nothing) {
+        Ok(fd) => Ok((fd, true)),
+        Err(e) if e.errno == Errno::ENOENT => Ok((open_in_root(ctx.rootfs, dest, Create::Dir)?, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// proc and sysfs go on a real directory of the image, never through a symlink (or onto a
+/// file) there: following it would leave the image's own `/proc` in place and every later check
+/// of "/proc/..." looking at the wrong thing (runc's words, CVE-2023-28642).
+fn refuse_unless_directory(ctx: &MountContext, dest: &Path, fs: &str) -> Result<(), SysError> {
+    let rel = super::resolve::relative(dest);
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Ok(());
+    };
+    let parent = match open_in_root(ctx.rootfs, &Path::new("/").join(parent), Create::Nothing) {
+        Ok(fd) => fd,
+        Err(e) if e.errno == Errno::ENOENT => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match nix::sys::stat::fstatat(parent.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => Ok(()),
+        Err(errno) => Err(SysError::new("stat mount point", dest.display(), errno)),
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(()),
+        Ok(_) => Err(SysError::new(
+            format!("mount {fs} on"),
+            format!(
+                "{}: filesystem \"{fs}\" must be mounted on ordinary directory",
+                dest.display()
+            ),
+            Errno::ENOTDIR,
+        )),
+    }
+}
+
+fn set_recursive_attrs(mount_root: BorrowedFd, dest: &Path, opts: &MountOptions) -> Result<(), SysError> {
+    if !opts.has_recursive_attrs() {
+        return Ok(());
+    }
+    detached::set_recursive_attrs(mount_root, opts.rec_set, opts.rec_clear, dest)
 }
 
 fn bind_source(bundle: &Path, m: &Mount) -> PathBuf {
@@ -84,23 +193,32 @@ fn bind_source(bundle: &Path, m: &Mount) -> PathBuf {
     }
 }
 
-fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<(), SysError> {
+fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions, index: usize) -> Result<(), SysError> {
     let dest = m.destination();
-    let source = bind_source(ctx.bundle, m);
-    let meta = std::fs::metadata(&source).ctx("stat bind mount source", source.display())?;
-    let kind = if meta.is_dir() { Create::Dir } else { Create::File };
+    // Made detached (here, or by the parent) and attached through the target's fd: `tree` is
+    // then the new mount itself, so the remount and propagation below reach it and nothing
+    // else, whatever the rootfs's paths have become meanwhile.
+    let cloned;
+    let tree = match ctx.bind_sources.get(index).and_then(Option::as_ref) {
+        Some(fd) => fd.as_fd(),
+        None => {
+            cloned = clone_source(ctx.bundle, m, opts)?;
+            cloned.as_fd()
+        }
+    };
+    let st = nix::sys::stat::fstat(tree).ctx("stat bind mount source", bind_source(ctx.bundle, m).display())?;
+    let kind = match st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        true => Create::Dir,
+        false => Create::File,
+    };
     let target = open_in_root(ctx.rootfs, dest, kind)?;
     check_resolved_target(ctx, &target, Some("bind"), dest)?;
-    // Made detached and attached through the target's fd: `tree` is then the new mount itself,
-    // so the remount and propagation below reach it and nothing else, whatever the rootfs's
-    // paths have become meanwhile.
-    let tree = detached::clone_tree(&source, opts.recursive)
-        .map_err(|e| SysError::new(format!("bind mount {} on", source.display()), dest.display(), e.errno))?;
-    detached::attach(tree.as_fd(), target.as_fd(), dest)?;
+    detached::attach(tree, target.as_fd(), dest)?;
     if opts.needs_bind_remount() {
-        remount_fd(tree.as_fd(), dest, opts.flags | MsFlags::MS_BIND)?;
+        remount_fd(tree, dest, opts.flags | MsFlags::MS_BIND)?;
     }
-    set_propagation_fd(tree.as_fd(), dest, opts)
+    set_recursive_attrs(tree, dest, opts)?;
+    set_propagation_fd(tree, dest, opts)
 }
 
 /// runc's checkProcMount on the path the target fd really has (a symlink in the image already

@@ -16,6 +16,26 @@ pub fn sh_bundle(script: &str) -> Bundle {
     Bundle::new(&["sh", "-c", script])
 }
 
+/// uid/gid mappings of the container's ids 0..65536 to the host's 100000..; the bundle dir made
+/// traversable (mkdtemp's 0700 would keep the mapped root out of its own rootfs). Call
+/// [`Bundle::save`] afterwards.
+pub fn map_root_to_100000(bundle: &mut Bundle) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bundle.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = bundle.config_mut();
+    config["linux"]["uidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    config["linux"]["gidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+}
+
+/// A new user namespace, mapped by [`map_root_to_100000`].
+pub fn add_user_namespace(bundle: &mut Bundle) {
+    map_root_to_100000(bundle);
+    bundle.config_mut()["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces is an array")
+        .push(serde_json::json!({ "type": "user" }));
+}
+
 /// `husk run --bundle <bundle> <id>` in the foreground: the container's stdout and stderr are
 /// the command's, its exit code is husk's.
 pub fn run_fg(rt: &Runtime, bundle: &Bundle) -> Output {
