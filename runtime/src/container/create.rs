@@ -3,7 +3,7 @@
 
 use super::Global;
 use crate::cgroups::Cgroup;
-use crate::clone::{clone_into, Forked};
+use crate::clone::{clone_into, clone_into_cgroup, Forked};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::hooks;
@@ -14,7 +14,7 @@ use crate::sync::{self, FromChild, ToChild};
 use crate::sys::Context;
 use husk_protocol::Status;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default)]
@@ -123,11 +123,12 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     };
     trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;
-    let (pid, pidfd) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan)?;
+    let clone_target = cgroup.clone_target();
+    let (pid, pidfd, born_in_cgroup) = spawn_init(linux, plan, parent_chan.raw_fd(), child_chan, clone_target)?;
     undo.child = Some((pid, pidfd));
     // Only after clone3: the init must not inherit the blocked mask.
     let interrupts = Interrupts::catch()?;
-    trace.mark("clone3");
+    trace.mark(if born_in_cgroup { "clone3 into cgroup" } else { "clone3" });
 
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
@@ -139,7 +140,9 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     }
     // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
     let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
-    join_cgroup(&cgroup, id, pid, linux, &spec, &mut undo)?;
+    if !born_in_cgroup {
+        join_cgroup(&cgroup, id, pid, linux, &spec, &mut undo)?;
+    }
     parent_chan.send(&ToChild::Proceed)?;
     trace.mark("id maps, join cgroup");
 
@@ -274,20 +277,28 @@ fn join_cgroup(
 }
 
 /// clone3 into the new namespaces (entering joined pid/time namespaces and a new time
-/// namespace around the call); the child never returns from here.
+/// namespace around the call), and into `cgroup` when given and the kernel takes it (then the
+/// third value is true and the init needs no attach); the child never returns from here.
 fn spawn_init(
     linux: &oci_spec::runtime::Linux,
     plan: InitPlan,
     parent_end: std::os::fd::RawFd,
     child_chan: sync::Channel,
-) -> Result<(i32, OwnedFd)> {
+    cgroup: Option<OwnedFd>,
+) -> Result<(i32, OwnedFd, bool)> {
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
     if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
         for_children.new_time(linux.time_offsets().as_ref())?;
     }
-    match clone_into(namespaces::clone_flags(&ns_list)) {
-        Ok(Forked::Child) => {
+    let flags = namespaces::clone_flags(&ns_list);
+    let cloned = match &cgroup {
+        Some(fd) => clone_into_cgroup(flags, fd.as_fd()),
+        None => clone_into(flags).map(|forked| (forked, false)),
+    };
+    match cloned {
+        Ok((Forked::Child, _)) => {
+            drop(cgroup);
             // Only the parent goes back: the child is already inside (and could not leave).
             drop(for_children);
             // SAFETY: the child's copy of the parent's end; that Channel is never used or
@@ -295,9 +306,9 @@ fn spawn_init(
             unsafe { libc::close(parent_end) };
             init::run(plan, child_chan)
         }
-        Ok(Forked::Parent { pid, pidfd }) => {
+        Ok((Forked::Parent { pid, pidfd }, born_in_cgroup)) => {
             for_children.leave()?;
-            Ok((pid, pidfd))
+            Ok((pid, pidfd, born_in_cgroup))
         }
         Err(e) => {
             for_children.leave()?;
