@@ -17,22 +17,27 @@ pub const CLONE_INTO_CGROUP_ENV: &str = "HUSK_CLONE_INTO_CGROUP";
 
 impl Cgroup {
     /// The container's cgroup as an fd for clone3's CLONE_INTO_CGROUP (kernel 5.7+), so that
-    /// the init is born in its cgroup and `create` skips the cgroup.procs write. Only on a pure
-    /// v2 host with the cgroupfs driver: on v1 and hybrid hosts the unified hierarchy is not
-    /// the only one to join, and under systemd the cgroup is made after the clone. `None` when
-    /// it does not apply or the directory cannot be opened; the caller then attaches the usual way.
+    /// the init is born in its cgroup and `create` skips the cgroup.procs write. Not under
+    /// systemd, which makes the cgroup only after the clone; see `clone_target_in`.
     pub fn clone_target(&self) -> Option<OwnedFd> {
-        if self.layout != Layout::V2
-            || self.systemd.is_some()
-            || std::env::var_os(CLONE_INTO_CGROUP_ENV).is_some_and(|v| v == "0")
-        {
+        if self.systemd.is_some() {
             return None;
         }
-        let dir = self.unified_hierarchy()?.dir();
+        self.clone_target_in(&self.unified_hierarchy()?.dir())
+    }
+
+    /// `dir` (the container's cgroup or one below it) opened for CLONE_INTO_CGROUP. Only on a
+    /// pure v2 host: on v1 and hybrid hosts the unified hierarchy is not the only one to join.
+    /// `None` when it does not apply, is turned off, or the directory cannot be opened: the
+    /// caller then attaches the child with cgroup.procs writes.
+    pub fn clone_target_in(&self, dir: &Path) -> Option<OwnedFd> {
+        if self.layout != Layout::V2 || std::env::var_os(CLONE_INTO_CGROUP_ENV).is_some_and(|v| v == "0") {
+            return None;
+        }
         File::options()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&dir)
+            .open(dir)
             .map_err(|e| log::debug!("not cloning into {}: {e}", dir.display()))
             .ok()
             .map(OwnedFd::from)
