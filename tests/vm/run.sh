@@ -115,7 +115,7 @@ cp -a "$base/modules/$kver" "$root/lib/modules/"
 depmod -b "$root" "$kver"
 install -m 0755 "$bin_dir/husk" "$bin_dir/containerd-shim-husk-v2" "$root/usr/local/bin/"
 mkdir -p "$root/opt/husk"
-cp tests/vm/guest/run-tests.sh "$root/opt/husk/"
+cp tests/vm/guest/*.sh "$root/opt/husk/"
 chmod 0755 "$root/opt/husk/run-tests.sh"
 install -m 0644 tests/vm/guest/husk-vm-tests.service "$root/etc/systemd/system/"
 ln -sf /etc/systemd/system/husk-vm-tests.service "$root/etc/systemd/system/multi-user.target.wants/"
@@ -146,7 +146,7 @@ timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-900}" \
     </dev/null >"$console" 2>&1 || status=$?
 log "qemu exited with status $status after ${SECONDS}s"
 
-grep -a '^vm-test: ' "$console" | tr -d '\r' || true
+grep -a '^vm-\(test\|bench\): ' "$console" | tr -d '\r' || true
 summary=$(grep -a '^vm-summary: ' "$console" | tr -d '\r' | tail -1 || true)
 if [[ -z $summary ]]; then
     echo "tests/vm/run.sh: no result from the guest; the console's last lines:" >&2
