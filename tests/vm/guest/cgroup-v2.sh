@@ -223,7 +223,8 @@ ctr_exec_pause_metrics() {
     ctr task resume "$id" && ctr task ls | grep -q "^$id .*RUNNING" && expect_file "$dir/cgroup.freeze" 0 ||
         { echo "resume: $(ctr task ls | grep "$id")"; rc=1; }
     ctr task metrics "$id" >"$WORK/metrics-raw-$runtime" || rc=1
-    awk 'NR > 1 { print $1 }' "$WORK/metrics-raw-$runtime" | sort >"$WORK/metrics-$runtime"
+    # ctr prints an ID/TIMESTAMP table, then METRIC/VALUE: the names of the second.
+    awk '/^METRIC/ { m = 1; next } m && NF { print $1 }' "$WORK/metrics-raw-$runtime" | sort >"$WORK/metrics-$runtime"
     grep -q "^memory.usage_limit *67108864" "$WORK/metrics-raw-$runtime" && grep -q "^pids.current *1" "$WORK/metrics-raw-$runtime" ||
         { cat "$WORK/metrics-raw-$runtime"; rc=1; }
     ctr task kill -s SIGKILL "$id"
