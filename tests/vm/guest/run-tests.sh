@@ -286,7 +286,7 @@ for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
     check "ctr: exec, pause/resume, metrics [$runtime]" ctr_exec_pause_metrics "$runtime"
 done
 check "ctr: the husk shim reports the Go shim's v2 metric names" same_metrics_as_go_shim
-bench_clone_into_cgroup 15
+bench_clone_into_cgroup 7
 
 check "husk doctor: no blocker, layout v2, systemd as pid 1, CRI loaded [husk only: runc has no doctor]" husk_doctor_on_a_real_host
 
