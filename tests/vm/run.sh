@@ -6,7 +6,7 @@
 #   bash tests/vm/run.sh [--bin-dir DIR]    # DIR has husk and containerd-shim-husk-v2 (default target/debug)
 #
 # Environment: HUSK_VM_CACHE (default /var/cache/husk-vm: the base image, rebuilt only when this
-# script's base recipe changes), HUSK_VM_TIMEOUT (default 900 s for the boot and the tests),
+# script's base recipe changes), HUSK_VM_TIMEOUT (default 1800 s for the boot and the tests),
 # HUSK_VM_KEEP=1 keeps the work dir. Exit status: 0 when every guest test passed, 1 otherwise,
 # 2 when the rig itself failed (no image, no boot, no result): it never skips silently.
 set -euo pipefail
@@ -138,7 +138,7 @@ rm -rf "$root"
 log "booting (kernel $kver, TCG)"
 console=$work/console.log
 status=0
-timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-900}" \
+timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-1800}" \
     qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
     -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \
     -drive file="$work/disk.img",format=raw,if=virtio \
