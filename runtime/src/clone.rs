@@ -4,7 +4,11 @@
 use crate::sys::SysError;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// clone3 flag: `CloneArgs::cgroup` names the cgroup to start the child in (linux/sched.h; the
+/// libc crate does not define it).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[repr(C)]
 #[derive(Default)]
@@ -33,10 +37,28 @@ pub enum Forked {
 /// dumpable (its /proc/PID files root-owned, no ptrace without CAP_SYS_PTRACE) from birth to execve,
 /// which resets it (CVE-2019-5736).
 pub fn clone_into(namespaces: CloneFlags) -> Result<Forked, SysError> {
+    clone3(namespaces, None)
+}
+
+/// `clone_into`, with the child born in the cgroup v2 directory `cgroup` (CLONE_INTO_CGROUP,
+/// kernel 5.7+). Returns whether it was: where the kernel refuses (older kernel, a cgroup it
+/// will not place the child in), it clones the usual way and the caller attaches the child.
+pub fn clone_into_cgroup(namespaces: CloneFlags, cgroup: BorrowedFd) -> Result<(Forked, bool), SysError> {
+    match clone3(namespaces, Some(cgroup)) {
+        Ok(forked) => Ok((forked, true)),
+        Err(e) => {
+            log::debug!("CLONE_INTO_CGROUP refused, cloning without: {e}");
+            clone3(namespaces, None).map(|forked| (forked, false))
+        }
+    }
+}
+
+fn clone3(namespaces: CloneFlags, cgroup: Option<BorrowedFd>) -> Result<Forked, SysError> {
     nix::sys::prctl::set_dumpable(false).map_err(|errno| SysError::new("set", "PR_SET_DUMPABLE", errno))?;
     let mut pidfd: libc::c_int = -1;
+    let into_cgroup = if cgroup.is_some() { CLONE_INTO_CGROUP } else { 0 };
     let mut args = CloneArgs {
-        flags: namespaces.bits() as u64 | libc::CLONE_PIDFD as u64,
+        flags: namespaces.bits() as u64 | libc::CLONE_PIDFD as u64 | into_cgroup,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         // With CLONE_PARENT the kernel wants 0 and reuses the caller's own exit signal.
         exit_signal: if namespaces.contains(CloneFlags::CLONE_PARENT) {
@@ -44,6 +66,7 @@ pub fn clone_into(namespaces: CloneFlags) -> Result<Forked, SysError> {
         } else {
             libc::SIGCHLD as u64
         },
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..Default::default()
     };
     // SAFETY: clone3 with no stack behaves like fork; args is a valid CloneArgs of that size.
@@ -57,7 +80,10 @@ pub fn clone_into(namespaces: CloneFlags) -> Result<Forked, SysError> {
     match rc {
         -1 => Err(SysError::new(
             "clone3",
-            format!("with flags {namespaces:?}"),
+            format!(
+                "with flags {namespaces:?}{}",
+                if cgroup.is_some() { " into a cgroup" } else { "" }
+            ),
             Errno::last(),
         )),
         0 => Ok(Forked::Child),

@@ -6,7 +6,7 @@
 #   bash tests/vm/run.sh [--bin-dir DIR]    # DIR has husk and containerd-shim-husk-v2 (default target/debug)
 #
 # Environment: HUSK_VM_CACHE (default /var/cache/husk-vm: the base image, rebuilt only when this
-# script's base recipe changes), HUSK_VM_TIMEOUT (default 900 s for the boot and the tests),
+# script's base recipe changes), HUSK_VM_TIMEOUT (default 1800 s for the boot and the tests),
 # HUSK_VM_KEEP=1 keeps the work dir. Exit status: 0 when every guest test passed, 1 otherwise,
 # 2 when the rig itself failed (no image, no boot, no result): it never skips silently.
 set -euo pipefail
@@ -115,7 +115,7 @@ cp -a "$base/modules/$kver" "$root/lib/modules/"
 depmod -b "$root" "$kver"
 install -m 0755 "$bin_dir/husk" "$bin_dir/containerd-shim-husk-v2" "$root/usr/local/bin/"
 mkdir -p "$root/opt/husk"
-cp tests/vm/guest/run-tests.sh "$root/opt/husk/"
+cp tests/vm/guest/*.sh "$root/opt/husk/"
 chmod 0755 "$root/opt/husk/run-tests.sh"
 install -m 0644 tests/vm/guest/husk-vm-tests.service "$root/etc/systemd/system/"
 ln -sf /etc/systemd/system/husk-vm-tests.service "$root/etc/systemd/system/multi-user.target.wants/"
@@ -138,7 +138,7 @@ rm -rf "$root"
 log "booting (kernel $kver, TCG)"
 console=$work/console.log
 status=0
-timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-900}" \
+timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-1800}" \
     qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
     -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \
     -drive file="$work/disk.img",format=raw,if=virtio \
@@ -146,7 +146,7 @@ timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-900}" \
     </dev/null >"$console" 2>&1 || status=$?
 log "qemu exited with status $status after ${SECONDS}s"
 
-grep -a '^vm-test: ' "$console" | tr -d '\r' || true
+grep -a '^vm-\(test\|bench\): ' "$console" | tr -d '\r' || true
 summary=$(grep -a '^vm-summary: ' "$console" | tr -d '\r' | tail -1 || true)
 if [[ -z $summary ]]; then
     echo "tests/vm/run.sh: no result from the guest; the console's last lines:" >&2

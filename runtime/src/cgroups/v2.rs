@@ -1,14 +1,66 @@
-//! cgroup v2 specifics: delegating controllers down the tree, cgroup.freeze, memory.events.
+//! cgroup v2 specifics: delegating controllers down the tree, cgroup.freeze, memory.events,
+//! cgroup.kill, and the cgroup fd for clone3's CLONE_INTO_CGROUP.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::CgroupError;
-use super::fs;
+use super::{fs, Cgroup, Layout};
+
+/// Set to `0` to make `create` attach the init with a cgroup.procs write instead of clone3's
+/// CLONE_INTO_CGROUP (to measure the difference, or to step around a kernel that misbehaves).
+pub const CLONE_INTO_CGROUP_ENV: &str = "HUSK_CLONE_INTO_CGROUP";
+
+impl Cgroup {
+    /// The container's cgroup as an fd for clone3's CLONE_INTO_CGROUP (kernel 5.7+), so that
+    /// the init is born in its cgroup and `create` skips the cgroup.procs write. Not under
+    /// systemd, which makes the cgroup only after the clone; see `clone_target_in`.
+    pub fn clone_target(&self) -> Option<OwnedFd> {
+        if self.systemd.is_some() {
+            return None;
+        }
+        self.clone_target_in(&self.unified_hierarchy()?.dir())
+    }
+
+    /// `dir` (the container's cgroup or one below it) opened for CLONE_INTO_CGROUP. Only on a
+    /// pure v2 host: on v1 and hybrid hosts the unified hierarchy is not the only one to join.
+    /// `None` when it does not apply, is turned off, or the directory cannot be opened: the
+    /// caller then attaches the child with cgroup.procs writes.
+    pub fn clone_target_in(&self, dir: &Path) -> Option<OwnedFd> {
+        if self.layout != Layout::V2 || std::env::var_os(CLONE_INTO_CGROUP_ENV).is_some_and(|v| v == "0") {
+            return None;
+        }
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| log::debug!("not cloning into {}: {e}", dir.display()))
+            .ok()
+            .map(OwnedFd::from)
+    }
+
+    /// SIGKILLs every process in the container's cgroup and its descendants with one write to
+    /// cgroup.kill (v2, kernel 5.14+): the kernel also stops new children from escaping it, so
+    /// no freeze is needed. False where there is no usable cgroup.kill (v1, hybrid, an older
+    /// kernel, a threaded cgroup): the caller walks the pids instead.
+    pub fn kill_all(&self) -> bool {
+        let Some(h) = self.unified_hierarchy().filter(|_| self.layout == Layout::V2) else {
+            return false;
+        };
+        match fs::write(&h.dir().join("cgroup.kill"), "1") {
+            Ok(()) => true,
+            Err(CgroupError::Write { source, .. }) if source.kind() == ErrorKind::NotFound => false,
+            Err(e) => {
+                log::debug!("cgroup.kill not usable, walking the pids: {e}");
+                false
+            }
+        }
+    }
+}
 
 /// How long `set_frozen` waits for cgroup.events to confirm.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,4 +149,48 @@ pub fn is_frozen(dir: &Path) -> Result<bool, CgroupError> {
 pub fn read_oom_kill_count(memory_events: &Path) -> Result<u64, CgroupError> {
     let text = fs::read(memory_events, "memory.events")?;
     Ok(fs::flat_keyed_value(&text, "oom_kill").unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::FakeTree;
+    use super::*;
+
+    fn tree(layout: Layout, leaf: &str, kill_file: bool) -> (FakeTree, Cgroup) {
+        let t = FakeTree::new();
+        let unified = if layout == Layout::V2 {
+            ""
+        } else {
+            t.dir("freezer", &[]);
+            "unified"
+        };
+        t.dir(unified, &[("cgroup.controllers", ""), ("cgroup.subtree_control", "")]);
+        let cg = Cgroup::with_root(&t.0, layout, Some("/ctr"), "c1").unwrap();
+        cg.create().unwrap();
+        let files: &[(&str, &str)] = if kill_file { &[("cgroup.kill", "")] } else { &[] };
+        t.dir(leaf, files);
+        (t, cg)
+    }
+
+    #[test]
+    fn kill_all_writes_cgroup_kill_only_on_a_pure_v2_host_that_has_it() {
+        let (t, cg) = tree(Layout::V2, "ctr", true);
+        assert!(cg.kill_all());
+        assert_eq!(t.read("ctr/cgroup.kill"), "1");
+        // A kernel before 5.14: no cgroup.kill, the caller walks the pids.
+        let (_t, cg) = tree(Layout::V2, "ctr", false);
+        assert!(!cg.kill_all());
+        // Hybrid: the unified cgroup is not the one every process is listed and frozen in.
+        let (t, cg) = tree(Layout::Hybrid, "unified/ctr", true);
+        assert!(!cg.kill_all());
+        assert_eq!(t.read("unified/ctr/cgroup.kill"), "");
+    }
+
+    #[test]
+    fn clone_target_only_on_a_pure_v2_host() {
+        let (_t, cg) = tree(Layout::V2, "ctr", true);
+        assert!(cg.clone_target().is_some());
+        let (_t, cg) = tree(Layout::Hybrid, "unified/ctr", true);
+        assert!(cg.clone_target().is_none());
+    }
 }

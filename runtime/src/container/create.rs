@@ -139,11 +139,13 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     };
     trace.mark("state dir, cgroup, limits, exec.fifo, seccomp");
     let (mut parent_chan, child_chan) = sync::pair()?;
-    let (pid, pidfd) = super::spawn_init::spawn_init(linux, plan, &mut parent_chan, child_chan)?;
+    let clone_target = cgroup.clone_target();
+    let (pid, pidfd, born_in_cgroup) =
+        super::spawn_init::spawn_init(linux, plan, &mut parent_chan, child_chan, clone_target)?;
     undo.child = Some((pid, pidfd));
     // Only after clone3: the init must not inherit the blocked mask.
     let interrupts = Interrupts::catch()?;
-    trace.mark("clone3");
+    trace.mark(if born_in_cgroup { "clone3 into cgroup" } else { "clone3" });
 
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     if namespaces::creates(&ns_list, LinuxNamespaceType::User) {
@@ -155,7 +157,9 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     }
     // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
     let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
-    join_cgroup(&cgroup, id, pid, linux, &spec, &mut undo)?;
+    if !born_in_cgroup {
+        join_cgroup(&cgroup, id, pid, linux, &spec, &mut undo)?;
+    }
     parent_chan.send(&ToChild::Proceed)?;
     trace.mark("id maps, join cgroup");
 

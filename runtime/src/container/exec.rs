@@ -3,7 +3,7 @@
 //! process's creds and the container's seccomp profile. Waits and returns its exit status unless --detach.
 
 use super::Global;
-use crate::clone::{clone_into, Forked};
+use crate::clone::{clone_into, clone_into_cgroup, Forked};
 use crate::error::{Error, Result};
 use crate::init::exec_child::{self, ExecPlan};
 use crate::namespaces;
@@ -13,7 +13,7 @@ use crate::sys::Context;
 use husk_protocol::Status;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Process, Spec};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default)]
@@ -83,7 +83,16 @@ fn exec_in(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
         personality: linux.and_then(|l| l.personality().clone()),
     };
     let (mut chan, child_chan) = sync::pair()?;
-    let stage1 = match clone_into(CloneFlags::empty())? {
+    // On pure v2, stage 1 is born in the cgroup it would otherwise be moved into.
+    let clone_target = match cgroup_dirs.as_slice() {
+        [dir] => saved.cgroup.clone_target_in(dir),
+        _ => None,
+    };
+    let (forked, born_in_cgroup) = match &clone_target {
+        Some(fd) => clone_into_cgroup(CloneFlags::empty(), fd.as_fd())?,
+        None => (clone_into(CloneFlags::empty())?, false),
+    };
+    let stage1 = match forked {
         Forked::Child => {
             drop(chan);
             exec_child::run(plan, child_chan)
@@ -92,7 +101,8 @@ fn exec_in(global: &Global, id: &str, opts: &ExecOptions) -> Result<i32> {
     };
     drop(child_chan);
     drop(plan);
-    let (pid, pidfd) = start_exec_process(&mut chan, stage1, &cgroup_dirs, &saved, &spec, id)?;
+    let attach_to: &[PathBuf] = if born_in_cgroup { &[] } else { &cgroup_dirs };
+    let (pid, pidfd) = start_exec_process(&mut chan, stage1, attach_to, &saved, &spec, id)?;
     if let Some(pid_file) = &opts.pid_file {
         super::create::write_pid_file(pid_file, pid)?;
     }

@@ -33,9 +33,14 @@ pub fn kill(global: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
     }
 }
 
-/// Signal every process in the container's cgroup. For SIGKILL the cgroup is frozen first so
-/// that nothing forks between listing and killing (as runc does), then thawed.
+/// Signal every process in the container's cgroup. SIGKILL on a v2 host is one write to
+/// cgroup.kill (runc 1.1 walks the pids; the outcome is the same: every process dies).
+/// Elsewhere, for SIGKILL the cgroup is frozen first so that nothing forks between listing and
+/// killing (as runc does), then thawed.
 pub fn signal_all(cgroup: &crate::cgroups::Cgroup, signo: i32) -> Result<()> {
+    if signo == libc::SIGKILL && cgroup.kill_all() {
+        return Ok(());
+    }
     // An empty cgroup (the usual case at delete, once the init has exited) has nobody left to
     // fork: skip the freeze/thaw, which flips the kernel's freezer static key on every CPU.
     if cgroup.pids().is_ok_and(|pids| pids.is_empty()) {
@@ -68,4 +73,30 @@ pub fn send(pid: i32, signo: i32) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::{Cgroup, Layout};
+
+    /// On a v2 host `kill --all KILL` (and delete -f) is one write to cgroup.kill: the kernel
+    /// kills what the pid walk would list, including a process forked meanwhile.
+    #[test]
+    fn sigkill_to_all_uses_cgroup_kill_on_v2() {
+        let root = std::env::temp_dir().join(format!("husk-kill-all-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("ctr")).unwrap();
+        for (file, content) in [("cgroup.controllers", ""), ("cgroup.subtree_control", "")] {
+            std::fs::write(root.join(file), content).unwrap();
+        }
+        for file in ["cgroup.procs", "cgroup.kill"] {
+            std::fs::write(root.join("ctr").join(file), "").unwrap();
+        }
+        let cgroup = Cgroup::with_root(&root, Layout::V2, Some("/ctr"), "c1").unwrap();
+        let result = signal_all(&cgroup, libc::SIGKILL);
+        let written = std::fs::read_to_string(root.join("ctr/cgroup.kill")).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        result.unwrap();
+        assert_eq!(written, "1");
+    }
 }

@@ -2,45 +2,57 @@
 //! stages when the config joins a user or pid namespace by path (see
 //! [`namespaces::joins_before_clone`] and init/stage1.rs).
 
-use crate::clone::{clone_into, Forked};
+use crate::clone::{clone_into, clone_into_cgroup, Forked};
 use crate::error::{Error, Result};
 use crate::init::{self, InitPlan};
 use crate::namespaces;
 use crate::sync::{self, FromChild};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
-/// The init's pid and pidfd; the child never returns from here.
+/// The init's pid and pidfd, and whether it was born in `cgroup` (a cgroup v2 directory fd for
+/// CLONE_INTO_CGROUP; then it needs no attach). The child never returns from here.
 pub fn spawn_init(
     linux: &Linux,
     plan: InitPlan,
     parent_chan: &mut sync::Channel,
     child_chan: sync::Channel,
-) -> Result<(i32, OwnedFd)> {
+    cgroup: Option<OwnedFd>,
+) -> Result<(i32, OwnedFd, bool)> {
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     if namespaces::joins_before_clone(&ns_list) {
-        in_two_stages(linux, plan, parent_chan, child_chan)
+        // Stage 1 clones the init; the parent attaches it as usual.
+        let (pid, pidfd) = in_two_stages(linux, plan, parent_chan, child_chan)?;
+        Ok((pid, pidfd, false))
     } else {
-        directly(linux, plan, parent_chan, child_chan)
+        directly(linux, plan, parent_chan, child_chan, cgroup)
     }
 }
 
-/// clone3 into the new namespaces, entering joined pid/time namespaces and a new time
-/// namespace around the call; the init joins the other listed namespaces itself.
+/// clone3 into the new namespaces (and the cgroup, when given and the kernel takes it),
+/// entering joined pid/time namespaces and a new time namespace around the call; the init
+/// joins the other listed namespaces itself.
 fn directly(
     linux: &Linux,
     plan: InitPlan,
     parent_chan: &sync::Channel,
     child_chan: sync::Channel,
-) -> Result<(i32, OwnedFd)> {
+    cgroup: Option<OwnedFd>,
+) -> Result<(i32, OwnedFd, bool)> {
     let ns_list = linux.namespaces().clone().unwrap_or_default();
     let mut for_children = namespaces::ForChildren::enter(&ns_list)?;
     if namespaces::creates(&ns_list, LinuxNamespaceType::Time) {
         for_children.new_time(linux.time_offsets().as_ref())?;
     }
-    match clone_into(namespaces::clone_flags(&ns_list)) {
-        Ok(Forked::Child) => {
+    let flags = namespaces::clone_flags(&ns_list);
+    let cloned = match &cgroup {
+        Some(fd) => clone_into_cgroup(flags, fd.as_fd()),
+        None => clone_into(flags).map(|forked| (forked, false)),
+    };
+    match cloned {
+        Ok((Forked::Child, _)) => {
+            drop(cgroup);
             // Only the parent goes back: the child is already inside (and could not leave).
             drop(for_children);
             // SAFETY: the child's copy of the parent's end; that Channel is never used or
@@ -48,9 +60,9 @@ fn directly(
             unsafe { libc::close(parent_chan.raw_fd()) };
             init::run(plan, child_chan)
         }
-        Ok(Forked::Parent { pid, pidfd }) => {
+        Ok((Forked::Parent { pid, pidfd }, born_in_cgroup)) => {
             for_children.leave()?;
-            Ok((pid, pidfd))
+            Ok((pid, pidfd, born_in_cgroup))
         }
         Err(e) => {
             for_children.leave()?;
