@@ -221,18 +221,32 @@ ctr_systemd_cgroup() {
 }
 
 # Through containerd: an OOM-killed task is published as /tasks/oom. Both shims watch the
-# cgroup only once Start has returned, so an OOM in the task's first moment can go unseen (the
-# Go shim missed one that way under load): the task waits a second before it allocates.
+# cgroup only once Start has returned, so the task allocates only on SIGUSR1, sent after
+# `run -d` has returned (a fixed sleep let the Go shim miss one under load), and `ctr events`
+# counts as subscribed once a marker namespace's event shows.
 ctr_publishes_oom() {
-    local runtime=$1 id=oom-$RANDOM events=$WORK/events-$RANDOM
+    local runtime=$1 id=oom-$RANDOM events=$WORK/events-$RANDOM marker=events-ready-$RANDOM i rc=1
     ctr events >"$events" 2>&1 &
     local watcher=$!
-    sleep 0.5
-    ctr run --rm --runtime "$runtime" --env PATH=/bin --memory-limit 16777216 --rootfs "$ROOTFS" "$id" \
-        sh -c 'sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1'
-    sleep 1
+    for i in $(seq 1 150); do
+        ctr namespaces create "$marker" 2>/dev/null
+        ctr namespaces remove "$marker" 2>/dev/null
+        grep -q "$marker" "$events" && break
+        sleep 0.2
+    done
+    ctr run -d --runtime "$runtime" --env PATH=/bin --memory-limit 16777216 --rootfs "$ROOTFS" "$id" \
+        sh -c "trap 'exec dd if=/dev/zero of=/dev/null bs=64M count=1' USR1; while :; do sleep 0.1; done" \
+        >/dev/null || { kill "$watcher"; echo "ctr run -d failed"; return 1; }
+    ctr tasks kill -s SIGUSR1 "$id"
+    for i in $(seq 1 100); do
+        grep -q "/tasks/oom.*$id" "$events" && { rc=0; break; }
+        sleep 0.2
+    done
     kill "$watcher"
-    grep -q "/tasks/oom.*$id" "$events" || { echo "no /tasks/oom for $id:"; tail -5 "$events"; return 1; }
+    ctr tasks delete -f "$id" >/dev/null 2>&1
+    ctr containers delete "$id" >/dev/null 2>&1
+    [[ $rc == 0 ]] || { echo "no /tasks/oom for $id:"; tail -5 "$events"; }
+    return $rc
 }
 
 # husk doctor on the kind of host it is for: exit 0, and the report says what this host is.
