@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks, one command: builds husk, its shim and the harness in release mode, then runs
 # husk-bench (husk vs runc vs crun; the husk shim vs containerd's Go shim). Needs root.
-# Usage: sudo bash packaging/bench.sh [SECTION...] [--runs N] [--n N] [--out DIR] ...
-#   sections: all (default), runtime, run, lifecycle, containerd, shim-memory, density, sizes
+# Usage: sudo bash packaging/bench.sh [SECTION...] [--runs N] [--n N,N,...] [--out DIR] ...
+#   sections: all (default), runtime, run, lifecycle, containerd, shim-memory, density,
+#             sizes, timeline
 #   e.g. sudo bash packaging/bench.sh runtime --runs 5
-# Raw samples go to $CARGO_TARGET_DIR/bench-results/<time>/ (raw.csv, summary.json, summary.md).
+#        sudo bash packaging/bench.sh density --n 10,50,100,200,500
+# The field is fair: husk-bench moves itself into ONE private mount namespace with the hybrid
+# host's /sys/fs/cgroup/unified unmounted before it starts anything, so husk, runc and crun
+# (which refuses the hybrid layout otherwise), containerd and the shims all run there, with
+# no wrapper around any of them and nothing subtracted. The samples are interleaved (husk,
+# runc, crun, floors, rotating), each kept with its round and load average.
+# Raw samples go to $CARGO_TARGET_DIR/bench-results/<time>/ (raw.csv, summary.json,
+# summary.md; density.csv for packaging/bench/plot-density.sh, smaps-*.txt, timeline-*.strace).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
