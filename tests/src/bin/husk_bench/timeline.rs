@@ -34,6 +34,8 @@ fn epoch() -> f64 {
 /// The program's name and its arguments, without flags and their values where they are
 /// long (paths, addresses), e.g. `runc create` or `containerd-shim-husk-v2 start`.
 fn short_argv(args: &str) -> String {
+    // A string strace shortened ends in `"...`; drop the dots so the split below holds.
+    let args = args.replace("\"...", "\"");
     let words: Vec<&str> = args
         .split("\", \"")
         .map(|w| w.trim_matches(|c| c == '[' || c == ']' || c == '"'))
@@ -52,27 +54,36 @@ fn short_argv(args: &str) -> String {
 pub fn parse(trace: &str) -> Vec<Event> {
     let mut events = Vec::new();
     let mut names: HashMap<u32, String> = HashMap::new();
+    let mut pending: HashMap<u32, String> = HashMap::new();
     for line in trace.lines() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(pid), Some(at), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        // "PID  SECONDS.MICROS rest": strace pads the pid with a varying number of spaces.
+        let Some((pid, line)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((at, rest)) = line.trim_start().split_once(' ') else {
             continue;
         };
         let (Ok(pid), Ok(at)) = (pid.parse::<u32>(), at.parse::<f64>()) else {
             continue;
         };
-        if let Some(args) = rest.strip_prefix("execve(") {
-            if !rest.ends_with("= 0") {
-                continue;
-            }
+        // With several threads traced, strace splits a call into "execve(... <unfinished
+        // ...>" and "<... execve resumed>) = 0" lines.
+        let done = if let Some(args) = rest.strip_prefix("execve(") {
             let argv = args.split_once(", [").map(|(_, a)| a).unwrap_or("");
-            let argv = argv.split("], ").next().unwrap_or("");
-            let what = short_argv(argv);
-            names.insert(pid, what.clone());
-            events.push(Event {
-                at,
-                pid,
-                what: format!("exec {what}"),
-            });
+            pending.insert(pid, short_argv(argv.split("], ").next().unwrap_or("")));
+            rest.ends_with("= 0")
+        } else {
+            rest.starts_with("<... execve resumed>") && rest.ends_with("= 0")
+        };
+        if done {
+            if let Some(what) = pending.remove(&pid) {
+                names.insert(pid, what.clone());
+                events.push(Event {
+                    at,
+                    pid,
+                    what: format!("exec {what}"),
+                });
+            }
         } else if rest.starts_with("+++ exited") || rest.starts_with("+++ killed") {
             if let Some(name) = names.get(&pid) {
                 let how = rest.trim_start_matches("+++ ").trim_end_matches(" +++");
@@ -189,15 +200,19 @@ mod tests {
 
     #[test]
     fn keeps_execs_and_their_exits() {
-        let trace = r#"100 1000.000100 execve("/usr/sbin/runc", ["runc", "--root", "/run/x", "create", "--bundle", "/b", "id"], 0x1 /* 9 vars */) = 0
+        let trace = r#"100  1000.000100 execve("/usr/sbin/runc", ["runc", "--root", "/run/x"..., "create", "--bundle", "/b", "id"], 0x1 /* 9 vars */) = 0
+103 1000.000150 execve("/bin/true", ["true"], 0x2 /* 1 var */ <unfinished ...>
 101 1000.000200 +++ exited with 0 +++
+103 1000.000300 <... execve resumed>) = 0
 100 1000.002000 +++ exited with 0 +++
 102 1000.003000 execve("/bin/true", ["true"], 0x2 /* 1 var */) = -1 ENOENT (No such file or directory)
 "#;
         let events = parse(trace);
-        assert_eq!(events.len(), 2);
+        assert_eq!(events.len(), 3);
         assert_eq!(events[0].what, "exec runc create");
-        assert_eq!(events[1].what, "runc create: exited with 0");
-        assert_eq!(events[1].pid, 100);
+        assert_eq!((events[1].pid, events[1].what.as_str()), (103, "exec true"));
+        assert_eq!(events[1].at, 1000.0003);
+        assert_eq!(events[2].what, "runc create: exited with 0");
+        assert_eq!(events[2].pid, 100);
     }
 }
