@@ -17,6 +17,10 @@ mod report;
 mod runtime;
 #[path = "husk_bench/sizes.rs"]
 mod sizes;
+#[path = "husk_bench/smaps.rs"]
+mod smaps;
+#[path = "husk_bench/timeline.rs"]
+mod timeline;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,11 +31,12 @@ use report::Report;
 const USAGE: &str = "usage: husk-bench [SECTION...] [--runs N] [--ctr-runs N] [--warmup N] [--n N]
                   [--parallel N] [--shim-samples N] [--out DIR]
 sections: runtime (run + create/start/delete/exec), run, lifecycle, containerd (ctr run --rm +
-          ctr task exec), shim-memory, density, sizes, all (default)
+          ctr task exec), shim-memory, density, sizes, timeline (one strace'd ctr run --rm
+          per shim), all (default)
   --runs N          samples per contender for runtime sections (default 20)
   --ctr-runs N      samples per contender through containerd (default: --runs)
   --warmup N        unrecorded rounds first (default 2)
-  --n N             containers for density (default 100)
+  --n N[,N...]      container counts for density (default 10,50,100,200)
   --parallel N      concurrent `ctr run -d` in density (default 4)
   --shim-samples N  sleeping containers per shim for shim-memory (default 3)
   --out DIR         results directory (default <target>/bench-results/<unix time>)";
@@ -43,10 +48,22 @@ pub struct Options {
     pub runs: usize,
     pub ctr_runs: usize,
     pub warmup: usize,
-    pub n: usize,
+    /// Container counts for density, smallest first.
+    pub n: Vec<usize>,
     pub parallel: usize,
     pub shim_samples: usize,
     pub out: PathBuf,
+}
+
+/// "10,50,100": positive counts, sorted.
+fn counts(list: &str) -> Result<Vec<usize>, String> {
+    let mut v = list
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 0))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| format!("--n needs counts like 10,50,100, not {list:?}"))?;
+    v.sort_unstable();
+    Ok(v)
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -65,7 +82,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         runs: 20,
         ctr_runs: 0,
         warmup: 2,
-        n: 100,
+        n: vec![10, 50, 100, 200],
         parallel: 4,
         shim_samples: 3,
         out: default_out,
@@ -81,7 +98,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--runs" => o.runs = number(arg)?.max(1),
             "--ctr-runs" => o.ctr_runs = number(arg)?.max(1),
             "--warmup" => o.warmup = number(arg)?,
-            "--n" => o.n = number(arg)?.max(1),
+            "--n" => o.n = counts(it.next().map(String::as_str).unwrap_or_default())?,
             "--parallel" => o.parallel = number(arg)?.max(1),
             "--shim-samples" => o.shim_samples = number(arg)?.max(1),
             "--out" => o.out = it.next().map(PathBuf::from).ok_or("--out needs a directory")?,
@@ -152,10 +169,18 @@ fn main() {
         eprintln!("husk-bench: must run as root (containers, cgroups, containerd)");
         std::process::exit(2);
     }
+    // Before any thread exists: unshare(CLONE_NEWNS) needs a single-threaded process.
+    let field = measure::enter_fair_field();
     measure::become_subreaper();
     let mut report = Report::new(opts.out.clone());
     let timer = Timer::new(report.dir().join("stderr.txt"), Duration::from_secs(60));
     machine(&mut report, &opts);
+    match field {
+        Ok(note) => report.say(&format!("mount namespace: {note}")),
+        Err(e) => report.say(&format!(
+            "mount namespace: {e}; crun will refuse this hybrid host and show as n/a"
+        )),
+    }
     let wants = |s: &str| opts.sections.iter().any(|x| x == s || x == "all");
     let wants_runtime = |s: &str| wants(s) || opts.sections.iter().any(|x| x == "runtime");
     for s in &opts.sections {
@@ -168,6 +193,7 @@ fn main() {
             "shim-memory",
             "density",
             "sizes",
+            "timeline",
         ];
         if !known.contains(&s.as_str()) {
             eprintln!("husk-bench: unknown section {s}\n{USAGE}");
@@ -192,6 +218,9 @@ fn main() {
     if wants("sizes") {
         sizes::bench_sizes(&mut report);
     }
+    if wants("timeline") {
+        timeline::bench_timeline(&opts, &mut report, &timer);
+    }
     report.finish();
 }
 
@@ -207,14 +236,18 @@ mod tests {
     fn defaults_run_everything_twenty_times() {
         let o = parse_args(&[]).expect("no arguments parse");
         assert_eq!(o.sections, ["all"]);
-        assert_eq!((o.runs, o.ctr_runs, o.n, o.warmup), (20, 20, 100, 2));
+        assert_eq!((o.runs, o.ctr_runs, o.warmup), (20, 20, 2));
+        assert_eq!(o.n, [10, 50, 100, 200]);
     }
 
     #[test]
     fn sections_and_flags_combine() {
         let o = parse_args(&args(&["density", "sizes", "--n", "20", "--runs", "5"])).expect("valid");
         assert_eq!(o.sections, ["density", "sizes"]);
-        assert_eq!((o.n, o.runs, o.ctr_runs), (20, 5, 5));
+        assert_eq!((o.n.as_slice(), o.runs, o.ctr_runs), (&[20][..], 5, 5));
+        let o = parse_args(&args(&["density", "--n", "50,10"])).expect("valid");
+        assert_eq!(o.n, [10, 50]);
+        assert!(parse_args(&args(&["--n", "10,x"])).is_err());
         assert!(parse_args(&args(&["--runs"])).is_err());
         assert!(parse_args(&args(&["--bogus"])).is_err());
     }

@@ -9,6 +9,7 @@ use husk_e2e::{Containerd, BUSYBOX_REF, HUSK_RUNTIME};
 
 use crate::measure::{reap_orphans, NotAvailable, Timer};
 use crate::report::{ratio, Report, Series};
+use crate::smaps;
 use crate::Options;
 
 pub const GO_RUNTIME: &str = "io.containerd.runc.v2";
@@ -237,8 +238,11 @@ pub fn bench_shim_memory(opts: &Options, report: &mut Report, timer: &Timer) {
     for (i, c) in list.iter().enumerate() {
         let measured = measure_one_shim(&ctrd, timer, c, opts.shim_samples, i);
         match measured {
-            Ok((m, names)) => {
+            Ok((m, names, maps)) => {
                 notes.push(format!("{} threads: {names}", c.name));
+                if let Some(maps) = maps {
+                    per_mapping(report, c.name, &maps);
+                }
                 for (j, key) in ["rss_kb", "pss_kb", "threads"].iter().enumerate() {
                     let v = [m.rss_kb, m.pss_kb, m.threads][j];
                     report.raw("shim-memory", key, c.name, 0, v as f64, key);
@@ -277,6 +281,38 @@ pub fn bench_shim_memory(opts: &Options, report: &mut Report, timer: &Timer) {
     reap_orphans();
 }
 
+/// The smaps text of one shim and its per-mapping totals.
+type SmapsOf = (String, Vec<(String, smaps::Pages)>);
+
+/// A shim's pages per mapping (a table), and its whole smaps in the results directory.
+fn per_mapping(report: &mut Report, shim: &str, (text, groups): &SmapsOf) {
+    let file: String = shim.chars().filter(char::is_ascii_alphanumeric).collect();
+    let path = report.dir().join(format!("smaps-{file}.txt"));
+    if let Err(e) = std::fs::write(&path, text) {
+        eprintln!("husk-bench: failed to write {}: {e}", path.display());
+    }
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .take(12)
+        .map(|(g, p)| {
+            vec![
+                g.clone(),
+                p.rss_kb.to_string(),
+                p.pss_kb.to_string(),
+                p.private_dirty_kb.to_string(),
+            ]
+        })
+        .collect();
+    report.table(
+        &format!(
+            "{shim}: one shim's pages per mapping (largest 12; whole smaps in {})",
+            path.display()
+        ),
+        &["mapping", "RSS kB", "PSS kB", "private dirty kB"],
+        &rows,
+    );
+}
+
 /// Start `samples` sleepers (all running at once, so PSS shares the shim's pages among
 /// them as it would in production), read each new shim, remove them; the median.
 fn measure_one_shim(
@@ -285,7 +321,7 @@ fn measure_one_shim(
     combo: &Combo,
     samples: usize,
     index: usize,
-) -> Result<(Mem, String), NotAvailable> {
+) -> Result<(Mem, String, Option<SmapsOf>), NotAvailable> {
     if let Some(e) = &combo.missing {
         return Err(e.clone());
     }
@@ -300,6 +336,7 @@ fn measure_one_shim(
         .filter(|p| !before.contains(p))
         .collect();
     let names = pids.first().map(|p| thread_names(*p)).unwrap_or_default();
+    let smaps = pids.first().and_then(|p| smaps::of_pid(*p));
     let seen: Vec<Mem> = pids.into_iter().filter_map(Mem::read).collect();
     for id in &ids {
         let _ = remove(addr, ns, timer, id);
@@ -320,7 +357,7 @@ fn measure_one_shim(
         pss_kb: mid(|m| m.pss_kb),
         threads: mid(|m| m.threads),
     };
-    Ok((mem, names))
+    Ok((mem, names, smaps))
 }
 
 /// "name×count, ..." of a process's threads (from /proc/PID/task/*/comm), to see which

@@ -1,6 +1,7 @@
 //! Section 6: N sleeping containers through containerd per shim: time until all run, the
 //! shims' total memory, then remove them all and check that nothing is left behind.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use husk_e2e::Containerd;
 
 use crate::ctrd::{combos, remove, run_sleeper, shim_pids, start_containerd, Combo, Mem};
-use crate::measure::{reap_orphans, NotAvailable, Timer};
+use crate::measure::{load_line, reap_orphans, NotAvailable, Timer};
 use crate::report::Report;
 use crate::Options;
 
@@ -19,6 +20,9 @@ struct Outcome {
     running: usize,
     shims: usize,
     mem: Mem,
+    /// containerd's own RSS before the first container and with all of them running.
+    containerd_idle: Mem,
+    containerd_busy: Mem,
     remove: Duration,
     leftovers: Vec<String>,
 }
@@ -103,15 +107,18 @@ fn leftovers(ctrd: &Containerd, combo: &Combo, ids: &[String]) -> Vec<String> {
     left
 }
 
-fn density_one(ctrd: &Containerd, combo: &Combo, opts: &Options, scratch: &Path) -> Result<Outcome, NotAvailable> {
+fn density_one(ctrd: &Containerd, combo: &Combo, n: usize, opts: &Options) -> Result<Outcome, NotAvailable> {
     if let Some(e) = &combo.missing {
         return Err(e.clone());
     }
+    let scratch = ctrd.dir();
+    let containerd_mem = || Mem::read(ctrd.pid() as i32).unwrap_or_default();
+    let containerd_idle = containerd_mem();
     let tag: String = combo.name.chars().take(1).collect();
-    let ids: Vec<String> = (0..opts.n).map(|i| format!("d{tag}{i}")).collect();
+    let ids: Vec<String> = (0..n).map(|i| format!("d{tag}{i}")).collect();
     let began = Instant::now();
     let started = in_parallel(
-        opts.n,
+        n,
         opts.parallel,
         |i, timer| run_sleeper(ctrd, timer, combo, &ids[i]),
         scratch,
@@ -121,14 +128,10 @@ fn density_one(ctrd: &Containerd, combo: &Combo, opts: &Options, scratch: &Path)
     std::thread::sleep(Duration::from_millis(500));
     let pids = shim_pids(ctrd.address(), combo.shim);
     let mem = pids.iter().filter_map(|p| Mem::read(*p)).fold(Mem::default(), Mem::add);
+    let containerd_busy = containerd_mem();
     let (addr, ns): (PathBuf, String) = (ctrd.address().to_path_buf(), ctrd.namespace().to_string());
     let began = Instant::now();
-    let removed = in_parallel(
-        opts.n,
-        opts.parallel,
-        |i, timer| remove(&addr, &ns, timer, &ids[i]),
-        scratch,
-    );
+    let removed = in_parallel(n, opts.parallel, |i, timer| remove(&addr, &ns, timer, &ids[i]), scratch);
     let remove_time = began.elapsed();
     reap_orphans();
     let left = leftovers(ctrd, combo, &ids);
@@ -141,73 +144,110 @@ fn density_one(ctrd: &Containerd, combo: &Combo, opts: &Options, scratch: &Path)
         running,
         shims: pids.len(),
         mem,
+        containerd_idle,
+        containerd_busy,
         remove: remove_time,
         leftovers: left,
     })
 }
 
-/// Section 6 for husk shim + husk and Go shim + runc, one after the other.
+const HEADER: [&str; 10] = [
+    "shim + runtime",
+    "start all s",
+    "running",
+    "shims",
+    "shim RSS MiB",
+    "shim PSS MiB",
+    "threads",
+    "containerd RSS MiB (idle → all running)",
+    "remove all s",
+    "left behind",
+];
+
+fn mib(kb: u64) -> String {
+    format!("{:.1}", kb as f64 / 1024.0)
+}
+
+/// One table row, the raw.csv lines and a density.csv line for the plot.
+fn record(report: &mut Report, csv: &mut String, combo: &str, n: usize, o: &Outcome) -> Vec<String> {
+    let figures = [
+        ("start_all_s", o.start.as_secs_f64(), "s"),
+        ("remove_all_s", o.remove.as_secs_f64(), "s"),
+        ("shim_rss_kb", o.mem.rss_kb as f64, "kB"),
+        ("shim_pss_kb", o.mem.pss_kb as f64, "kB"),
+        ("containerd_rss_kb", o.containerd_busy.rss_kb as f64, "kB"),
+    ];
+    for (what, v, unit) in figures {
+        report.raw("density", &format!("{what} N={n}"), combo, 0, v, unit);
+    }
+    let _ = writeln!(
+        csv,
+        "{n},\"{combo}\",{:.3},{:.3},{:.2},{:.2},{:.2},{}",
+        o.start.as_secs_f64(),
+        o.remove.as_secs_f64(),
+        o.mem.rss_kb as f64 / 1024.0,
+        o.mem.pss_kb as f64 / 1024.0,
+        o.containerd_busy.rss_kb as f64 / 1024.0,
+        o.mem.threads
+    );
+    vec![
+        combo.to_string(),
+        format!("{:.2}", o.start.as_secs_f64()),
+        format!("{}/{n}", o.running),
+        o.shims.to_string(),
+        mib(o.mem.rss_kb),
+        mib(o.mem.pss_kb),
+        o.mem.threads.to_string(),
+        format!("{} → {}", mib(o.containerd_idle.rss_kb), mib(o.containerd_busy.rss_kb)),
+        format!("{:.2}", o.remove.as_secs_f64()),
+        if o.leftovers.is_empty() {
+            "none".into()
+        } else {
+            o.leftovers.join(", ")
+        },
+    ]
+}
+
+/// Section 6: for each N, husk shim + husk and Go shim + runc (alternating which goes
+/// first), each in a fresh private containerd so neither inherits the other's heap.
 pub fn bench_density(opts: &Options, report: &mut Report) {
     report.say(&format!(
-        "\n## 6. density: {} sleeping containers via `ctr run -d` ({} in parallel)",
-        opts.n, opts.parallel
+        "\n## 6. density: N sleeping containers via `ctr run -d` ({} in parallel), N = {:?}",
+        opts.parallel, opts.n
     ));
-    let ctrd = start_containerd();
-    let scratch = ctrd.dir().to_path_buf();
-    let list: Vec<Combo> = combos(ctrd.dir()).into_iter().take(2).collect();
-    let mut rows = Vec::new();
-    let mut totals = Vec::new();
-    for combo in &list {
-        let outcome = density_one(&ctrd, combo, opts, &scratch);
-        match outcome {
-            Ok(o) => {
-                let mib = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
-                report.raw("density", "start_all_s", combo.name, 0, o.start.as_secs_f64(), "s");
-                report.raw("density", "shim_rss_kb", combo.name, 0, o.mem.rss_kb as f64, "kB");
-                report.raw("density", "shim_pss_kb", combo.name, 0, o.mem.pss_kb as f64, "kB");
-                rows.push(vec![
-                    combo.name.to_string(),
-                    format!("{:.2}", o.start.as_secs_f64()),
-                    format!("{}/{}", o.running, opts.n),
-                    o.shims.to_string(),
-                    mib(o.mem.rss_kb),
-                    mib(o.mem.pss_kb),
-                    o.mem.threads.to_string(),
-                    format!("{:.2}", o.remove.as_secs_f64()),
-                    if o.leftovers.is_empty() {
-                        "none".into()
-                    } else {
-                        o.leftovers.join(", ")
-                    },
-                ]);
-                totals.push(Some(o.mem));
-            }
-            Err(e) => {
-                let mut row = vec![combo.name.to_string(), format!("n/a: {e}")];
-                row.resize(9, String::new());
-                rows.push(row);
-                totals.push(None);
-            }
+    let mut csv =
+        String::from("n,combo,start_all_s,remove_all_s,shim_rss_mib,shim_pss_mib,containerd_rss_mib,threads\n");
+    for (k, &n) in opts.n.iter().enumerate() {
+        report.say(&format!("load before N = {n}: {}", load_line()));
+        let mut rows = vec![Vec::new(), Vec::new()];
+        let mut totals = [None, None];
+        for j in [k % 2, 1 - k % 2] {
+            let ctrd = start_containerd();
+            let combo = &combos(ctrd.dir())[j];
+            rows[j] = match density_one(&ctrd, combo, n, opts) {
+                Ok(o) => {
+                    totals[j] = Some(o.mem);
+                    record(report, &mut csv, combo.name, n, &o)
+                }
+                Err(e) => {
+                    let mut row = vec![combo.name.to_string(), format!("n/a: {e}")];
+                    row.resize(HEADER.len(), String::new());
+                    row
+                }
+            };
+            drop(ctrd);
+            reap_orphans();
         }
+        report.table(&format!("density, N = {n}"), &HEADER, &rows);
+        let ratio = |f: fn(&Mem) -> u64| match totals {
+            [Some(h), Some(g)] if f(&g) > 0 => Some(f(&h) as f64 / f(&g) as f64),
+            _ => None,
+        };
+        report.target("husk shims' total RSS / Go shims'", ratio(|m| m.rss_kb), 0.15, "×");
+        report.target("husk shims' total PSS / Go shims'", ratio(|m| m.pss_kb), 0.15, "×");
     }
-    let header = [
-        "shim + runtime",
-        "start all s",
-        "running",
-        "shims",
-        "shim RSS MiB",
-        "shim PSS MiB",
-        "threads",
-        "remove all s",
-        "left behind",
-    ];
-    report.table(&format!("density, N = {}", opts.n), &header, &rows);
-    let ratio = |f: fn(&Mem) -> u64| match (totals.first().copied().flatten(), totals.get(1).copied().flatten()) {
-        (Some(h), Some(g)) if f(&g) > 0 => Some(f(&h) as f64 / f(&g) as f64),
-        _ => None,
-    };
-    report.target("husk shims' total RSS / Go shims'", ratio(|m| m.rss_kb), 0.15, "×");
-    report.target("husk shims' total PSS / Go shims'", ratio(|m| m.pss_kb), 0.15, "×");
-    drop(ctrd);
-    reap_orphans();
+    let path = report.dir().join("density.csv");
+    if let Err(e) = std::fs::write(&path, csv) {
+        eprintln!("husk-bench: failed to write {}: {e}", path.display());
+    }
 }

@@ -236,3 +236,79 @@ fn is_zombie(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
 }
+
+/// The 1-minute load average now (0 if /proc/loadavg cannot be read).
+pub fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// The 1-, 5- and 15-minute load averages, as /proc/loadavg prints them.
+pub fn load_line() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// User + system time this thread has used so far (for work the harness does itself, such
+/// as the floor's cgroup mkdir and rmdir).
+pub fn thread_cpu() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Where crun 1.8 sees cgroup2 on a hybrid host and then refuses to run.
+pub const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// True while the cgroup2 mount of a hybrid host is visible to this process.
+pub fn unified_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(UNIFIED))
+}
+
+/// The fair field: move the whole harness (and so every runtime, containerd and shim it
+/// starts) into one private mount namespace without the hybrid host's cgroup2 mount, so
+/// crun runs without a wrapper and husk, runc and crun all see the same v1 layout.
+/// Must run while the process is single-threaded. Returns what was done, for the header.
+pub fn enter_fair_field() -> Result<String, String> {
+    if !unified_mounted() {
+        return Ok(format!(
+            "{UNIFIED} not mounted: runtimes run in the host mount namespace"
+        ));
+    }
+    let errno = || std::io::Error::last_os_error().to_string();
+    // SAFETY: unshare takes flags only; the process has one thread here.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(format!("failed to unshare the mount namespace: {}", errno()));
+    }
+    let root = c"/";
+    // SAFETY: the strings are valid C strings; a null source/type/data is allowed here.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!("failed to make / private: {}", errno()));
+    }
+    let unified = c"/sys/fs/cgroup/unified";
+    // SAFETY: a valid C string path.
+    if unsafe { libc::umount2(unified.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(format!("failed to unmount {UNIFIED}: {}", errno()));
+    }
+    Ok(format!(
+        "one private mount namespace for the whole run, {UNIFIED} unmounted in it: husk, runc and crun \
+         (and containerd, its shims) all see the same cgroup v1 layout; no wrapper, no subtraction"
+    ))
+}

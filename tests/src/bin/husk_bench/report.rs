@@ -18,6 +18,12 @@ pub struct Series {
     pub samples: Vec<f64>,
     /// CPU milliseconds of the same runs, in the same order.
     pub cpu: Vec<f64>,
+    /// The round (attempt number, warm-up included) and the 1-minute load average of each
+    /// kept sample, in the same order: rounds pair samples of different contenders taken
+    /// side by side, the load says how busy the machine was.
+    pub rounds: Vec<usize>,
+    pub loads: Vec<f64>,
+    attempts: usize,
     pub failures: usize,
     pub error: Option<NotAvailable>,
     /// Not tried at all (a binary is missing, a set-up step failed).
@@ -32,6 +38,9 @@ impl Series {
             name: name.to_string(),
             samples: Vec::new(),
             cpu: Vec::new(),
+            rounds: Vec::new(),
+            loads: Vec::new(),
+            attempts: 0,
             failures: 0,
             error: None,
             skipped: false,
@@ -44,6 +53,9 @@ impl Series {
             name: name.to_string(),
             samples: Vec::new(),
             cpu: Vec::new(),
+            rounds: Vec::new(),
+            loads: Vec::new(),
+            attempts: 0,
             failures: GIVE_UP,
             error: Some(why),
             skipped: true,
@@ -52,10 +64,14 @@ impl Series {
 
     /// Record one attempt; a warm-up success is not kept, a warm-up failure counts.
     pub fn record(&mut self, sample: Result<Sample, NotAvailable>, warm_up: bool) {
+        let round = self.attempts;
+        self.attempts += 1;
         match sample {
             Ok(v) if !warm_up => {
                 self.samples.push(v.wall_ms);
                 self.cpu.push(v.cpu_ms);
+                self.rounds.push(round);
+                self.loads.push(crate::measure::load1());
             }
             Ok(_) => {}
             Err(e) => {
@@ -114,7 +130,7 @@ impl Report {
         let csv = fs::create_dir_all(&dir)
             .and_then(|()| File::create(dir.join("raw.csv")))
             .and_then(|mut f| {
-                writeln!(f, "section,benchmark,contender,sample,value,unit")?;
+                writeln!(f, "section,benchmark,contender,sample,value,unit,load1")?;
                 Ok(f)
             });
         let csv = match csv {
@@ -143,10 +159,17 @@ impl Report {
         self.markdown.push('\n');
     }
 
-    /// One raw measurement into raw.csv.
+    /// One raw measurement into raw.csv, with the load average now.
     pub fn raw(&mut self, section: &str, bench: &str, contender: &str, i: usize, v: f64, unit: &str) {
+        let load = crate::measure::load1();
+        self.raw_at_load(section, bench, contender, i, v, unit, load);
+    }
+
+    /// One raw measurement into raw.csv, with the load average it was taken at.
+    #[allow(clippy::too_many_arguments)]
+    pub fn raw_at_load(&mut self, section: &str, bench: &str, who: &str, i: usize, v: f64, unit: &str, load: f64) {
         if let Some(f) = self.csv.as_mut() {
-            let _ = writeln!(f, "{section},{bench},{contender},{i},{v:.4},{unit}");
+            let _ = writeln!(f, "{section},{bench},\"{who}\",{i},{v:.4},{unit},{load:.2}");
         }
     }
 
@@ -155,9 +178,10 @@ impl Report {
     /// raw.csv; failures are counted and the last error printed under the table.
     pub fn timing_table(&mut self, section: &str, bench: &str, series: &[Series], cpu: bool) {
         for s in series {
-            for (i, (v, c)) in s.samples.iter().zip(&s.cpu).enumerate() {
-                self.raw(section, bench, &s.name, i, *v, "ms");
-                self.raw(section, bench, &s.name, i, *c, "cpu_ms");
+            for (k, (v, c)) in s.samples.iter().zip(&s.cpu).enumerate() {
+                let (round, load) = (s.rounds[k], s.loads[k]);
+                self.raw_at_load(section, bench, &s.name, round, *v, "ms", load);
+                self.raw_at_load(section, bench, &s.name, round, *c, "cpu_ms", load);
             }
         }
         let base = series.first().and_then(Series::median);
@@ -271,6 +295,21 @@ impl Report {
 /// The median of `a` over the median of `b`, when both exist.
 pub fn ratio(a: &Series, b: &Series) -> Option<f64> {
     Some(a.median()? / b.median()?)
+}
+
+/// The median over rounds of a's sample / b's sample from the same round: both were taken
+/// side by side, so a burst of load that hits one round cancels out of its ratio.
+pub fn paired_ratio(a: &Series, b: &Series) -> Option<f64> {
+    let ratios: Vec<f64> = a
+        .rounds
+        .iter()
+        .zip(&a.samples)
+        .filter_map(|(r, va)| {
+            let k = b.rounds.iter().position(|rb| rb == r)?;
+            Some(va / b.samples[k])
+        })
+        .collect();
+    percentile(&ratios, 50.0)
 }
 
 #[cfg(test)]

@@ -8,16 +8,13 @@ use std::time::Duration;
 
 use husk_e2e::{Bundle, TempDir};
 
-use crate::measure::{reap_orphans, wait_pid_gone, NotAvailable, Sample, Timer};
-use crate::report::{ratio, Report, Series};
+use crate::measure::{load_line, reap_orphans, wait_pid_gone, NotAvailable, Sample, Timer};
+use crate::probe;
+use crate::report::{paired_ratio, ratio, Report, Series};
 use crate::Options;
 
 const RUNC: &str = "/usr/sbin/runc";
 const CRUN: &str = "/usr/bin/crun";
-/// crun 1.8 refuses a hybrid host (it sees cgroup2 at /sys/fs/cgroup/unified); in a private
-/// mount namespace without that mount it takes the v1 path like runc.
-const UNIFIED: &str = "/sys/fs/cgroup/unified";
-const CRUN_WRAPPER: &str = "umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"";
 
 /// A runc-compatible runtime with its own state root and bundles.
 struct Contender {
@@ -89,139 +86,97 @@ fn bench_bundle(args: &[&str]) -> Bundle {
     bundle
 }
 
-fn cgroup_hybrid() -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(UNIFIED))
-}
-
-fn sh_wrapper(script: &str, rest: &[&str]) -> Vec<OsString> {
-    let mut argv: Vec<OsString> = ["unshare", "-m", "sh", "-c", script]
-        .iter()
-        .map(OsString::from)
-        .collect();
-    argv.extend(rest.iter().map(OsString::from));
-    argv
-}
-
-/// husk, runc, crun: whichever exist; a missing one becomes an n/a row.
-fn contenders(report: &mut Report) -> (Vec<Contender>, Vec<Series>) {
+/// husk, runc, crun: whichever exist; a missing one becomes an n/a row. All run as they
+/// are, in the harness's mount namespace (see `measure::enter_fair_field`).
+fn contenders() -> (Vec<Contender>, Vec<Series>) {
     let husk = husk_e2e::target_dir().join("husk");
-    let wrap = cgroup_hybrid();
     let mut list = Vec::new();
     let mut missing = Vec::new();
     for (name, bin) in [
-        ("husk", husk.clone()),
+        ("husk", husk),
         ("runc", PathBuf::from(RUNC)),
         ("crun", PathBuf::from(CRUN)),
     ] {
-        if !bin.is_file() {
-            missing.push(Series::unavailable(name, NotAvailable::Missing { path: bin }));
-            continue;
-        }
-        let argv = if name == "crun" && wrap {
-            sh_wrapper(CRUN_WRAPPER, &[CRUN])
+        if bin.is_file() {
+            list.push(Contender::new(name, vec![bin.into_os_string()]));
         } else {
-            vec![bin.into_os_string()]
-        };
-        list.push(Contender::new(name, argv));
-    }
-    if wrap {
-        report.say(&format!(
-            "note: crun refuses this hybrid cgroup host; every crun command runs as `unshare -m sh -c '{CRUN_WRAPPER}' crun ...` (row \"crun-wrapper\" is that wrapper alone, `exec true`)"
-        ));
+            missing.push(Series::unavailable(name, NotAvailable::Missing { path: bin }));
+        }
     }
     (list, missing)
 }
 
-/// Section 1: `<rt> run` of /bin/true, plus the wrapper's own cost and an unshare floor.
-pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
-    report.say("\n## 1. runtime `run` of /bin/true (create + start + wait + delete)");
-    let (list, missing) = contenders(report);
-    let mut series: Vec<Series> = list.iter().map(|c| Series::new(c.name)).collect();
-    let mut extra: Vec<(Series, Vec<OsString>)> = vec![
-        (
-            Series::new("crun-wrapper (unshare -m sh -c umount; exec true)"),
-            sh_wrapper("umount /sys/fs/cgroup/unified && exec true", &[]),
-        ),
-        (
-            Series::new("floor: unshare -fpmuinC true"),
-            ["unshare", "-fpmuinC", "true"].iter().map(OsString::from).collect(),
-        ),
-    ];
-    if !cgroup_hybrid() {
-        extra.remove(0);
+/// One timed `run` of /bin/true, cleaned up if it failed.
+fn time_run(c: &Contender, timer: &Timer, round: usize) -> Result<Sample, NotAvailable> {
+    let id = format!("r{round}");
+    let r = timer.time(&mut c.bundle_cmd("run", c.true_bundle.path(), &id));
+    if r.is_err() {
+        c.force_delete(&id);
     }
-    let total = opts.runs + opts.warmup;
-    for round in 0..total {
-        let n = list.len() + extra.len();
-        for k in 0..n {
-            let i = (k + round) % n;
-            let alive = if i < list.len() {
-                series[i].is_ok()
-            } else {
-                extra[i - list.len()].0.is_ok()
-            };
-            if !alive {
-                continue;
-            }
-            let sample = if i < list.len() {
-                let c = &list[i];
-                let id = format!("r{round}");
-                let r = timer.time(&mut c.bundle_cmd("run", c.true_bundle.path(), &id));
-                if r.is_err() {
-                    c.force_delete(&id);
-                }
-                (i, r)
-            } else {
-                let (_, argv) = &extra[i - list.len()];
-                let mut cmd = Command::new(&argv[0]);
-                cmd.args(&argv[1..]);
-                (i, timer.time(&mut cmd))
-            };
-            reap_orphans();
-            let ms = sample.1;
-            let warm = round < opts.warmup;
-            match sample.0 {
-                i if i < list.len() => series[i].record(ms, warm),
-                i => extra[i - list.len()].0.record(ms, warm),
-            }
-        }
-    }
-    series.extend(missing);
-    let crun_net = crun_minus_wrapper(&series, &extra, Series::median);
-    let crun_cpu_net = crun_minus_wrapper(&series, &extra, Series::cpu_median);
-    let runc_i = series.iter().position(|s| s.name == "runc");
-    let crun_i = series.iter().position(|s| s.name == "crun");
-    series.extend(extra.into_iter().map(|(s, _)| s));
-    report.timing_table("runtime", "run /bin/true", &series, true);
-    if let Some(net) = crun_net {
-        report.say(&format!("crun minus wrapper (difference of medians): {net:.2} ms"));
-    }
-    let husk_net = crun_net.and_then(|net| Some(series[0].median()? / net));
-    if let (Some(net), Some(husk)) = (crun_cpu_net, series[0].cpu_median()) {
-        report.say(&format!(
-            "CPU: crun minus wrapper {net:.2} ms; husk / that {:.2}×",
-            husk / net
-        ));
-    }
-    let crun_ratio = crun_i.and_then(|i| ratio(&series[0], &series[i]));
-    let runc_ratio = runc_i.and_then(|i| ratio(&series[0], &series[i]));
-    report.target("husk run / crun run (crun incl. wrapper)", crun_ratio, 0.6, "×");
-    report.target("husk run / (crun run minus wrapper)", husk_net, 0.6, "×");
-    report.target("husk run / runc run", runc_ratio, 0.3, "×");
+    r
 }
 
-/// crun's median minus its wrapper's, by `stat` (wall or CPU median).
-fn crun_minus_wrapper(
-    series: &[Series],
-    extra: &[(Series, Vec<OsString>)],
-    stat: fn(&Series) -> Option<f64>,
-) -> Option<f64> {
-    let crun = stat(series.iter().find(|s| s.name == "crun")?)?;
-    let wrapper = extra.iter().find(|(s, _)| s.name.starts_with("crun-wrapper"))?;
-    Some(crun - stat(&wrapper.0)?)
+/// The floors: what any runtime must pay for the same container, at the least.
+fn time_floor(which: usize, timer: &Timer, round: usize) -> Result<Sample, NotAvailable> {
+    match which {
+        0 => timer.time(Command::new("unshare").args(["-fpmuin", "true"])),
+        _ => probe::floor_with_cgroup(timer, round),
+    }
+}
+
+const FLOORS: [&str; 2] = [
+    "floor: unshare -fpmuin true",
+    "floor + cgroup: mkdir, attach, unshare -fpmuin true, rmdir",
+];
+
+/// Section 1: `<rt> run` of /bin/true, beside the floors, one sample of each per round.
+pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
+    report.say("\n## 1. runtime `run` of /bin/true (create + start + wait + delete)");
+    report.say(&format!("load at start: {}", load_line()));
+    let (list, missing) = contenders();
+    let mut series: Vec<Series> = list.iter().map(|c| Series::new(c.name)).collect();
+    series.extend(FLOORS.iter().map(|f| Series::new(f)));
+    let n = series.len();
+    for round in 0..opts.runs + opts.warmup {
+        for k in 0..n {
+            let i = (k + round) % n;
+            if !series[i].is_ok() {
+                continue;
+            }
+            let sample = match list.get(i) {
+                Some(c) => time_run(c, timer, round),
+                None => time_floor(i - list.len(), timer, round),
+            };
+            reap_orphans();
+            series[i].record(sample, round < opts.warmup);
+        }
+    }
+    let floor_i = n - 1;
+    series.extend(missing);
+    report.timing_table("runtime", "run /bin/true", &series, true);
+    report.say(&format!("load at end: {}", load_line()));
+    let find = |name: &str| series.iter().position(|s| s.name == name);
+    let husk = &series[0];
+    for (other, limit) in [
+        (find("crun"), Some(0.75)),
+        (find("runc"), Some(0.3)),
+        (Some(floor_i), None),
+    ] {
+        let Some(o) = other.map(|i| &series[i]) else { continue };
+        let (wall, paired) = (ratio(husk, o), paired_ratio(husk, o));
+        let cpu = husk.cpu_median().zip(o.cpu_median()).map(|(a, b)| a / b);
+        let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "n/a".into());
+        report.say(&format!(
+            "husk / {}: medians {}, per-round pairs (median) {}, CPU {}",
+            o.name,
+            fmt(wall),
+            fmt(paired),
+            fmt(cpu)
+        ));
+        if let Some(limit) = limit {
+            report.target(&format!("husk run / {} run", o.name), wall, limit, "×");
+        }
+    }
 }
 
 /// One create/start/delete cycle of /bin/true; the three times in ms.
@@ -269,7 +224,8 @@ fn start_sleeper(c: &Contender, timer: &Timer, id: &str) -> Result<(), NotAvaila
 /// Section 2: create, start, delete and exec timed apart.
 pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
     report.say("\n## 2. runtime create / start / delete / exec, timed apart");
-    let (list, missing) = contenders(report);
+    let (list, missing) = contenders();
+    report.say(&format!("load at start: {}", load_line()));
     let names: Vec<&str> = list.iter().map(|c| c.name).collect();
     let mut verbs: Vec<Vec<Series>> = (0..4).map(|_| names.iter().map(|n| Series::new(n)).collect()).collect();
     for (i, c) in list.iter().enumerate() {
@@ -307,4 +263,5 @@ pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
         series.extend(missing.iter().cloned());
         report.timing_table("lifecycle", verb, &series, true);
     }
+    report.say(&format!("load at end: {}", load_line()));
 }
