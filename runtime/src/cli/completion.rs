@@ -50,6 +50,14 @@ fn shown(flags: &'static [FlagSpec]) -> impl Iterator<Item = &'static FlagSpec> 
     flags.iter().filter(|f| !f.is_hidden())
 }
 
+/// Every command takes `--help` / `-h` (urfave/cli's implicit flag, which husk's parser keeps).
+const COMMAND_HELP: FlagSpec = super::args::switch(&["help", "h"], "show help");
+
+/// A command's shown flags and its implicit `--help`.
+fn command_flags(cmd: &Command) -> impl Iterator<Item = &'static FlagSpec> {
+    shown(cmd.flags).chain(std::iter::once(&COMMAND_HELP))
+}
+
 /// Every shown spelling of the flags, dashed, space-separated.
 fn dashed_names<'a>(flags: impl Iterator<Item = &'a FlagSpec>) -> String {
     flags
@@ -141,7 +149,7 @@ fn bash() -> String {
             out,
             "    {})\n        flags=\"{}\" values=\" {} \"",
             cmd.name,
-            dashed_names(shown(cmd.flags)),
+            dashed_names(command_flags(cmd)),
             value_flag_spellings(cmd.flags)
         );
         // Inside the command's arm: `--format` of list is not `--format` of another command.
@@ -299,7 +307,7 @@ fn zsh() -> String {
     out.push_str("  argument)\n    curcontext=${curcontext%:*:*}:husk-$words[1]:\n    case $words[1] in\n");
     for cmd in COMMANDS {
         let _ = writeln!(out, "    {})\n      _arguments \\", cmd.name);
-        for flag in shown(cmd.flags) {
+        for flag in command_flags(cmd) {
             let _ = writeln!(out, "        {} \\", zsh_flag_spec(flag));
         }
         if takes_existing_id(cmd) {
@@ -318,9 +326,9 @@ fn fish_quote(text: &str) -> String {
     format!("'{}'", first_line(text).replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// `complete -c husk -n COND -l bundle -s b -r -a ... -d HELP` for each shown flag.
-fn fish_flags(out: &mut String, condition: &str, flags: &'static [FlagSpec]) {
-    for flag in shown(flags) {
+/// `complete -c husk -n COND -l bundle -s b -r -a ... -d HELP` for each flag.
+fn fish_flags<'a>(out: &mut String, condition: &str, flags: impl Iterator<Item = &'a FlagSpec>) {
+    for flag in flags {
         let _ = write!(out, "complete -c husk -n {condition}");
         for name in flag.shown_names() {
             let kind = if name.len() == 1 { "-s" } else { "-l" };
@@ -328,12 +336,13 @@ fn fish_flags(out: &mut String, condition: &str, flags: &'static [FlagSpec]) {
         }
         if flag.takes_value {
             match value_hint(flag.names[0]) {
-                ValueHint::Directory => out.push_str(" -r -a '(__fish_complete_directories)'"),
+                // -x: a value, and no file names unless -F asks for them.
+                ValueHint::Directory => out.push_str(" -x -a '(__fish_complete_directories)'"),
                 ValueHint::File => out.push_str(" -r -F"),
                 ValueHint::Words(words) => {
-                    let _ = write!(out, " -r -a '{words}'");
+                    let _ = write!(out, " -x -a '{words}'");
                 }
-                ValueHint::Anything => out.push_str(" -r"),
+                ValueHint::Anything => out.push_str(" -x"),
             }
         }
         let _ = writeln!(out, " -d {}", fish_quote(flag.help));
@@ -347,7 +356,7 @@ fn fish() -> String {
          function __husk_containers\n    husk list -q 2>/dev/null\nend\n\n\
          complete -c husk -f\n",
     );
-    fish_flags(&mut out, "__fish_use_subcommand", GLOBAL_FLAGS);
+    fish_flags(&mut out, "__fish_use_subcommand", shown(GLOBAL_FLAGS));
     for cmd in COMMANDS {
         let _ = writeln!(
             out,
@@ -358,7 +367,7 @@ fn fish() -> String {
     }
     for cmd in COMMANDS {
         let condition = format!("'__fish_seen_subcommand_from {}'", cmd.name);
-        fish_flags(&mut out, &condition, cmd.flags);
+        fish_flags(&mut out, &condition, command_flags(cmd));
         if takes_existing_id(cmd) {
             let _ = writeln!(out, "complete -c husk -n {condition} -a '(__husk_containers)'");
         }
