@@ -168,8 +168,9 @@ pub(super) fn paragraphs(text: &str, sep: &str) -> String {
     out
 }
 
-/// Text for inside a line: backslashes and hyphens escaped, so that `--root` renders as two
-/// ASCII hyphens that can be copied back into a shell.
+/// Text for inside a line: backslashes and hyphens escaped (`\-`, as man-pages(7) asks), so
+/// that `--root` renders as two ASCII hyphens that can be pasted back into a shell wherever
+/// groff would turn a bare `-` into a typographic hyphen.
 pub(super) fn escape(text: &str) -> String {
     text.replace('\\', "\\e").replace('-', "\\-")
 }
