@@ -102,6 +102,12 @@ _husk() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local command= root= word i=1 positional=0
     COMPREPLY=()
+    # bash splits `--flag=value` at the `=` (COMP_WORDBREAKS): complete the value all the same.
+    if [[ $cur == = ]]; then
+        cur=
+    elif [[ $prev == = ]]; then
+        prev=${COMP_WORDS[COMP_CWORD-2]}
+    fi
 "#;
 
 fn bash() -> String {
@@ -113,6 +119,7 @@ fn bash() -> String {
         r#"    while ((i < COMP_CWORD)); do
         word=${COMP_WORDS[i]}
         if [[ $global_values == *" $word "* ]]; then
+            [[ ${COMP_WORDS[i+1]} == = ]] && ((i += 1))
             [[ $word == -root || $word == --root ]] && root=${COMP_WORDS[i+1]}
             ((i += 2))
         elif [[ $word == -* ]]; then
@@ -188,6 +195,7 @@ fn bash() -> String {
     for ((i += 1; i < COMP_CWORD; i++)); do
         word=${{COMP_WORDS[i]}}
         if [[ $values == *" $word "* ]]; then
+            [[ ${{COMP_WORDS[i+1]}} == = ]] && ((i += 1))
             ((i += 1))
         elif [[ $word != -* ]]; then
             ((positional += 1))
