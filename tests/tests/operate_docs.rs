@@ -7,7 +7,9 @@
 //! lists is in husk's page, and every command and flag Debian's bash completion for runc offers,
 //! husk's offers too (save runc's completion bugs, named below); containerd's Go shim is the
 //! control for the shim's page (its `-h`). runc has no man page generator, no zsh or fish
-//! completion and no install script, so those checks run on husk alone.
+//! completion and no install script, so those checks run on husk alone. Each shell runs its
+//! real completion machinery: bash the function it registered, zsh compinit in a pty, fish
+//! `complete -C`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -308,17 +310,72 @@ fn husk_completion_offers_what_runcs_bash_completion_offers() {
     }
 }
 
+/// Drives an interactive `zsh -f` in a pseudo-terminal (zsh/zpty): compinit with the
+/// completion's directory on fpath, `compadd` wrapped to print each match as `<<match>>`, then
+/// LINE and a TAB. Usage: `zsh -f capture.zsh DIR LINE`.
+const ZSH_CAPTURE: &str = r#"
+zmodload zsh/zpty || exit 2
+zpty z zsh -f -i
+zpty -w z "PROMPT=; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D"
+zpty -w z 'compadd() {
+  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return $?; fi
+  local -a hits; builtin compadd -A hits "$@"; local ret=$?
+  local h; for h in $hits; do print -r -- "<<$h>>"; done; builtin compadd "$@"; return ret
+}'
+zpty -w z 'zstyle ":completion:*" menu no; print -r -- "==READY""=="'
+local line out=""
+while zpty -r z line; do [[ $line == *==READY==* ]] && break; done
+zpty -w -n z "$2"$'\t'
+# Read until the output has been quiet for half a second (at most 15 s).
+local quiet=0 i
+for ((i = 0; i < 150 && quiet < 5; i++)); do
+  if zpty -r -t z line; then out+=$line; quiet=0; else sleep 0.1; ((quiet += 1)); fi
+done
+print -r -- "$out"
+zpty -d z
+"#;
+
 #[test]
-fn zsh_and_fish_completions_parse_and_fish_offers_flags_and_commands() {
-    let dir = TempDir::new("completions");
-    for (shell, name) in [("zsh", "_husk"), ("fish", "husk.fish")] {
-        let file = dir.join(name);
-        std::fs::write(&file, husk_completion(shell)).unwrap();
-        run_ok(Command::new(shell).arg("-n").arg(&file));
+fn zsh_completion_parses_and_offers_commands_flags_and_values() {
+    let dir = TempDir::new("zsh-completion");
+    std::fs::write(dir.join("_husk"), husk_completion("zsh")).unwrap();
+    std::fs::write(dir.join("capture.zsh"), ZSH_CAPTURE).unwrap();
+    run_ok(Command::new("zsh").arg("-n").arg(dir.join("_husk")));
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", target_dir().display());
+    let complete = |line: &str| -> BTreeSet<String> {
+        let mut cmd = Command::new("zsh");
+        cmd.arg("-f").arg(dir.join("capture.zsh")).arg(dir.path()).arg(line);
+        let out = run_ok(cmd.env("PATH", &path).current_dir(dir.path()));
+        out.split("<<")
+            .skip(1)
+            .filter_map(|s| s.split_once(">>").map(|(m, _)| m.to_string()))
+            .collect()
+    };
+    let commands: BTreeSet<String> = help_commands().into_iter().collect();
+    assert_eq!(complete("husk "), commands);
+    let kill = complete("husk kill --");
+    assert!(kill.contains("--all") && kill.contains("--help"), "{kill:?}");
+    let exec = complete("husk exec --");
+    for flag in help_flags(&husk_help(&["exec"]), "OPTIONS:")
+        .iter()
+        .filter(|f| f.starts_with("--"))
+    {
+        assert!(exec.contains(flag), "zsh: husk exec --<TAB> lacks {flag}: {exec:?}");
     }
-    assert!(husk_completion("zsh").starts_with("#compdef husk\n"));
+    assert_eq!(
+        complete("husk list --format "),
+        BTreeSet::from(["json".into(), "table".into()])
+    );
+}
+
+#[test]
+fn fish_completion_parses_and_offers_commands_flags_and_values() {
+    let dir = TempDir::new("fish-completion");
+    let file = dir.join("husk.fish");
+    std::fs::write(&file, husk_completion("fish")).unwrap();
+    run_ok(Command::new("fish").arg("-n").arg(&file));
     let fish = |line: &str| -> BTreeSet<String> {
-        let script = format!("source {}; complete -C '{line}'", dir.join("husk.fish").display());
+        let script = format!("source {}; complete -C '{line}'", file.display());
         let out = run_ok(Command::new("fish").args(["--no-config", "-c", &script]));
         out.lines()
             .filter_map(|l| l.split('\t').next())
