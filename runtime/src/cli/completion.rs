@@ -187,10 +187,6 @@ fn bash() -> String {
         r#"    esac
     # A value flag with nothing to offer (a number, a user): complete nothing for its value.
     [[ $values == *" $prev "* ]] && return
-    if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$flags" -- "$cur"))
-        return
-    fi
     # How many arguments the command already has (flags and their values skipped).
     for ((i += 1; i < COMP_CWORD; i++)); do
         word=${{COMP_WORDS[i]}}
@@ -201,6 +197,12 @@ fn bash() -> String {
             ((positional += 1))
         fi
     done
+    # exec and ps: what follows the id is the process's own command line, not husk's flags.
+    [[ ($command == exec || $command == ps) && $positional -gt 0 ]] && return
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+        return
+    fi
     case $command:$positional in
     {}) _husk_containers ;;
     kill:1) COMPREPLY=($(compgen -W "{SIGNALS}" -- "$cur")) ;;
