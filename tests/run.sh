@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(containerd runc crun podman docker.io catatonit containernetworking-plugins curl util-linux procps busybox-static
     libseccomp-dev pkg-config hyperfine iproute2 ca-certificates gcc libc6-dev
-    mmdebstrap qemu-system-x86 e2fsprogs kmod cpio binutils python3)
+    mmdebstrap qemu-system-x86 e2fsprogs kmod cpio binutils python3
+    man-db groff-base bash-completion zsh fish)
 
 log() { printf '== %s: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 

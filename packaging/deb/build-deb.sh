@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build husk's Debian package: static binaries of husk and containerd-shim-husk-v2 (glibc
 # static-pie, libseccomp linked in), the containerd registration script, the options file,
-# the RuntimeClass and the docs. One command, on Debian 12 with rustup's toolchain:
+# the RuntimeClass, the docs, the man pages and bash/zsh/fish completions. One command, on
+# Debian 12 with rustup's toolchain:
 #
 #   bash packaging/deb/build-deb.sh [--out DIR]     # writes DIR/husk_<version>_amd64.deb (default target/deb)
 #
@@ -51,12 +52,11 @@ done
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-install -D -m 0755 "$bin/husk" "$stage/usr/bin/husk"
-install -D -m 0755 "$bin/containerd-shim-husk-v2" "$stage/usr/bin/containerd-shim-husk-v2"
-install -D -m 0755 packaging/containerd/register-husk.sh "$stage/usr/sbin/husk-register-containerd"
-install -D -m 0644 packaging/containerd/husk-v3.toml "$stage/usr/share/husk/containerd/husk-v3.toml"
-install -D -m 0644 packaging/kubernetes/runtimeclass.yaml "$stage/usr/share/husk/kubernetes/runtimeclass.yaml"
-install -D -m 0644 packaging/kubernetes/pod-example.yaml "$stage/usr/share/husk/kubernetes/pod-example.yaml"
+# shellcheck source=packaging/stage.sh
+. packaging/stage.sh
+# Binaries, husk-register-containerd, /usr/share/husk, man pages and completions (zsh: Debian's
+# vendor-completions, which is on zsh's default fpath).
+stage_husk "$bin" "$stage" /usr /usr/share/zsh/vendor-completions || die "failed to stage the package"
 install -d "$stage/etc/containerd"
 cat >"$stage/etc/containerd/husk-options.toml" <<'EOF'
 # Options for containerd-shim-husk-v2 (runc's option keys), read through the ConfigPath that

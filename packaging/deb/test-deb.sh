@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install husk's .deb in a clean Debian 12 rootfs (chroot) and use it as an operator would:
 # husk run; containerd + husk-register-containerd + ctr run --runtime io.containerd.husk.v2;
-# an upgrade while a container runs (it keeps running, its shim keeps serving); purge leaves
-# no file. As root:
+# the man pages and completions are there; an upgrade while a container runs (it keeps
+# running, its shim keeps serving); remove leaves only the conffile, purge leaves no file. As root:
 #
 #   bash packaging/deb/test-deb.sh target/deb/husk_<version>_amd64.deb
 #
@@ -81,6 +81,26 @@ check "dpkg -i installs both static binaries" sh -c \
     "chroot '$root' dpkg -i /tmp/husk.deb && chroot '$root' husk --version && ! readelf -d '$root/usr/bin/husk' | grep NEEDED && ! readelf -d '$root/usr/bin/containerd-shim-husk-v2' | grep NEEDED"
 files_before=$(installed_files)
 
+# The man pages and completions the package generated from husk's command table.
+docs_installed() {
+    local f missing=""
+    for f in /usr/share/man/man8/husk.8.gz /usr/share/man/man8/husk-run.8.gz /usr/share/man/man8/husk-kill.8.gz \
+        /usr/share/man/man8/containerd-shim-husk-v2.8.gz /usr/share/bash-completion/completions/husk \
+        /usr/share/zsh/vendor-completions/_husk /usr/share/fish/vendor_completions.d/husk.fish; do
+        [[ -s $root$f ]] && grep -qxF "$f" <<<"$files_before" || missing="$missing $f"
+    done
+    [[ -z $missing ]] || { echo "not installed (or not the package's):$missing"; return 1; }
+    # Every command has its page, and the bash completion loads and offers kill's flags.
+    local cmd
+    for cmd in $(in_root husk --help | sed -n '/^COMMANDS:/,/^$/p' | awk 'NR > 1 && $1 != "help," {print $1}'); do
+        [[ -s $root/usr/share/man/man8/husk-$cmd.8.gz ]] || missing="$missing husk-$cmd.8.gz"
+    done
+    [[ -z $missing ]] || { echo "no page for:$missing"; return 1; }
+    in_root bash -c 'source /usr/share/bash-completion/completions/husk
+        COMP_WORDS=(husk kill --); COMP_CWORD=2; _husk; [[ " ${COMPREPLY[*]} " == *" --all "* ]]'
+}
+check "man pages and bash/zsh/fish completions are installed" docs_installed
+
 husk_run() {
     in_root sh -c 'cd /srv/bundle && rm -f config.json && husk spec' || return 1
     python3 - "$bundle/config.json" <<'PY' || return 1
@@ -135,12 +155,27 @@ upgrade_keeps_running() {
 }
 check "upgrade while a container runs: it keeps running and its shim keeps serving" upgrade_keeps_running
 
+left_behind() { # left_behind FILE...: the ones still in the chroot
+    local f
+    for f in "$@"; do [[ -e $root$f ]] && echo -n " $f"; done
+    true
+}
+
+# remove: every file but the conffile goes (binaries, man pages, completions); purge: that too.
+remove_leaves_only_the_conffile() {
+    in_root dpkg --remove husk || return 1
+    local left
+    left=$(left_behind $(grep -vxF /etc/containerd/husk-options.toml <<<"$files_before"))
+    [[ -z $left ]] || { echo "left behind:$left"; return 1; }
+    [[ -e $root/etc/containerd/husk-options.toml ]] || { echo "remove took the conffile too"; return 1; }
+}
+check "dpkg --remove leaves no file but the conffile (man pages and completions included)" \
+    remove_leaves_only_the_conffile
+
 purge_leaves_nothing() {
     in_root dpkg --purge husk || return 1
-    local left=""
-    for f in $files_before /etc/containerd/husk-options.toml; do
-        [[ -e $root$f ]] && left="$left $f"
-    done
+    local left
+    left=$(left_behind $files_before /etc/containerd/husk-options.toml)
     [[ -z $left ]] || { echo "left behind:$left"; return 1; }
 }
 check "dpkg --purge leaves no file of the package" purge_leaves_nothing

@@ -12,6 +12,30 @@ pub struct FlagSpec {
     pub help: &'static str,
 }
 
+impl FlagSpec {
+    /// Hidden flags (runc's obsolete ones) are accepted but listed nowhere: not in `--help`,
+    /// the man pages or the completions.
+    pub fn is_hidden(&self) -> bool {
+        self.help.is_empty()
+    }
+
+    /// The names `--help`, the man pages and the completions show: the canonical name and the
+    /// one-letter aliases; later long names are husk's older spellings, accepted but not shown.
+    pub fn shown_names(&self) -> impl Iterator<Item = &'static str> {
+        self.names
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| *i == 0 || n.len() == 1)
+            .map(|(_, n)| *n)
+    }
+
+    /// `--name` or `-n`: two dashes for long names, one for letters, as urfave/cli prints them.
+    pub fn dashed(name: &str) -> String {
+        let dashes = if name.len() == 1 { "-" } else { "--" };
+        format!("{dashes}{name}")
+    }
+}
+
 pub const fn value(names: &'static [&'static str], help: &'static str) -> FlagSpec {
     FlagSpec {
         names,

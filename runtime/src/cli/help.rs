@@ -4,7 +4,7 @@
 use super::args::FlagSpec;
 use super::table::{Command, COMMANDS, GLOBAL_FLAGS};
 
-const ABOUT: &str = "husk is a command line client for running applications packaged according to
+pub(super) const ABOUT: &str = "husk is a command line client for running applications packaged according to
 the Open Container Initiative (OCI) format and is a compliant implementation of the
 Open Container Initiative specification. It accepts runc's commands and flags.
 
@@ -88,7 +88,7 @@ pub fn command_help(cmd: &Command) -> String {
 fn options(flags: &[FlagSpec]) -> String {
     let shown: Vec<(String, &str)> = flags
         .iter()
-        .filter(|f| !f.help.is_empty())
+        .filter(|f| !f.is_hidden())
         .map(|f| (flag_names(f), f.help))
         .collect();
     let width = shown.iter().map(|(names, _)| names.len()).max().unwrap_or(0);
@@ -100,15 +100,10 @@ fn options(flags: &[FlagSpec]) -> String {
 }
 
 fn flag_names(flag: &FlagSpec) -> String {
-    flag.names
-        .iter()
-        // Hidden aliases (husk's older spellings) are the long names after the first.
-        .enumerate()
-        .filter(|(i, n)| *i == 0 || n.len() == 1)
-        .map(|(_, n)| {
-            let dashes = if n.len() == 1 { "-" } else { "--" };
+    flag.shown_names()
+        .map(|n| {
             let placeholder = if flag.takes_value { " value" } else { "" };
-            format!("{dashes}{n}{placeholder}")
+            format!("{}{placeholder}", FlagSpec::dashed(n))
         })
         .collect::<Vec<_>>()
         .join(", ")

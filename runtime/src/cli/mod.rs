@@ -5,13 +5,16 @@
 //! id, `-flag=value`), and it adds nothing measurable to start-up (figures in its commit).
 
 pub mod args;
+pub mod completion;
 mod doctor;
 pub mod help;
+pub mod manpage;
+mod shim_page;
 pub mod table;
 mod verbs;
 
 use crate::container::Global;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use args::parse;
 use std::path::PathBuf;
 use table::GLOBAL_FLAGS;
@@ -31,6 +34,9 @@ pub fn main(argv: Vec<String>) -> i32 {
 }
 
 fn dispatch(argv: &[String]) -> Result<i32> {
+    if let Some(result) = generate_docs(argv) {
+        return result;
+    }
     let global_args = parse(argv, GLOBAL_FLAGS, true)?;
     crate::logging::init(
         global_args.get("log").map(std::path::Path::new),
@@ -71,6 +77,30 @@ fn dispatch(argv: &[String]) -> Result<i32> {
             None => Ok(no_help_topic(name)),
         },
     }
+}
+
+/// Hidden, for packaging: `husk --generate-man DIR` and `husk --generate-completion SHELL`.
+/// Listed nowhere (runc has neither and its clients never pass them), and only as the whole
+/// command line, so they cannot change how any runc command line parses.
+fn generate_docs(argv: &[String]) -> Option<Result<i32>> {
+    let (flag, rest) = argv.split_first()?;
+    let generate = match flag.as_str() {
+        "--generate-man" => |arg: &str| manpage::write_pages(std::path::Path::new(arg)).map(|_| 0),
+        "--generate-completion" => |shell: &str| match completion::generate(shell) {
+            Some(script) => {
+                print!("{script}");
+                Ok(0)
+            }
+            None => Err(Error::Usage(format!(
+                "--generate-completion: unknown shell {shell:?} (bash, zsh or fish)"
+            ))),
+        },
+        _ => return None,
+    };
+    Some(match rest {
+        [arg] => generate(arg),
+        _ => Err(Error::Usage(format!("{flag} takes exactly one argument"))),
+    })
 }
 
 /// `husk help [COMMAND]`.
