@@ -66,6 +66,10 @@ log "build took $((SECONDS - start))s; running tests with RUST_TEST_THREADS=$RUS
 count_entries() { { find "$1" -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l; }
 sockets_before=$(count_entries /run/containerd/s)
 fifos_before=$(count_entries /run/containerd/fifo)
+# The host's cgroup mounts with their superblock options: a superblock remount inside a
+# container (a remount without MS_BIND) would turn the host's cgroup2 read-only for everyone.
+cgroup_supers() { awk '$9 ~ /^cgroup2?$/ {print $5, $NF}' /proc/self/mountinfo | sort; }
+supers_before=$(cgroup_supers)
 
 test_start=$SECONDS
 status=0
@@ -92,6 +96,9 @@ leftovers=$(
     ((sockets_after > sockets_before)) && echo "$((sockets_after - sockets_before)) new shim sockets in /run/containerd/s"
     fifos_after=$(count_entries /run/containerd/fifo)
     ((fifos_after > fifos_before)) && echo "$((fifos_after - fifos_before)) new fifo dirs in /run/containerd/fifo"
+    supers_after=$(cgroup_supers)
+    [[ $supers_after == "$supers_before" ]] || diff <(echo "$supers_before") <(echo "$supers_after") |
+        sed 's/^/cgroup superblock options changed: /' || true
     true
 )
 if [[ -n $leftovers ]]; then
