@@ -138,17 +138,23 @@ pub fn metric_names(json: &str) -> std::collections::BTreeSet<String> {
 /// values of the cgroup) once the task has stopped and before it is deleted.
 #[allow(dead_code)] // husk_shim.rs only
 pub fn metrics_of(ctrd: &husk_e2e::Containerd, via: &Via, id: &str) -> std::collections::BTreeSet<String> {
-    // Some memory, page faults and cpu time to report, and page cache of its own: the image's
-    // files are charged to whichever container read them first, so without the file written
-    // here the second container's cache, active_file and dirty were 0, and the json (which
-    // drops zeros) lacked them (a flake when this compared the two shims).
-    let workload = "head -c 4194304 /dev/zero > /tmp/metrics-cache; x=$(seq 1 20000); sleep 1000";
+    // Every counter the shims report must be non-zero in both containers, or the json (which
+    // drops zeros) lacks it in one: page cache and block I/O of its own (the image's files are
+    // charged to whichever container read them first; fsync puts the writes in this cgroup's
+    // blkio counters), and enough user and system time for a clock tick each.
+    let workload = "dd if=/dev/zero of=/tmp/metrics-cache bs=64k count=64 conv=fsync 2>/dev/null; \
+                    x=$(seq 1 300000); sleep 1000";
     run_ok(ctrd, via, &["-d"], id, &["sh", "-c", workload]);
     let metrics = || ctrd.ctr_ok(&["tasks", "metrics", "--format", "json", id]);
+    // v1 names; give a loaded machine time to run the workload.
+    let settled = |json: &str| {
+        ["\"cache\"", "io_service_bytes_recursive", "\"user\""]
+            .iter()
+            .all(|name| json.contains(name))
+    };
     let mut json = metrics();
-    // v1 names it "cache", v2 "file"; give a loaded machine time to write the file.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !(json.contains("\"cache\"") || json.contains("\"file\"")) && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !settled(&json) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
         json = metrics();
     }
