@@ -172,3 +172,29 @@ fn lines(bytes: &[u8]) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// ctr's fifo dir (`/run/containerd/fifo/<random>/<id>-stdin|stdout|stderr`) for container
+/// `id`: ctr removes it on the way out, a killed ctr cannot, and containerd never does. A test
+/// that kills its client holds one of these; on drop (also on failure) the dirs go.
+pub struct ClientFifos(pub String);
+
+impl Drop for ClientFifos {
+    fn drop(&mut self) {
+        let prefix = format!("{}-", self.0);
+        let Ok(dirs) = std::fs::read_dir("/run/containerd/fifo") else {
+            return;
+        };
+        for dir in dirs.flatten().map(|e| e.path()) {
+            let ours = std::fs::read_dir(&dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                })
+                .unwrap_or(false);
+            if ours {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+}

@@ -27,6 +27,7 @@ mod tempdir;
 pub use bundle::Bundle;
 pub use cmd::{output_text, run_with_input, run_with_timeout};
 pub use containerd::{Containerd, ContainerdBuilder, BUSYBOX_REF, HUSK_RUNTIME};
+pub use containerd_cleanup::ClientFifos;
 pub use containerd_events::EventWatch;
 pub use cri::{bytes_field, decode, uint64_value, varint_field, CriClient, ExecOutput, Field, Proto};
 pub use docker::{docker_archive, docker_available, Dockerd, DOCKER_BUSYBOX};

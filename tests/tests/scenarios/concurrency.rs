@@ -275,6 +275,7 @@ pub fn client_killed_during_create_leaves_nothing(via: &Via) {
     let dir = TempDir::new("killcreate");
     let ctrd = Containerd::start();
     let id = unique_id("killcreate");
+    let _fifos = husk_e2e::ClientFifos(id.clone());
     let marker = unique_id("createhook");
     // Short: containerd's cleanup of the cancelled Create (Delete, then Shutdown) gives up after
     // 5 s, and a create still running then is left to `shim delete`, which on both shims

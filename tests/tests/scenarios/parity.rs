@@ -207,6 +207,7 @@ pub fn runtime_error_reaches_containerd_log(via: &Via) {
 pub fn killed_client_and_shim_leave_nothing(via: &Via) {
     let ctrd = containerd_with_busybox();
     let id = unique_id("orphan");
+    let _fifos = husk_e2e::ClientFifos(id.clone());
     let mut args: Vec<String> = vec!["run".into()];
     args.extend(via.runtime_args());
     args.extend([husk_e2e::BUSYBOX_REF.into(), id.clone(), "sleep".into(), "1000".into()]);
