@@ -16,6 +16,9 @@ deb=${1:?usage: test-deb.sh PATH.deb}
 [[ $(id -u) -eq 0 ]] || { echo "test-deb.sh: must run as root" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/husk-deb-test.XXXXXX)
+# Container ids and cgroup paths are the host's even from the chroot: this run's own, so that
+# two runs on one host (parallel CI runs) never share a cgroup.
+tag=$$
 root=$work/root
 ctrd_pid=
 failed=0
@@ -103,17 +106,17 @@ check "man pages and bash/zsh/fish completions are installed" docs_installed
 
 husk_run() {
     in_root sh -c 'cd /srv/bundle && rm -f config.json && husk spec' || return 1
-    python3 - "$bundle/config.json" <<'PY' || return 1
+    python3 - "$bundle/config.json" "$tag" <<'PY' || return 1
 import json, sys
 path = sys.argv[1]
 config = json.load(open(path))
 config["process"]["terminal"] = False
 config["process"]["args"] = ["sh", "-c", "echo hello-from-deb"]
-config["linux"]["cgroupsPath"] = "/husk-deb-test/run"
+config["linux"]["cgroupsPath"] = "/husk-deb-test/run-" + sys.argv[2]
 json.dump(config, open(path, "w"))
 PY
     local out
-    out=$(in_root husk run --bundle /srv/bundle deb-run) || return 1
+    out=$(in_root husk run --bundle /srv/bundle "deb-run-$tag") || return 1
     [[ $out == *hello-from-deb* ]] || { echo "output: $out"; return 1; }
 }
 check "husk run from the package" husk_run
@@ -133,25 +136,25 @@ check "the CRI plugin is loaded" sh -c "chroot '$root' ctr plugins ls | grep -E 
 ctr_run() {
     local out
     out=$(in_root ctr run --rm --runtime io.containerd.husk.v2 --env PATH=/bin --rootfs /srv/bundle/rootfs \
-        deb-ctr sh -c 'echo hello-from-shim')
+        "deb-ctr-$tag" sh -c 'echo hello-from-shim')
     [[ $out == *hello-from-shim* ]] || { echo "output: $out"; return 1; }
 }
 check "ctr run --runtime io.containerd.husk.v2" ctr_run
 
 upgrade_keeps_running() {
     in_root ctr run -d --runtime io.containerd.husk.v2 --env PATH=/bin --rootfs /srv/bundle/rootfs \
-        deb-long sleep 300 || return 1
+        "deb-long-$tag" sleep 300 || return 1
     # The same package with a higher version, as an upgrade.
     local repack=$work/repack
     dpkg-deb -R "$deb" "$repack"
     sed -i 's/^Version: \(.*\)/Version: \1+upgrade1/' "$repack/DEBIAN/control"
     dpkg-deb --root-owner-group --build "$repack" "$root/tmp/husk-upgrade.deb" >/dev/null
     in_root dpkg -i /tmp/husk-upgrade.deb || return 1
-    in_root ctr task ls | grep -E '^deb-long +[0-9]+ +RUNNING' || return 1
-    in_root ctr task exec --exec-id probe deb-long sh -c 'echo still-served' | grep -q still-served || return 1
-    in_root ctr task kill -s KILL deb-long
+    in_root ctr task ls | grep -E "^deb-long-$tag +[0-9]+ +RUNNING" || return 1
+    in_root ctr task exec --exec-id probe "deb-long-$tag" sh -c 'echo still-served' | grep -q still-served || return 1
+    in_root ctr task kill -s KILL "deb-long-$tag"
     sleep 0.5
-    in_root ctr task delete deb-long && in_root ctr container delete deb-long
+    in_root ctr task delete "deb-long-$tag" && in_root ctr container delete "deb-long-$tag"
 }
 check "upgrade while a container runs: it keeps running and its shim keeps serving" upgrade_keeps_running
 
