@@ -135,9 +135,13 @@ impl TestCgroup {
 }
 
 impl Drop for TestCgroup {
+    /// An exiting task keeps a v2 cgroup busy for a while after its parent reaped it; on a
+    /// loaded machine that outlasted the old 0.5 s and left the directory behind. Anything
+    /// still inside is killed, and the rmdir is retried for up to 10 s.
     fn drop(&mut self) {
         let _ = devices_bpf::detach_device_programs(&self.0);
-        for _ in 0..50 {
+        let _ = fs::write(self.0.join("cgroup.kill"), "1");
+        for _ in 0..1000 {
             match fs::remove_dir(&self.0) {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                     std::thread::sleep(std::time::Duration::from_millis(10))
