@@ -121,22 +121,14 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// Wait on a pidfd of the hook with the timeout: no polling loop, no thread. None when the
-/// hook overran and was killed.
+/// Wait on a pidfd of the hook with the timeout: no polling loop, no thread. Where pidfd_open
+/// is missing (kernels before 5.3, or a seccomp filter refusing it) the hook is polled instead,
+/// rather than killed at once. None when the hook overran and was killed.
 fn wait_with_timeout(child: &mut std::process::Child, secs: i64) -> Option<std::process::ExitStatus> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
     let deadline = Instant::now() + Duration::from_secs(secs as u64);
-    if let Ok(pidfd) = crate::container::start::pidfd_open(child.id() as i32) {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                _ => break,
-            }
-        }
+    match crate::container::start::pidfd_open(child.id() as i32) {
+        Ok(pidfd) => wait_on_pidfd(&pidfd, deadline),
+        Err(_) => wait_by_polling(child, deadline),
     }
     if let Ok(Some(status)) = child.try_wait() {
         return Some(status);
@@ -144,4 +136,53 @@ fn wait_with_timeout(child: &mut std::process::Child, secs: i64) -> Option<std::
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// Block until the process behind `pidfd` exits or `deadline` passes.
+fn wait_on_pidfd(pidfd: &std::os::fd::OwnedFd, deadline: Instant) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// The fallback without a pidfd: check every 10 ms until the child exits or `deadline` passes.
+fn wait_by_polling(child: &mut std::process::Child, deadline: Instant) {
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn polling_fallback_waits_for_a_hook_that_ends_in_time() {
+        let mut child = Command::new("sleep").arg("0.2").spawn().unwrap();
+        wait_by_polling(&mut child, Instant::now() + Duration::from_secs(10));
+        assert!(child.try_wait().unwrap().is_some(), "returned before the hook exited");
+    }
+
+    #[test]
+    fn polling_fallback_returns_at_the_deadline() {
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let started = Instant::now();
+        wait_by_polling(&mut child, started + Duration::from_millis(300));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(child.try_wait().unwrap().is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }
