@@ -3,6 +3,8 @@
 //! Prints median / p95 / ratio tables and keeps every raw sample in a results directory.
 //! Run it through `packaging/bench.sh`, which builds the release binaries first.
 
+#[path = "husk_bench/cri_density.rs"]
+mod cri_density;
 #[path = "husk_bench/ctrd.rs"]
 mod ctrd;
 #[path = "husk_bench/density.rs"]
@@ -31,13 +33,14 @@ use report::Report;
 const USAGE: &str = "usage: husk-bench [SECTION...] [--runs N] [--ctr-runs N] [--warmup N] [--n N]
                   [--parallel N] [--shim-samples N] [--out DIR]
 sections: runtime (run + create/start/delete/exec), run, lifecycle, containerd (ctr run --rm +
-          ctr task exec), shim-memory, density, sizes, timeline (one strace'd ctr run --rm
-          per shim), all (default)
+          ctr task exec), shim-memory, density, density-cri (the density sizes as pods of 5
+          through CRI), sizes, timeline (one strace'd ctr run --rm per shim), all (default)
   --runs N          samples per contender for runtime sections (default 20)
   --ctr-runs N      samples per contender through containerd (default: --runs)
   --warmup N        unrecorded rounds first (default 2)
-  --n N[,N...]      container counts for density (default 10,50,100,200)
-  --parallel N      concurrent `ctr run -d` in density (default 4)
+  --n N[,N...]      container counts for density and density-cri (default 10,50,100,200)
+  --parallel N      concurrent `ctr run -d` in density, pods started at once in density-cri
+                    (default 4)
   --shim-samples N  sleeping containers per shim for shim-memory (default 3)
   --out DIR         results directory (default <target>/bench-results/<unix time>)";
 
@@ -192,6 +195,7 @@ fn main() {
             "containerd",
             "shim-memory",
             "density",
+            "density-cri",
             "sizes",
             "timeline",
         ];
@@ -214,6 +218,9 @@ fn main() {
     }
     if wants("density") {
         density::bench_density(&opts, &mut report);
+    }
+    if wants("density-cri") {
+        cri_density::bench_density_cri(&opts, &mut report);
     }
     if wants("sizes") {
         sizes::bench_sizes(&mut report);

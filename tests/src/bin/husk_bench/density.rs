@@ -15,20 +15,20 @@ use crate::report::Report;
 use crate::Options;
 
 /// What one shim's density run found.
-struct Outcome {
-    start: Duration,
-    running: usize,
-    shims: usize,
-    mem: Mem,
+pub struct Outcome {
+    pub start: Duration,
+    pub running: usize,
+    pub shims: usize,
+    pub mem: Mem,
     /// containerd's own RSS before the first container and with all of them running.
-    containerd_idle: Mem,
-    containerd_busy: Mem,
-    remove: Duration,
-    leftovers: Vec<String>,
+    pub containerd_idle: Mem,
+    pub containerd_busy: Mem,
+    pub remove: Duration,
+    pub leftovers: Vec<String>,
 }
 
 /// Run `job(i)` for i in 0..n on `parallel` threads; the first error, if any.
-fn in_parallel(
+pub fn in_parallel(
     n: usize,
     parallel: usize,
     job: impl Fn(usize, &Timer) -> Result<(), NotAvailable> + Sync,
@@ -97,6 +97,12 @@ fn leftovers(ctrd: &Containerd, combo: &Combo, ids: &[String]) -> Vec<String> {
         }
         left
     };
+    until_settled(find)
+}
+
+/// `find()` until it finds nothing, for at most 10 s (shims exit after their last task is
+/// deleted, cgroups go once their processes are reaped); what it found last.
+pub fn until_settled(find: impl Fn() -> Vec<String>) -> Vec<String> {
     let mut left = find();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !left.is_empty() && Instant::now() < deadline {
@@ -105,6 +111,17 @@ fn leftovers(ctrd: &Containerd, combo: &Combo, ids: &[String]) -> Vec<String> {
         left = find();
     }
     left
+}
+
+/// Once all containers run: the number of `shim` processes, their summed memory, and
+/// containerd's, after 500 ms for the shims to finish their start-up work (event
+/// publishing, output copiers).
+pub fn memory_with_all_running(ctrd: &Containerd, shim: &str) -> (usize, Mem, Mem) {
+    std::thread::sleep(Duration::from_millis(500));
+    let pids = shim_pids(ctrd.address(), shim);
+    let mem = pids.iter().filter_map(|p| Mem::read(*p)).fold(Mem::default(), Mem::add);
+    let containerd = Mem::read(ctrd.pid() as i32).unwrap_or_default();
+    (pids.len(), mem, containerd)
 }
 
 fn density_one(ctrd: &Containerd, combo: &Combo, n: usize, opts: &Options) -> Result<Outcome, NotAvailable> {
@@ -125,10 +142,7 @@ fn density_one(ctrd: &Containerd, combo: &Combo, n: usize, opts: &Options) -> Re
     );
     let start = began.elapsed();
     let running = running_tasks(ctrd);
-    std::thread::sleep(Duration::from_millis(500));
-    let pids = shim_pids(ctrd.address(), combo.shim);
-    let mem = pids.iter().filter_map(|p| Mem::read(*p)).fold(Mem::default(), Mem::add);
-    let containerd_busy = containerd_mem();
+    let (shims, mem, containerd_busy) = memory_with_all_running(ctrd, combo.shim);
     let (addr, ns): (PathBuf, String) = (ctrd.address().to_path_buf(), ctrd.namespace().to_string());
     let began = Instant::now();
     let removed = in_parallel(n, opts.parallel, |i, timer| remove(&addr, &ns, timer, &ids[i]), scratch);
@@ -142,7 +156,7 @@ fn density_one(ctrd: &Containerd, combo: &Combo, n: usize, opts: &Options) -> Re
     Ok(Outcome {
         start,
         running,
-        shims: pids.len(),
+        shims,
         mem,
         containerd_idle,
         containerd_busy,
@@ -168,8 +182,8 @@ fn mib(kb: u64) -> String {
     format!("{:.1}", kb as f64 / 1024.0)
 }
 
-/// One table row, the raw.csv lines and a density.csv line for the plot.
-fn record(report: &mut Report, csv: &mut String, combo: &str, n: usize, o: &Outcome) -> Vec<String> {
+/// One table row, the raw.csv lines (of `section`) and a CSV line for the plot.
+fn record(report: &mut Report, section: &str, csv: &mut String, combo: &str, n: usize, o: &Outcome) -> Vec<String> {
     let figures = [
         ("start_all_s", o.start.as_secs_f64(), "s"),
         ("remove_all_s", o.remove.as_secs_f64(), "s"),
@@ -178,7 +192,7 @@ fn record(report: &mut Report, csv: &mut String, combo: &str, n: usize, o: &Outc
         ("containerd_rss_kb", o.containerd_busy.rss_kb as f64, "kB"),
     ];
     for (what, v, unit) in figures {
-        report.raw("density", &format!("{what} N={n}"), combo, 0, v, unit);
+        report.raw(section, &format!("{what} N={n}"), combo, 0, v, unit);
     }
     let _ = writeln!(
         csv,
@@ -211,10 +225,30 @@ fn record(report: &mut Report, csv: &mut String, combo: &str, n: usize, o: &Outc
 /// Section 6: for each N, husk shim + husk and Go shim + runc (alternating which goes
 /// first), each in a fresh private containerd so neither inherits the other's heap.
 pub fn bench_density(opts: &Options, report: &mut Report) {
-    report.say(&format!(
+    let title = format!(
         "\n## 6. density: N sleeping containers via `ctr run -d` ({} in parallel), N = {:?}",
         opts.parallel, opts.n
-    ));
+    );
+    sizes_side_by_side(opts, report, ("density", &title), |j, n| {
+        let ctrd = start_containerd();
+        let combo = &combos(ctrd.dir())[j];
+        let outcome = density_one(&ctrd, combo, n, opts);
+        drop(ctrd);
+        reap_orphans();
+        (combo.name, outcome)
+    });
+}
+
+/// For each N of `--n`: `one(j, n)` for j = 0 (husk shim + husk) and 1 (Go shim + runc),
+/// alternating which goes first, as one table per N, targets on the shims' memory, and
+/// `<section>.csv` (the columns plot-density.sh reads).
+pub fn sizes_side_by_side(
+    opts: &Options,
+    report: &mut Report,
+    (section, title): (&str, &str),
+    mut one: impl FnMut(usize, usize) -> (&'static str, Result<Outcome, NotAvailable>),
+) {
+    report.say(title);
     let mut csv =
         String::from("n,combo,start_all_s,remove_all_s,shim_rss_mib,shim_pss_mib,containerd_rss_mib,threads\n");
     for (k, &n) in opts.n.iter().enumerate() {
@@ -222,23 +256,20 @@ pub fn bench_density(opts: &Options, report: &mut Report) {
         let mut rows = vec![Vec::new(), Vec::new()];
         let mut totals = [None, None];
         for j in [k % 2, 1 - k % 2] {
-            let ctrd = start_containerd();
-            let combo = &combos(ctrd.dir())[j];
-            rows[j] = match density_one(&ctrd, combo, n, opts) {
+            let (name, outcome) = one(j, n);
+            rows[j] = match outcome {
                 Ok(o) => {
                     totals[j] = Some(o.mem);
-                    record(report, &mut csv, combo.name, n, &o)
+                    record(report, section, &mut csv, name, n, &o)
                 }
                 Err(e) => {
-                    let mut row = vec![combo.name.to_string(), format!("n/a: {e}")];
+                    let mut row = vec![name.to_string(), format!("n/a: {e}")];
                     row.resize(HEADER.len(), String::new());
                     row
                 }
             };
-            drop(ctrd);
-            reap_orphans();
         }
-        report.table(&format!("density, N = {n}"), &HEADER, &rows);
+        report.table(&format!("{section}, N = {n}"), &HEADER, &rows);
         let ratio = |f: fn(&Mem) -> u64| match totals {
             [Some(h), Some(g)] if f(&g) > 0 => Some(f(&h) as f64 / f(&g) as f64),
             _ => None,
@@ -246,7 +277,7 @@ pub fn bench_density(opts: &Options, report: &mut Report) {
         report.target("husk shims' total RSS / Go shims'", ratio(|m| m.rss_kb), 0.15, "×");
         report.target("husk shims' total PSS / Go shims'", ratio(|m| m.pss_kb), 0.15, "×");
     }
-    let path = report.dir().join("density.csv");
+    let path = report.dir().join(format!("{section}.csv"));
     if let Err(e) = std::fs::write(&path, csv) {
         eprintln!("husk-bench: failed to write {}: {e}", path.display());
     }
