@@ -14,6 +14,10 @@
 # --static-shim: bench the shim built static and non-PIE (crt-static, relocation-model=static;
 # 2.8 instead of 3.8 MiB RSS and half the private memory per container, see
 # docs/performance.md) instead of the default dynamic PIE build; husk stays as built.
+# --static-husk: also bench husk built as the .deb builds it (glibc static-pie, libseccomp
+# linked in; packaging/deb/build-deb.sh) beside the dynamic build, in the same interleaved
+# rounds of the `run` section (row "husk-static-pie"; see HUSK_BENCH_EXTRA in
+# tests/src/bin/husk_bench/runtime.rs).
 # Raw samples go to $CARGO_TARGET_DIR/bench-results/<time>/ (raw.csv, summary.json,
 # summary.md; density.csv for packaging/bench/plot-density.sh, smaps-*.txt, timeline-*.strace).
 set -euo pipefail
@@ -40,9 +44,21 @@ fi
 
 args=()
 static_shim=false
+static_husk=false
 for a in "$@"; do
-    if [[ $a == --static-shim ]]; then static_shim=true; else args+=("$a"); fi
+    case $a in
+        --static-shim) static_shim=true ;;
+        --static-husk) static_husk=true ;;
+        *) args+=("$a") ;;
+    esac
 done
+if $static_husk; then
+    triple=x86_64-unknown-linux-gnu
+    LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
+        RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release -p husk-runtime --target "$triple" --target-dir "$CARGO_TARGET_DIR/static"
+    export HUSK_BENCH_EXTRA="husk-static-pie=$CARGO_TARGET_DIR/static/$triple/release/husk${HUSK_BENCH_EXTRA:+;$HUSK_BENCH_EXTRA}"
+fi
 if $static_shim; then
     # A separate target dir: RUSTFLAGS apply to every crate, and a target triple keeps them
     # off build scripts and proc macros.

@@ -5,15 +5,24 @@
 //! container that execs `/proc/self/exe` (or a `#!/proc/self/exe` script) runs husk's own
 //! inode, and an ld.so.preload payload can reopen it for writing once husk exits. So the
 //! commands that spawn into a container (create, run, exec) first re-exec husk from a sealed
-//! memfd copy of itself (as runc 1.1's cloned_binary.c does): every child then runs from, and
-//! /proc/PID/exe names, an anonymous file that nobody can write, shrink or grow.
+//! view of itself, as runc does: every child then runs from, and /proc/PID/exe names, a file
+//! that nobody can write, shrink or grow.
 //!
-//! Cost: one copy of the binary into shmem (sendfile, in the kernel) and one execveat; the
-//! other commands (start, state, kill, delete, ...) never pay it.
+//! Two ways, tried in this order (runc 1.2's libcontainer/exeseal):
+//! - a read-only overlayfs over the binary's directory, detached (overlay.rs): no copy; exec
+//!   maps the page cache of the binary itself;
+//! - a sealed memfd copy (runc 1.1's cloned_binary.c), where overlayfs or fsopen(2) is
+//!   missing or refused (a user namespace): one copy of the binary into shmem per command.
+//!
+//! `HUSK_EXESEAL=overlay` or `=memfd` forces one of them (tests, and operators who want the
+//! copy, as runc's `org.opencontainers.runc.clone-self-exe` annotation allows). The other
+//! commands (start, state, kill, delete, ...) never re-exec.
+
+mod overlay;
 
 use crate::sys::{Context, SysError};
 use nix::errno::Errno;
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -30,26 +39,84 @@ pub fn needed_for(argv: &[OsString]) -> bool {
         .any(|a| SPAWNING_COMMANDS.iter().any(|c| a.as_bytes() == c.as_bytes()))
 }
 
-/// Whether this process already runs from a copy sealed by [`reexec_sealed`].
-pub fn running_from_sealed_copy() -> bool {
-    let Ok(exe) = std::fs::File::open("/proc/self/exe") else {
-        return false;
-    };
-    // SAFETY: F_GET_SEALS only reads the seals of a valid fd.
-    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    seals == SEALS
+/// Set by the re-exec from the overlay view: an overlay has no seals to read, unlike a memfd.
+/// Removed at once so that nothing husk starts inherits it, and believed only when
+/// /proc/self/exe really is on a read-only overlayfs.
+const SEALED_MARKER: &str = "_HUSK_SEALED_EXE";
+
+/// Picks the way: unset (overlay, else memfd), `overlay` (only), `memfd` (only).
+const MODE_VAR: &str = "HUSK_EXESEAL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealMode {
+    OverlayElseMemfd,
+    OverlayOnly,
+    MemfdOnly,
 }
 
-/// Replace this process with a sealed memfd copy of its own binary, same argv and environment.
-/// Returns only on failure.
+pub fn mode_from(value: Option<&OsStr>) -> Result<SealMode, SysError> {
+    match value.map(|v| v.as_bytes()) {
+        None | Some(b"") => Ok(SealMode::OverlayElseMemfd),
+        Some(b"overlay") => Ok(SealMode::OverlayOnly),
+        Some(b"memfd") => Ok(SealMode::MemfdOnly),
+        Some(other) => {
+            let shown = format!("{MODE_VAR}={} (want overlay or memfd)", String::from_utf8_lossy(other));
+            Err(SysError::new("use", shown, Errno::EINVAL))
+        }
+    }
+}
+
+/// Whether this process already runs from a view sealed by [`reexec_sealed`]. An error when
+/// the marker says it should but the check does not agree: re-exec'ing again would loop.
+pub fn running_from_sealed_copy() -> Result<bool, SysError> {
+    let marked = std::env::var_os(SEALED_MARKER).is_some();
+    std::env::remove_var(SEALED_MARKER);
+    let exe = std::fs::File::open("/proc/self/exe").ctx("open", "/proc/self/exe")?;
+    // SAFETY: F_GET_SEALS only reads the seals of a valid fd.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    // An overlay alone proves nothing: husk may be installed on a read-only overlay root.
+    let sealed = seals == SEALS || (marked && on_read_only_overlay(&exe));
+    match (sealed, marked) {
+        (true, _) => Ok(true),
+        (false, false) => Ok(false),
+        (false, true) => Err(SysError::new(
+            "verify the sealed view of husk",
+            "/proc/self/exe",
+            Errno::EROFS,
+        )),
+    }
+}
+
+fn on_read_only_overlay(file: &std::fs::File) -> bool {
+    use nix::sys::statfs::{fstatfs, OVERLAYFS_SUPER_MAGIC};
+    use nix::sys::statvfs::FsFlags;
+    fstatfs(file)
+        .is_ok_and(|st| st.filesystem_type() == OVERLAYFS_SUPER_MAGIC && st.flags().contains(FsFlags::ST_RDONLY))
+}
+
+/// Replace this process with a sealed view of its own binary, same argv and environment.
+/// Returns only on failure (of the last way tried).
 pub fn reexec_sealed(argv: &[OsString]) -> SysError {
+    let mode = match mode_from(std::env::var_os(MODE_VAR).as_deref()) {
+        Ok(mode) => mode,
+        Err(e) => return e,
+    };
+    if mode != SealMode::MemfdOnly {
+        let err = match overlay::sealed_view() {
+            Ok(view) => execveat_empty_path(&view, argv, Some(SEALED_MARKER)),
+            Err(e) => e,
+        };
+        if mode == SealMode::OverlayOnly {
+            return err;
+        }
+    }
     match sealed_copy() {
-        Ok(memfd) => execveat_empty_path(&memfd, argv),
+        Ok(memfd) => execveat_empty_path(&memfd, argv, None),
         Err(e) => e,
     }
 }
 
-/// The kernel names a process exec'd from a memfd "memfd:husk"; `ps`, and anyone looking at
+/// The kernel names a process exec'd from an fd after the fd's number, or "memfd:husk"; `ps`, and anyone looking at
 /// /proc/PID/comm, expect the name of the binary, as before the re-exec.
 pub fn restore_name(argv: &[OsString]) {
     let Some(arg0) = argv.first() else { return };
@@ -89,8 +156,9 @@ fn sealed_copy() -> Result<OwnedFd, SysError> {
     Ok(memfd)
 }
 
-/// execveat(fd, "", AT_EMPTY_PATH): the memfd is close-on-exec, which an ELF binary allows.
-fn execveat_empty_path(memfd: &OwnedFd, argv: &[OsString]) -> SysError {
+/// execveat(fd, "", AT_EMPTY_PATH), with `marker=1` added to the environment if given: the fd
+/// is close-on-exec, which an ELF binary allows.
+fn execveat_empty_path(exe: &OwnedFd, argv: &[OsString], marker: Option<&str>) -> SysError {
     let to_c = |s: &[u8]| CString::new(s).unwrap_or_default();
     let args: Vec<CString> = argv.iter().map(|a| to_c(a.as_bytes())).collect();
     let env: Vec<CString> = std::env::vars_os()
@@ -100,6 +168,7 @@ fn execveat_empty_path(memfd: &OwnedFd, argv: &[OsString]) -> SysError {
             kv.extend_from_slice(v.as_bytes());
             to_c(&kv)
         })
+        .chain(marker.map(|m| to_c(format!("{m}=1").as_bytes())))
         .collect();
     let mut argp: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argp.push(std::ptr::null());
@@ -109,14 +178,14 @@ fn execveat_empty_path(memfd: &OwnedFd, argv: &[OsString]) -> SysError {
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
-            memfd.as_raw_fd(),
+            exe.as_raw_fd(),
             c"".as_ptr(),
             argp.as_ptr(),
             envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         )
     };
-    SysError::new("execveat", "the sealed memfd copy of husk", Errno::last())
+    SysError::new("execveat", "the sealed view of husk", Errno::last())
 }
 
 #[cfg(test)]
@@ -152,5 +221,39 @@ mod tests {
         assert_eq!(file.set_len(1).unwrap_err().raw_os_error(), Some(libc::EPERM));
         let ours = std::fs::metadata("/proc/self/exe").unwrap().len();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), ours);
+    }
+
+    #[test]
+    fn the_mode_variable_picks_the_way_or_is_refused() {
+        assert_eq!(mode_from(None).unwrap(), SealMode::OverlayElseMemfd);
+        assert_eq!(mode_from(Some(OsStr::new(""))).unwrap(), SealMode::OverlayElseMemfd);
+        assert_eq!(mode_from(Some(OsStr::new("overlay"))).unwrap(), SealMode::OverlayOnly);
+        assert_eq!(mode_from(Some(OsStr::new("memfd"))).unwrap(), SealMode::MemfdOnly);
+        let err = mode_from(Some(OsStr::new("copy"))).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "failed to use HUSK_EXESEAL=copy (want overlay or memfd): invalid argument"
+        );
+    }
+
+    /// Needs root (overlayfs), as the e2e tests do.
+    #[test]
+    fn the_overlay_view_is_the_binary_read_only_and_detached() {
+        let view = overlay::sealed_view().expect("overlayfs and fsopen are available here");
+        let path = format!("/proc/self/fd/{}", view.as_raw_fd());
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(on_read_only_overlay(&file));
+        // The same bytes as the binary running, without a copy.
+        assert!(std::fs::read(&path).unwrap() == std::fs::read("/proc/self/exe").unwrap());
+        let write = std::fs::OpenOptions::new().write(true).open(&path);
+        assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS));
+        // Detached: no mount of this process's namespace is an overlay of the binary.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let dir = exe.parent().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            !mountinfo.lines().any(|l| l.contains(" overlay ") && l.contains(&dir)),
+            "{mountinfo}"
+        );
     }
 }

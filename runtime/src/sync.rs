@@ -5,9 +5,10 @@
 //!   parent (husk create)                         child (container init)
 //!   clone3(CLONE_NEW*) ───────────────────────▶  born in its new namespaces
 //!   [write uid_map/gid_map]                      blocks in recv()
-//!   [add child to cgroup]
-//!   Proceed ──────────────────────────────────▶  join namespaces by path, unshare cgroupns,
-//!                                                hostname, mounts, devices
+//!   Proceed ──────────────────────────────────▶  join namespaces by path, hostname,
+//!   [add child to cgroup]                        mounts, devices (meanwhile)
+//!   CgroupJoined ─────────────────────────────▶  awaited before unshare(cgroupns) when
+//!                                                there is one, else after the mounts
 //!                                    ◀──────────  RunHooks          (only when hooks exist)
 //!   [prestart + createRuntime hooks]
 //!   HooksDone { state } ──────────────────────▶  [createContainer hooks], pivot_root,
@@ -63,6 +64,9 @@ use std::os::unix::net::UnixStream;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToChild {
     Proceed,
+    /// `husk create`: the init is in every cgroup. Sent after Proceed, so the init mounts
+    /// while the parent waits out the cgroup attach (an RCU grace period on a busy host).
+    CgroupJoined,
     /// `state`: the OCI state JSON (status creating, the init's pid as the host sees it) for
     /// the hooks the init runs itself: createContainer and startContainer.
     HooksDone {

@@ -15,6 +15,8 @@ pub struct Runtime {
     bin: PathBuf,
     root: TempDir,
     timeout: Duration,
+    /// Set on every command (e.g. husk's `HUSK_EXESEAL`), the cleanup's included.
+    envs: Vec<(String, String)>,
 }
 
 impl Runtime {
@@ -24,6 +26,7 @@ impl Runtime {
             bin: bin.into(),
             root: TempDir::new("root"),
             timeout: Duration::from_secs(30),
+            envs: Vec::new(),
         }
     }
 
@@ -42,6 +45,11 @@ impl Runtime {
         self
     }
 
+    pub fn with_env(mut self, key: &str, value: &str) -> Runtime {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn bin(&self) -> &Path {
         &self.bin
     }
@@ -55,6 +63,7 @@ impl Runtime {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -231,3 +231,47 @@ fn events_stats_report_memory_and_pids() {
     assert_eq!(event["data"]["pids"]["current"], 1, "{event}");
     assert_eq!(event["data"]["pids"]["limit"], 20, "{event}");
 }
+
+/// `/proc/self/cgroup` as the container's process sees it first thing, with or without a
+/// cgroup namespace: (hierarchy, path) per line, the unified `0::` line left out (this host's
+/// cgroup2 has no controller that runc or husk joins in a way that tells them apart).
+fn first_sight_of_own_cgroups(rt: &Runtime, cgroupns: bool) -> (Vec<(String, String)>, String) {
+    let mut bundle = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    if cgroupns {
+        bundle.config_mut()["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(json!({ "type": "cgroup" }));
+    }
+    bundle.save();
+    let out = run_ok(rt, &bundle);
+    let lines = out
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (!ctrl.is_empty()).then(|| (ctrl.to_owned(), path.to_owned()))
+        })
+        .collect();
+    (lines, bundle.cgroups_path())
+}
+
+/// The init joins its cgroups while it mounts (sync.rs: Proceed, then CgroupJoined); what runs
+/// where must not change: the process is in the container's cgroup of every v1 hierarchy
+/// from its first instruction, and a cgroup namespace is rooted there (every path `/`), as
+/// with runc.
+#[test]
+fn the_process_starts_in_its_cgroups_and_a_cgroup_namespace_is_rooted_there() {
+    for (name, rt) in [("husk", Runtime::husk()), ("runc", Runtime::runc())] {
+        let (lines, cg) = first_sight_of_own_cgroups(&rt, false);
+        assert!(lines.len() >= 5, "{name}: {lines:?}");
+        for (ctrl, path) in &lines {
+            assert_eq!(path, &cg, "{name}: {ctrl} without a cgroup namespace: {lines:?}");
+        }
+        let (lines, _) = first_sight_of_own_cgroups(&rt, true);
+        assert!(lines.len() >= 5, "{name}: {lines:?}");
+        for (ctrl, path) in &lines {
+            assert_eq!(path, "/", "{name}: {ctrl} in a cgroup namespace: {lines:?}");
+        }
+    }
+}

@@ -26,8 +26,13 @@ fn copy_of(bin: &Path, dir: &TempDir) -> PathBuf {
     copy
 }
 
-fn husk_copy(dir: &TempDir) -> Runtime {
-    Runtime::new(copy_of(&husk_bin(), dir))
+/// The two ways husk seals its binary before it spawns into a container (cloned_binary.rs):
+/// the detached read-only overlay (the default) and the memfd copy (its fallback); every
+/// attack runs against both.
+const SEAL_MODES: [&str; 2] = ["overlay", "memfd"];
+
+fn husk_copy(dir: &TempDir, seal_mode: &str) -> Runtime {
+    Runtime::new(copy_of(&husk_bin(), dir)).with_env("HUSK_EXESEAL", seal_mode)
 }
 
 fn runc_copy(dir: &TempDir) -> Runtime {
@@ -140,10 +145,12 @@ fn overwrite_via_exec(rt: &Runtime, original: &Path, tmp: &TempDir) {
     assert_eq!(verdict.trim(), "resisted");
 }
 
-/// `attack` on a copy of husk, then on a copy of runc (the control).
+/// `attack` on a copy of husk (each seal mode), then on a copy of runc (the control).
 fn on_husk_then_runc(attack: fn(&Runtime, &Path, &TempDir)) {
-    let tmp = TempDir::new("sec-exe");
-    attack(&husk_copy(&tmp), &husk_bin(), &tmp);
+    for mode in SEAL_MODES {
+        let tmp = TempDir::new("sec-exe");
+        attack(&husk_copy(&tmp, mode), &husk_bin(), &tmp);
+    }
     let runc_tmp = TempDir::new("sec-exe");
     attack(&runc_copy(&runc_tmp), Path::new("/usr/sbin/runc"), &runc_tmp);
 }
@@ -289,17 +296,80 @@ fn assert_exec_children_unreachable(rt: &Runtime, original: &Path, tmp: &TempDir
     report
 }
 
-/// husk goes further than runc here: its exec process runs from a memfd, so the container never
-/// even sees the binary's inode (runc 1.1 shows its read-only bind clone, same inode).
+/// husk goes further than runc here: its exec process runs from a sealed view (a memfd: its own
+/// inode; the detached overlay: its own st_dev), so the container never even sees the binary's
+/// inode (runc 1.1 shows its read-only bind clone, same inode).
 fn assert_binary_never_seen(report: &str) {
     assert!(!report.contains("exe-is-binary"), "{report}");
 }
 
 #[test]
 fn security_exec_child_is_never_visible_outside_the_container() {
-    let tmp = TempDir::new("sec-exe");
-    let report = assert_exec_children_unreachable(&husk_copy(&tmp), &husk_bin(), &tmp);
-    assert_binary_never_seen(&report);
+    for mode in SEAL_MODES {
+        let tmp = TempDir::new("sec-exe");
+        let report = assert_exec_children_unreachable(&husk_copy(&tmp, mode), &husk_bin(), &tmp);
+        assert_binary_never_seen(&report);
+    }
     let runc_tmp = TempDir::new("sec-exe");
     assert_exec_children_unreachable(&runc_copy(&runc_tmp), Path::new("/usr/sbin/runc"), &runc_tmp);
+}
+
+/// Where a created container's init runs from, seen from the host while it waits for
+/// `start`: never a writable file. runc 1.1.5 runs its init from a read-only bind mount of
+/// its binary (the same inode, EROFS); husk goes further and never shows the binary's own
+/// (st_dev, st_ino): the detached read-only overlay (the default; own st_dev, EROFS) or, with
+/// HUSK_EXESEAL=memfd, a sealed memfd copy. Returns the exe's (st_dev, st_ino) and fs type.
+fn init_exe_of_created_container(rt: &Runtime) -> ((u64, u64), i64) {
+    let bundle = sh_bundle("true");
+    let pid = create_ok(rt, &bundle);
+    let exe = format!("/proc/{pid}/exe");
+    let seen = std::fs::metadata(&exe).unwrap();
+    let write = std::fs::OpenOptions::new().write(true).open(&exe);
+    assert!(
+        write.is_err(),
+        "{}: the init's executable opened for writing",
+        rt.bin().display()
+    );
+    let fs_type = fs_type_of(&std::fs::File::open(&exe).unwrap());
+    rt.run_ok(&["delete", "--force", bundle.id()]);
+    ((seen.dev(), seen.ino()), fs_type)
+}
+
+fn dev_ino(path: &Path) -> (u64, u64) {
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.dev(), meta.ino())
+}
+
+fn fs_type_of(file: &std::fs::File) -> i64 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fstatfs fills a zeroed plain-data struct for a valid fd.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) }, 0);
+    st.f_type
+}
+
+#[test]
+fn security_init_runs_from_a_sealed_view_of_the_binary() {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let tmp = TempDir::new("sec-exe");
+    let rt = husk_copy(&tmp, "overlay");
+    let (file, fs_type) = init_exe_of_created_container(&rt);
+    assert_eq!(fs_type, OVERLAYFS_SUPER_MAGIC, "husk, overlay");
+    assert_ne!(
+        file,
+        dev_ino(rt.bin()),
+        "husk, overlay: the init runs the binary itself"
+    );
+    let rt = husk_copy(&tmp, "memfd");
+    let (file, fs_type) = init_exe_of_created_container(&rt);
+    assert_ne!(fs_type, OVERLAYFS_SUPER_MAGIC, "husk, memfd");
+    assert_ne!(file, dev_ino(rt.bin()), "husk, memfd: the init runs the binary itself");
+    let bad = husk_copy(&tmp, "bogus").run(&["create", "--bundle", "/nonexistent", "x"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim(),
+        "husk: failed to use HUSK_EXESEAL=bogus (want overlay or memfd): invalid argument"
+    );
+    let runc_tmp = TempDir::new("sec-exe");
+    init_exe_of_created_container(&runc_copy(&runc_tmp));
 }

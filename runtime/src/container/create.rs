@@ -157,10 +157,14 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
     }
     // Read now, while the child waits for Proceed: a foreground `run` may exec and exit at once.
     let pid_start_time = process_start_time(pid).ok_or_else(|| Error::Init("exited right after clone".into()))?;
+    // The init sets up its mounts while we join the cgroups; it waits for CgroupJoined before
+    // anything that depends on membership (its cgroup namespace, the hooks, execve).
+    parent_chan.send(&ToChild::Proceed)?;
     if !born_in_cgroup {
         join_cgroup(&cgroup, id, pid, linux, &spec, &mut undo)?;
     }
-    parent_chan.send(&ToChild::Proceed)?;
+    // A child that already failed has sent why: the handshake reads it, whatever this says.
+    let _ = parent_chan.send(&ToChild::CgroupJoined);
     trace.mark("id maps, join cgroup");
 
     let saved = SavedState {

@@ -146,6 +146,8 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     }
     let new_cgroupns = namespaces::creates(&ns_list, LinuxNamespaceType::Cgroup);
     if new_cgroupns {
+        // Rooted at the container's cgroup: only once the parent has put us there.
+        expect(chan, ToChild::CgroupJoined)?;
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare", "cgroup namespace")?;
     }
     set_names(spec, &ns_list)?;
@@ -164,6 +166,11 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
             bind_sources: &plan.bind_sources,
         })?;
         trace.mark("mounts and devices");
+    }
+    if !new_cgroupns {
+        // The mounts ran while the parent joined the cgroups; from here on (hooks, execve)
+        // the init must be in them.
+        expect(chan, ToChild::CgroupJoined)?;
     }
     let mut hook_state = None;
     if plan.hooks_handshake {

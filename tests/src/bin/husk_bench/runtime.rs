@@ -18,18 +18,21 @@ const CRUN: &str = "/usr/bin/crun";
 
 /// A runc-compatible runtime with its own state root and bundles.
 struct Contender {
-    name: &'static str,
+    name: String,
     argv: Vec<OsString>,
+    /// Set on every command of this contender only (e.g. `HUSK_EXESEAL=memfd`).
+    envs: Vec<(String, String)>,
     root: TempDir,
     true_bundle: Bundle,
     sleep_bundle: Bundle,
 }
 
 impl Contender {
-    fn new(name: &'static str, argv: Vec<OsString>) -> Contender {
+    fn new(name: &str, argv: Vec<OsString>) -> Contender {
         Contender {
-            name,
+            name: name.to_owned(),
             argv,
+            envs: Vec::new(),
             root: TempDir::new(&format!("root-{name}")),
             true_bundle: bench_bundle(&["/bin/true"]),
             sleep_bundle: bench_bundle(&["sleep", "100000"]),
@@ -40,6 +43,7 @@ impl Contender {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]).arg("--root").arg(self.root.path()).args(args);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -87,23 +91,49 @@ fn bench_bundle(args: &[&str]) -> Bundle {
 }
 
 /// husk, runc, crun: whichever exist; a missing one becomes an n/a row. All run as they
-/// are, in the harness's mount namespace (see `measure::enter_fair_field`).
+/// are, in the harness's mount namespace (see `measure::enter_fair_field`). Then the extra
+/// husk builds or settings of [`EXTRA_VAR`].
 fn contenders() -> (Vec<Contender>, Vec<Series>) {
     let husk = husk_e2e::target_dir().join("husk");
     let mut list = Vec::new();
     let mut missing = Vec::new();
-    for (name, bin) in [
-        ("husk", husk),
-        ("runc", PathBuf::from(RUNC)),
-        ("crun", PathBuf::from(CRUN)),
-    ] {
+    let extras = extra_contenders(&std::env::var(EXTRA_VAR).unwrap_or_default());
+    let fixed = [
+        ("husk".to_owned(), husk, Vec::new()),
+        ("runc".to_owned(), PathBuf::from(RUNC), Vec::new()),
+        ("crun".to_owned(), PathBuf::from(CRUN), Vec::new()),
+    ];
+    for (name, bin, envs) in fixed.into_iter().chain(extras) {
         if bin.is_file() {
-            list.push(Contender::new(name, vec![bin.into_os_string()]));
+            let mut c = Contender::new(&name, vec![bin.into_os_string()]);
+            c.envs = envs;
+            list.push(c);
         } else {
-            missing.push(Series::unavailable(name, NotAvailable::Missing { path: bin }));
+            missing.push(Series::unavailable(&name, NotAvailable::Missing { path: bin }));
         }
     }
     (list, missing)
+}
+
+/// More contenders, each compared with husk: `NAME=PATH[:KEY=VALUE...]`, separated by `;`,
+/// e.g. `husk-memfd=target/release/husk:HUSK_EXESEAL=memfd;husk-static=/tmp/static/husk`
+/// (an A/B of two builds or two settings in one interleaved run).
+const EXTRA_VAR: &str = "HUSK_BENCH_EXTRA";
+
+type ExtraContender = (String, PathBuf, Vec<(String, String)>);
+
+fn extra_contenders(spec: &str) -> Vec<ExtraContender> {
+    spec.split(';')
+        .filter_map(|one| {
+            let (name, rest) = one.trim().split_once('=')?;
+            let mut parts = rest.split(':');
+            let path = PathBuf::from(parts.next()?);
+            let envs = parts
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+                .collect();
+            Some((name.to_owned(), path, envs))
+        })
+        .collect()
 }
 
 /// One timed `run` of /bin/true, cleaned up if it failed.
@@ -134,7 +164,7 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
     report.say("\n## 1. runtime `run` of /bin/true (create + start + wait + delete)");
     report.say(&format!("load at start: {}", load_line()));
     let (list, missing) = contenders();
-    let mut series: Vec<Series> = list.iter().map(|c| Series::new(c.name)).collect();
+    let mut series: Vec<Series> = list.iter().map(|c| Series::new(&c.name)).collect();
     series.extend(FLOORS.iter().map(|f| Series::new(f)));
     let n = series.len();
     for round in 0..opts.runs + opts.warmup {
@@ -163,20 +193,32 @@ pub fn bench_run(opts: &Options, report: &mut Report, timer: &Timer) {
         (Some(floor_i), None),
     ] {
         let Some(o) = other.map(|i| &series[i]) else { continue };
-        let (wall, paired) = (ratio(husk, o), paired_ratio(husk, o));
-        let cpu = husk.cpu_median().zip(o.cpu_median()).map(|(a, b)| a / b);
-        let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "n/a".into());
-        report.say(&format!(
-            "husk / {}: medians {}, per-round pairs (median) {}, CPU {}",
-            o.name,
-            fmt(wall),
-            fmt(paired),
-            fmt(cpu)
-        ));
+        say_ratio(report, husk, o);
         if let Some(limit) = limit {
-            report.target(&format!("husk run / {} run", o.name), wall, limit, "×");
+            report.target(&format!("husk run / {} run", o.name), ratio(husk, o), limit, "×");
         }
     }
+    let is_extra = |c: &&Contender| !["husk", "runc", "crun"].contains(&c.name.as_str());
+    for extra in list.iter().filter(is_extra) {
+        if let Some(i) = find(&extra.name) {
+            say_ratio(report, &series[i], husk);
+        }
+    }
+}
+
+/// `a / b: medians, per-round pairs (median), CPU`.
+fn say_ratio(report: &mut Report, a: &Series, b: &Series) {
+    let (wall, paired) = (ratio(a, b), paired_ratio(a, b));
+    let cpu = a.cpu_median().zip(b.cpu_median()).map(|(x, y)| x / y);
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "n/a".into());
+    report.say(&format!(
+        "{} / {}: medians {}, per-round pairs (median) {}, CPU {}",
+        a.name,
+        b.name,
+        fmt(wall),
+        fmt(paired),
+        fmt(cpu)
+    ));
 }
 
 /// One create/start/delete cycle of /bin/true; the three times in ms.
@@ -226,11 +268,11 @@ pub fn bench_lifecycle(opts: &Options, report: &mut Report, timer: &Timer) {
     report.say("\n## 2. runtime create / start / delete / exec, timed apart");
     let (list, missing) = contenders();
     report.say(&format!("load at start: {}", load_line()));
-    let names: Vec<&str> = list.iter().map(|c| c.name).collect();
+    let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
     let mut verbs: Vec<Vec<Series>> = (0..4).map(|_| names.iter().map(|n| Series::new(n)).collect()).collect();
     for (i, c) in list.iter().enumerate() {
         if let Err(e) = start_sleeper(c, timer, "sleeper") {
-            verbs[3][i] = Series::unavailable(c.name, e);
+            verbs[3][i] = Series::unavailable(&c.name, e);
         }
     }
     for round in 0..opts.runs + opts.warmup {
