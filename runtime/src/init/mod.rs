@@ -116,19 +116,33 @@ fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, InitError> {
         unsafe { libc::close(plan.lock_fd) };
     }
     // CVE-2019-5736: nothing in the container may open /proc/<init>/exe while it is still husk.
+    let mut joined = false;
     let result = nix::sys::prctl::set_dumpable(false)
         .ctx("set", "PR_SET_DUMPABLE")
         .map_err(InitError::from)
         .and_then(|()| expect(chan, ToChild::Proceed))
-        .and_then(|()| setup_after_proceed(plan, chan));
+        .and_then(|()| setup_after_proceed(plan, chan, &mut joined));
     if let Err(ref err) = result {
+        if !joined && !matches!(err, InitError::ParentGone | InitError::Unexpected(_)) {
+            // The parent sends CgroupJoined whatever happens here (or closes the channel).
+            // Exiting with it unread would reset the connection, and the parent would report
+            // "connection reset by peer" instead of this error.
+            let _ = expect(chan, ToChild::CgroupJoined);
+        }
         // Report here, while the channel is ours; run() then only exits.
         let _ = chan.send(&FromChild::Failed { msg: err.to_string() });
     }
     result
 }
 
-fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, InitError> {
+/// Waits until the parent has put the init in every cgroup (sync.rs: CgroupJoined).
+fn await_cgroup_joined(chan: &mut Channel, joined: &mut bool) -> Result<(), InitError> {
+    expect(chan, ToChild::CgroupJoined)?;
+    *joined = true;
+    Ok(())
+}
+
+fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel, joined: &mut bool) -> Result<Prepared, InitError> {
     let spec = &plan.spec;
     let linux = spec.linux().as_ref();
     let ns_list = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default();
@@ -147,7 +161,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     let new_cgroupns = namespaces::creates(&ns_list, LinuxNamespaceType::Cgroup);
     if new_cgroupns {
         // Rooted at the container's cgroup: only once the parent has put us there.
-        expect(chan, ToChild::CgroupJoined)?;
+        await_cgroup_joined(chan, joined)?;
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare", "cgroup namespace")?;
     }
     set_names(spec, &ns_list)?;
@@ -170,7 +184,7 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, 
     if !new_cgroupns {
         // The mounts ran while the parent joined the cgroups; from here on (hooks, execve)
         // the init must be in them.
-        expect(chan, ToChild::CgroupJoined)?;
+        await_cgroup_joined(chan, joined)?;
     }
     let mut hook_state = None;
     if plan.hooks_handshake {
