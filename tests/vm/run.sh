@@ -165,7 +165,7 @@ timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-1800}" \
     </dev/null >"$console" 2>&1 || status=$?
 log "qemu exited with status $status after ${SECONDS}s"
 
-grep -a '^vm-\(test\|bench\): ' "$console" | tr -d '\r' || true
+grep -a '^vm-\(test\|bench\|time\): ' "$console" | tr -d '\r' || true
 summary=$(grep -a '^vm-summary: ' "$console" | tr -d '\r' | tail -1 || true)
 if [[ -z $summary ]]; then
     echo "tests/vm/run.sh: no result from the guest; the console's last lines:" >&2

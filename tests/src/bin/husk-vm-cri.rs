@@ -124,27 +124,31 @@ struct Parent {
 }
 
 impl Parent {
-    /// LinuxPodSandboxConfig.cgroup_parent as the kubelet sends it for a BestEffort pod: with
-    /// the systemd driver the pod's slice name (systemd's escaping turns the uid's dashes into
-    /// underscores), with cgroupfs the path.
+    /// LinuxPodSandboxConfig.cgroup_parent as the kubelet sends it for a BestEffort pod. With
+    /// the systemd driver, its CgroupName{kubepods, besteffort, pod<uid>}.ToSystemd(): the uid's
+    /// dashes escaped to underscores, the slice expanded to its full path; with cgroupfs the path.
     fn cgroup_parent(&self) -> String {
         match self.driver {
-            Driver::Systemd => format!("kubepods-besteffort-pod{}.slice", self.uid.replace('-', "_")),
+            Driver::Systemd => format!("/kubepods.slice/kubepods-besteffort.slice/{}", self.slice()),
             Driver::Cgroupfs => format!("/kubepods/besteffort/pod{}", self.uid),
         }
     }
 
-    /// The cgroup of container (or sandbox) `id`, from the hierarchy's root. From a parent
-    /// ending in `.slice` containerd makes the cgroupsPath `<slice>:cri-containerd:<id>`, and
-    /// the runtime nests the slice by its dashes and names the scope `cri-containerd-<id>`.
+    /// The pod's slice unit (systemd driver).
+    fn slice(&self) -> String {
+        format!("kubepods-besteffort-pod{}.slice", self.uid.replace('-', "_"))
+    }
+
+    /// The cgroup of container (or sandbox) `id`, from the hierarchy's root. containerd takes
+    /// the parent's last element and, when it ends in `.slice`, makes the cgroupsPath
+    /// `<slice>:cri-containerd:<id>`; the runtime nests the slice by its dashes again and
+    /// names the scope `cri-containerd-<id>`. With cgroupfs it is `<parent>/<id>`.
     fn container_cgroup(&self, id: &str) -> String {
+        let parent = self.cgroup_parent();
+        let parent = parent.trim_start_matches('/');
         match self.driver {
-            Driver::Systemd => format!(
-                "kubepods.slice/kubepods-besteffort.slice/{}/{}",
-                self.cgroup_parent(),
-                scope(id)
-            ),
-            Driver::Cgroupfs => format!("{}/{id}", self.cgroup_parent().trim_start_matches('/')),
+            Driver::Systemd => format!("{parent}/{}", scope(id)),
+            Driver::Cgroupfs => format!("{parent}/{id}"),
         }
     }
 
@@ -152,7 +156,7 @@ impl Parent {
     fn remove(&self) {
         match self.driver {
             Driver::Systemd => {
-                let _ = Command::new("systemctl").arg("stop").arg(self.cgroup_parent()).status();
+                let _ = Command::new("systemctl").arg("stop").arg(self.slice()).status();
             }
             Driver::Cgroupfs => {
                 husk_e2e::remove_cgroup(&self.cgroup_parent());

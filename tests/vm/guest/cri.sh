@@ -37,7 +37,7 @@ TOML
 cri_pod() { timeout -k 5 300 husk-vm-cri "$1" "$2" --socket "$CRI_SOCKET"; }
 
 cri_checks() {
-    local handler
+    local handler start=$SECONDS
     check "CRI: containerd configured as an operator would (runc and husk handlers, SystemdCgroup = true)" \
         cri_setup_as_an_operator || return
     for handler in runc husk; do
@@ -45,4 +45,5 @@ cri_checks() {
             cri_pod pod "$handler"
         check "CRI: a container OOM-killed past its memory limit has reason OOMKilled [$handler]" cri_pod oom "$handler"
     done
+    CRI_SECONDS=$((SECONDS - start))
 }

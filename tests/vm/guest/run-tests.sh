@@ -320,5 +320,6 @@ if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
 else
     v1_checks
 fi
+echo "vm-time: the guest's checks took ${SECONDS}s (the CRI checks ${CRI_SECONDS:-?}s)"
 
 echo "vm-summary: $pass passed, $fail failed, $todo todo"
