@@ -141,6 +141,9 @@ ln -sf /etc/systemd/system/husk-vm-tests.service "$root/etc/systemd/system/multi
 # The serial getty would hang up the console the tests write to.
 ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
 echo husk-vm >"$root/etc/hostname"
+# mmdebstrap's minbase has no /etc/hosts; CRI copies the node's into every pod sandbox and
+# fails RunPodSandbox without one ("open /etc/hosts: no such file or directory").
+printf '127.0.0.1\tlocalhost\n127.0.1.1\thusk-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 # The containers' rootfs: busybox-static and its applets.
 rootfs=$root/opt/husk/rootfs
 mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
