@@ -369,18 +369,30 @@ fn nothing_left(opts: &Options, parent: &Parent, ids: &[String]) -> Check {
 }
 
 /// A container limited to [`OOM_LIMIT`] allocates 64 MiB: it is OOM-killed, and CRI says so
-/// (reason OOMKilled, from the shim's TaskOOM event before the exit; exit code 137).
+/// (reason OOMKilled, set when the shim's TaskOOM event arrives; exit code 137).
 fn oom_killed_reason(cri: &CriClient, opts: &Options) -> Check {
     let mut pod = Pod::run(cri, opts, "vmcri-oom")?;
-    // The shims watch the cgroup once Start has returned: allocate only after that.
-    let script = "sleep 2; exec dd if=/dev/zero of=/dev/null bs=64M count=1";
+    // Both shims start watching the cgroup in Start, after the task runs: the container
+    // allocates only once an ExecSync, which comes after StartContainer returned, says go.
+    let script = "while [ ! -e /oom-go ]; do sleep 0.1; done; exec dd if=/dev/zero of=/dev/null bs=64M count=1";
     let id = pod.start("oom", script, Some(Proto::new().varint(4, OOM_LIMIT)))?;
+    let go = cri.exec_sync(&id, &["touch", "/oom-go"], 20);
+    if go.exit_code != 0 {
+        return Err(format!("ExecSync touch /oom-go: {go:?}"));
+    }
     let mut status = Vec::new();
     let exited = wait_until(Duration::from_secs(60), || {
         status = cri.container_status(&id).unwrap_or_default();
         varint_field(&status, 3) == CONTAINER_EXITED
     });
-    let reason = String::from_utf8_lossy(&bytes_field(&status, 10)).into_owned();
+    // CRI handles the exit and the OOM events in the order they come, and sets the reason
+    // whenever the OOM one does: give a late one a few seconds.
+    let reason = |status: &[u8]| String::from_utf8_lossy(&bytes_field(status, 10)).into_owned();
+    wait_until(Duration::from_secs(5), || {
+        status = cri.container_status(&id).unwrap_or_default();
+        reason(&status) == "OOMKilled"
+    });
+    let reason = reason(&status);
     let exit_code = varint_field(&status, 7) as u32 as i32;
     println!("ContainerStatus: exited {exited}, exit code {exit_code}, reason {reason}");
     pod.remove()?;
