@@ -34,7 +34,14 @@ TOML
 
 # husk-vm-cri pod|oom <handler>: the kubelet's pod with cgroupParent
 # kubepods-besteffort-pod<uid>.slice, or the OOM-killed container.
-cri_pod() { timeout -k 5 300 husk-vm-cri "$1" "$2" --socket "$CRI_SOCKET"; }
+# On a failure, what containerd and the shims logged about OOM and cgroups.
+cri_pod() {
+    local since
+    since=$(date '+%Y-%m-%d %H:%M:%S')
+    timeout -k 5 300 husk-vm-cri "$1" "$2" --socket "$CRI_SOCKET" && return
+    journalctl -u containerd --since "$since" --no-pager | grep -i 'oom\|cgroup\|level=error' | tail -8
+    return 1
+}
 
 cri_checks() {
     local handler start=$SECONDS
