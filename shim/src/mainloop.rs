@@ -121,14 +121,20 @@ impl MainLoop {
             server.collect_finished();
             let oom_ready = &ready[2 + n_served..];
             for ((eventfd, watch), _) in oom.iter().zip(oom_ready).filter(|(_, r)| **r) {
-                // An eventfd (v1) reads 8 bytes; an inotify fd (v2) needs room for its events.
-                let mut count = [0u8; 256];
-                let _ = (&**eventfd).read(&mut count);
+                // An eventfd (v1) reads 8 bytes, its notification count; an inotify fd (v2)
+                // needs room for its events.
+                let mut buf = [0u8; 256];
+                let n = (&**eventfd).read(&mut buf).unwrap_or(0);
+                let signals = match buf[..8].try_into() {
+                    Ok(count) if n == 8 => u64::from_ne_bytes(count),
+                    _ => 0,
+                };
                 // The last notification comes when the cgroup goes away: stop watching it.
                 if watch.gone() {
                     self.lock().oom.retain(|(fd, _)| !Arc::ptr_eq(fd, eventfd));
+                    watch.removed(signals);
                 } else {
-                    watch.check();
+                    watch.signalled();
                 }
             }
             server.answer_waits();

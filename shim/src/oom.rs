@@ -8,7 +8,7 @@
 use std::fs::{self, File};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use containerd_shim::protos::events::task::TaskOOM;
@@ -24,6 +24,11 @@ pub struct OomWatch {
     control_path: PathBuf,
     reported: Arc<AtomicU64>,
     events: EventSender,
+    /// v1 (an eventfd on memory.oom_control), whose reads count notifications.
+    v1: bool,
+    /// v1: the eventfd fired for an OOM that `oom_kill` did not show yet (the kernel notifies
+    /// before it kills), so it is still to be reported.
+    notified: AtomicBool,
 }
 
 impl OomWatch {
@@ -35,16 +40,41 @@ impl OomWatch {
     /// Publishes TaskOOM once per new `oom_kill` count. The exit path calls it too, before
     /// TaskExit: the v1 notification is skipped when another task holds the memcg's OOM lock,
     /// and CRI needs the OOM event before the exit to say "OOMKilled".
-    pub fn check(&self) {
+    pub fn check(&self) -> bool {
         let count = oom_kill_count(&self.control_path);
         let seen = self.reported.fetch_max(count, Ordering::SeqCst);
-        if count > seen || (count == 0 && under_oom(&self.control_path)) {
-            let event = TaskOOM {
-                container_id: self.id.clone(),
-                ..Default::default()
-            };
-            self.events.send(TASK_OOM_EVENT_TOPIC, event);
+        let new_oom = count > seen || (count == 0 && under_oom(&self.control_path));
+        if new_oom {
+            self.publish();
         }
+        new_oom
+    }
+
+    /// The watch fd became readable while the cgroup exists.
+    pub fn signalled(&self) {
+        if !self.check() && self.v1 {
+            self.notified.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The cgroup is gone; `signals` is what the v1 eventfd counted since its last read: one
+    /// per OOM notification and one for the removal. systemd removes an empty scope's cgroup
+    /// as soon as its last process, the OOM-killed init, exits: often before `oom_kill` could
+    /// be read (seen in the v1 + systemd VM). An OOM notified and not yet reported is
+    /// reported now.
+    pub fn removed(&self, signals: u64) {
+        if self.v1 && (signals > 1 || self.notified.load(Ordering::SeqCst)) {
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        self.notified.store(false, Ordering::SeqCst);
+        let event = TaskOOM {
+            container_id: self.id.clone(),
+            ..Default::default()
+        };
+        self.events.send(TASK_OOM_EVENT_TOPIC, event);
     }
 }
 
@@ -80,6 +110,8 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
         control_path,
         reported,
         events,
+        v1: true,
+        notified: AtomicBool::new(false),
     });
     Ok((watch, eventfd))
 }
@@ -93,6 +125,8 @@ fn watch_v2(id: &str, events_path: &Path, events: EventSender) -> Result<(Arc<Oo
         control_path: events_path.to_path_buf(),
         reported,
         events,
+        v1: false,
+        notified: AtomicBool::new(false),
     });
     Ok((watch, inotify))
 }
@@ -149,5 +183,38 @@ mod tests {
         assert!(fd.read(&mut buf).unwrap() > 0);
         assert_eq!(oom_kill_count(&path), 1);
         fs::remove_file(&path).unwrap();
+    }
+
+    fn v1_watch_of_a_removed_cgroup() -> (OomWatch, std::sync::mpsc::Receiver<crate::events::Event>) {
+        let (events, rx) = EventSender::for_test();
+        let watch = OomWatch {
+            id: "c1".into(),
+            control_path: PathBuf::from("/nonexistent/husk-test/memory.oom_control"),
+            reported: Arc::new(AtomicU64::new(0)),
+            events,
+            v1: true,
+            notified: AtomicBool::new(false),
+        };
+        assert!(watch.gone());
+        (watch, rx)
+    }
+
+    #[test]
+    fn an_oom_notified_with_the_removal_is_reported() {
+        let (watch, rx) = v1_watch_of_a_removed_cgroup();
+        watch.removed(1);
+        assert!(rx.try_recv().is_err(), "the removal alone is no OOM");
+        watch.removed(2);
+        assert!(rx.try_recv().is_ok(), "OOM + removal in one read");
+    }
+
+    #[test]
+    fn an_oom_notified_before_the_kill_counted_is_reported_on_removal() {
+        let (watch, rx) = v1_watch_of_a_removed_cgroup();
+        watch.notified.store(true, Ordering::SeqCst);
+        watch.removed(1);
+        assert!(rx.try_recv().is_ok());
+        watch.removed(1);
+        assert!(rx.try_recv().is_err(), "reported once");
     }
 }

@@ -226,6 +226,64 @@ impl CriClient {
     }
 }
 
+/// runtime.v1.NamespaceMode NODE: the pod shares the host's namespace (no CNI needed).
+pub const NAMESPACE_MODE_NODE: u64 = 2;
+/// runtime.v1.ContainerState CONTAINER_EXITED.
+pub const CONTAINER_EXITED: u64 = 2;
+
+impl CriClient {
+    /// Wait until CRI knows `image` (ImageStatus has an image): after `ctr images import` it
+    /// learns of it from containerd's events, and an unknown image would make it try a pull.
+    pub fn wait_for_image(&self, image: &str, timeout: Duration) -> bool {
+        crate::wait_until(timeout, || {
+            let spec = Proto::new().message(1, Proto::new().string(1, image));
+            self.call("ImageService", "ImageStatus", spec)
+                .is_ok_and(|resp| !bytes_field(&resp, 1).is_empty())
+        })
+    }
+
+    /// The ContainerStatus message of `container` (id 1, state 3, exit_code 7, reason 10).
+    pub fn container_status(&self, container: &str) -> Result<Vec<u8>, String> {
+        let resp = self.call("RuntimeService", "ContainerStatus", Proto::new().string(1, container))?;
+        Ok(bytes_field(&resp, 1))
+    }
+
+    /// RunPodSandbox of `config` (a PodSandboxConfig) with runtime handler `handler`; the pod id.
+    pub fn run_pod_sandbox(&self, config: &Proto, handler: &str) -> Result<String, String> {
+        let request = Proto::new().message(1, config.clone()).string(2, handler);
+        let resp = self.call("RuntimeService", "RunPodSandbox", request)?;
+        Ok(String::from_utf8_lossy(&bytes_field(&resp, 1)).into_owned())
+    }
+
+    /// CreateContainer (`config`: a ContainerConfig) in `pod`, then StartContainer; the id.
+    pub fn start_container(&self, pod: &str, sandbox: &Proto, config: Proto) -> Result<String, String> {
+        let request = Proto::new()
+            .string(1, pod)
+            .message(2, config)
+            .message(3, sandbox.clone());
+        let resp = self.call("RuntimeService", "CreateContainer", request)?;
+        let id = String::from_utf8_lossy(&bytes_field(&resp, 1)).into_owned();
+        self.call("RuntimeService", "StartContainer", Proto::new().string(1, &id))?;
+        Ok(id)
+    }
+
+    /// StopPodSandbox then RemovePodSandbox, as the kubelet ends a pod.
+    pub fn stop_and_remove_pod(&self, pod: &str) -> Result<(), String> {
+        self.call("RuntimeService", "StopPodSandbox", Proto::new().string(1, pod))?;
+        self.call("RuntimeService", "RemovePodSandbox", Proto::new().string(1, pod))?;
+        Ok(())
+    }
+}
+
+/// The init pid of task `id` in the output of `ctr tasks ls` (columns TASK PID STATUS): CRI's
+/// ContainerStatus has no pid.
+pub fn task_pid_in(ctr_tasks_ls: &str, id: &str) -> Option<u32> {
+    ctr_tasks_ls.lines().skip(1).find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == id).then(|| words.next()?.parse().ok())?
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

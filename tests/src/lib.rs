@@ -29,7 +29,10 @@ pub use cmd::{output_text, run_with_input, run_with_timeout};
 pub use containerd::{Containerd, ContainerdBuilder, BUSYBOX_REF, HUSK_RUNTIME};
 pub use containerd_cleanup::ClientFifos;
 pub use containerd_events::EventWatch;
-pub use cri::{bytes_field, decode, uint64_value, varint_field, CriClient, ExecOutput, Field, Proto};
+pub use cri::{
+    bytes_field, decode, task_pid_in, uint64_value, varint_field, CriClient, ExecOutput, Field, Proto,
+    CONTAINER_EXITED, NAMESPACE_MODE_NODE,
+};
 pub use docker::{docker_archive, docker_available, Dockerd, DOCKER_BUSYBOX};
 pub use ids::unique_id;
 pub use image::{busybox_image_archive, busybox_image_bytes, image_archive, ImageFile};

@@ -413,14 +413,7 @@ fn start_container(cri: &CriClient, pod: &str, sandbox: &Proto, name: &str, scri
 /// (columns TASK PID STATUS).
 fn task_pid(ctrd: &Containerd, id: &str) -> u32 {
     let tasks = ctrd.ctr_ok(&["-n", K8S_NS, "tasks", "ls"]);
-    tasks
-        .lines()
-        .skip(1)
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next()? == id).then(|| words.next()?.parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no task {id} in:\n{tasks}"))
+    husk_e2e::task_pid_in(&tasks, id).unwrap_or_else(|| panic!("no task {id} in:\n{tasks}"))
 }
 
 /// The inode of the socket listening on TCP `port` in the network namespace of `pid`, from

@@ -3,20 +3,26 @@
 # and runc) under qemu, runs tests/vm/guest/run-tests.sh in it on husk and on runc / the Go
 # shim (the controls), and prints the guest's results. One command, as root:
 #
-#   bash tests/vm/run.sh [--bin-dir DIR]    # DIR has husk and containerd-shim-husk-v2 (default target/debug)
+#   bash tests/vm/run.sh [--bin-dir DIR] [--cgroup v2|v1]
+#
+# DIR has husk, containerd-shim-husk-v2 and husk-vm-cri (default target/debug). --cgroup v1 boots
+# the same image with systemd.unified_cgroup_hierarchy=0 (v1 controllers under systemd) and runs
+# the checks that make sense there (not in CI).
 #
 # Environment: HUSK_VM_CACHE (default /var/cache/husk-vm: the base image, rebuilt only when this
 # script's base recipe changes), HUSK_VM_TIMEOUT (default 1800 s for the boot and the tests),
-# HUSK_VM_KEEP=1 keeps the work dir. Exit status: 0 when every guest test passed, 1 otherwise,
+# HUSK_VM_KEEP=1 keeps the work dir, HUSK_VM_BENCH=1 adds the CLONE_INTO_CGROUP benchmark. Exit status: 0 when every guest test passed, 1 otherwise,
 # 2 when the rig itself failed (no image, no boot, no result): it never skips silently.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 bin_dir=target/debug
+cgroup=v2
 while (($#)); do
     case $1 in
     --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cgroup) cgroup=${2:?--cgroup needs v2 or v1}; shift 2 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "tests/vm/run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -28,7 +34,13 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
-for b in husk containerd-shim-husk-v2; do
+case $cgroup in
+v2) cmdline_cgroup= ;;
+# systemd 252 still boots legacy/hybrid on request; SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE is 256+.
+v1) cmdline_cgroup=" systemd.unified_cgroup_hierarchy=0" ;;
+*) die "--cgroup must be v2 or v1, not $cgroup" ;;
+esac
+for b in husk containerd-shim-husk-v2 husk-vm-cri; do
     [[ -x $bin_dir/$b ]] || die "$bin_dir/$b missing: build the workspace first"
 done
 
@@ -45,7 +57,8 @@ if ((${#missing[@]})); then
 fi
 
 # ---- The base image: Debian 12 rootfs, the cloud kernel and a tiny initramfs (cached) ----
-GUEST_PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,containerd,runc,iproute2,procps,busybox-static,libseccomp2
+# curl (with nghttp2) carries husk-vm-cri's CRI calls: gRPC over HTTP/2 on the unix socket.
+GUEST_PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,containerd,runc,iproute2,procps,busybox-static,libseccomp2,curl
 KERNEL_META=linux-image-cloud-amd64
 # The host's own Debian mirror (deb822 sources first, then sources.list).
 mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
@@ -113,15 +126,24 @@ tar -C "$root" -xf "$base/rootfs.tar"
 mkdir -p "$root/lib/modules"
 cp -a "$base/modules/$kver" "$root/lib/modules/"
 depmod -b "$root" "$kver"
-install -m 0755 "$bin_dir/husk" "$bin_dir/containerd-shim-husk-v2" "$root/usr/local/bin/"
+install -m 0755 "$bin_dir/husk" "$bin_dir/containerd-shim-husk-v2" "$bin_dir/husk-vm-cri" "$root/usr/local/bin/"
 mkdir -p "$root/opt/husk"
 cp tests/vm/guest/*.sh "$root/opt/husk/"
+# The CRI checks: the operator's registration files, and the pause and busybox images built
+# here (the guest never pulls).
+mkdir -p "$root/opt/husk/packaging"
+cp packaging/containerd/register-husk.sh packaging/containerd/husk-options.toml "$root/opt/husk/packaging/"
+"$bin_dir/husk-vm-cri" images "$root/opt/husk/images" || die "cannot build the CRI images"
+printf 'HUSK_VM_BENCH=%s\n' "${HUSK_VM_BENCH:-0}" >"$root/opt/husk/env"
 chmod 0755 "$root/opt/husk/run-tests.sh"
 install -m 0644 tests/vm/guest/husk-vm-tests.service "$root/etc/systemd/system/"
 ln -sf /etc/systemd/system/husk-vm-tests.service "$root/etc/systemd/system/multi-user.target.wants/"
 # The serial getty would hang up the console the tests write to.
 ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
 echo husk-vm >"$root/etc/hostname"
+# mmdebstrap's minbase has no /etc/hosts; CRI copies the node's into every pod sandbox and
+# fails RunPodSandbox without one ("open /etc/hosts: no such file or directory").
+printf '127.0.0.1\tlocalhost\n127.0.1.1\thusk-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 # The containers' rootfs: busybox-static and its applets.
 rootfs=$root/opt/husk/rootfs
 mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
@@ -135,18 +157,18 @@ mkfs.ext4 -q -F -L husk-vm -d "$root" "$work/disk.img" 2G || die "mkfs.ext4 fail
 rm -rf "$root"
 
 # ---- Boot ----
-log "booting (kernel $kver, TCG)"
+log "booting (kernel $kver, TCG, cgroup $cgroup)"
 console=$work/console.log
 status=0
 timeout --kill-after=10s "${HUSK_VM_TIMEOUT:-1800}" \
     qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
     -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \
     -drive file="$work/disk.img",format=raw,if=virtio \
-    -append "console=ttyS0 quiet panic=-1 systemd.show_status=0" \
+    -append "console=ttyS0 quiet panic=-1 systemd.show_status=0$cmdline_cgroup" \
     </dev/null >"$console" 2>&1 || status=$?
 log "qemu exited with status $status after ${SECONDS}s"
 
-grep -a '^vm-\(test\|bench\): ' "$console" | tr -d '\r' || true
+grep -a '^vm-\(test\|bench\|time\): ' "$console" | tr -d '\r' || true
 summary=$(grep -a '^vm-summary: ' "$console" | tr -d '\r' | tail -1 || true)
 if [[ -z $summary ]]; then
     echo "tests/vm/run.sh: no result from the guest; the console's last lines:" >&2

@@ -260,48 +260,66 @@ husk_doctor_on_a_real_host() {
 
 # shellcheck source=cgroup-v2.sh
 . "$(dirname "$0")/cgroup-v2.sh"
+# shellcheck source=cgroup-v1.sh
+. "$(dirname "$0")/cgroup-v1.sh"
+# shellcheck source=cri.sh
+. "$(dirname "$0")/cri.sh"
+# What the host's run.sh passes down (HUSK_VM_BENCH).
+# shellcheck disable=SC1091
+[[ -f /opt/husk/env ]] && . /opt/husk/env
+
+# The pure cgroup v2 checks (the default boot, and CI's).
+v2_checks() {
+    check "host is pure cgroup v2 with systemd" host_is_pure_cgroup_v2_with_systemd
+    for rt in runc husk; do
+        check "cgroupfs driver: limits, pause, kill --all, delete [$rt]" cgroupfs_driver_limits_pause_kill_delete "$rt"
+    done
+    for rt in runc husk; do
+        check "systemd driver: a transient scope with the limits [$rt]" systemd_driver_makes_a_scope_with_the_limits "$rt"
+        check "systemd driver: update sets MemoryMax and memory.max [$rt]" systemd_driver_update_sets_unit_and_cgroup "$rt"
+        check "systemd driver: delete leaves no unit and no cgroup [$rt]" systemd_driver_delete_leaves_nothing "$rt"
+        check "systemd driver: org.systemd.property annotations [$rt]" systemd_driver_annotation_lands_on_unit "$rt"
+        check "systemd driver: bad slice names and a failing unit refused [$rt]" systemd_driver_refuses_bad_input "$rt"
+    done
+    for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
+        check "ctr run: output and exit status [$runtime]" ctr_run_exit_status "$runtime"
+    done
+    for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
+        check "ctr: SystemdCgroup = true puts the task in a scope [$runtime]" ctr_systemd_cgroup "$runtime"
+    done
+    check "ctr: /tasks/oom on an OOM kill [io.containerd.runc.v2]" ctr_publishes_oom io.containerd.runc.v2
+    check "ctr: /tasks/oom on an OOM kill [io.containerd.husk.v2]" ctr_publishes_oom io.containerd.husk.v2
+
+    for driver in cgroupfs systemd; do
+        for rt in runc husk; do
+            check "$driver driver: every limit in its file, pause/resume, events --stats [$rt]" limits_pause_stats "$rt" "$driver"
+        done
+        check "$driver driver: husk's limit files hold what runc's do" same_limits_as_runc "$driver"
+    done
+    for rt in runc husk; do
+        check "kill --all KILL ends every process, nested cgroup too (husk: cgroup.kill) [$rt]" kill_all_ends_every_process "$rt"
+        check "unified memory.oom.group 1 kills the whole group, 0 only the allocator [$rt]" oom_group_kills_the_whole_group "$rt"
+        check "events reports an OOM kill [$rt]" events_reports_oom "$rt"
+        check "device rules (eBPF): unlisted denied, allowed, later deny wins [$rt]" device_rules_deny_and_allow "$rt"
+        check "cgroup namespace rooted at the container's cgroup [$rt]" cgroup_namespace_is_rooted_at_the_container "$rt"
+    done
+    check "create clones the init into its cgroup (CLONE_INTO_CGROUP), or attaches it when told not to [husk only: runc 1.1 does not]" husk_clones_into_the_cgroup
+    for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
+        check "ctr: exec, pause/resume, metrics [$runtime]" ctr_exec_pause_metrics "$runtime"
+    done
+    check "ctr: the husk shim reports the Go shim's v2 metric names" same_metrics_as_go_shim
+    check "husk doctor: no blocker, layout v2, systemd as pid 1, CRI loaded [husk only: runc has no doctor]" husk_doctor_on_a_real_host
+    cri_checks
+    # A benchmark, not a test: 7 interleaved pairs cost minutes under TCG, so only on request.
+    [[ ${HUSK_VM_BENCH:-0} == 1 ]] && bench_clone_into_cgroup 7
+}
 
 echo "vm-test: kernel $(uname -r), $(systemctl --version | head -1), containerd $(containerd --version | cut -d' ' -f3)"
-check "host is pure cgroup v2 with systemd" host_is_pure_cgroup_v2_with_systemd
-for rt in runc husk; do
-    check "cgroupfs driver: limits, pause, kill --all, delete [$rt]" cgroupfs_driver_limits_pause_kill_delete "$rt"
-done
-for rt in runc husk; do
-    check "systemd driver: a transient scope with the limits [$rt]" systemd_driver_makes_a_scope_with_the_limits "$rt"
-    check "systemd driver: update sets MemoryMax and memory.max [$rt]" systemd_driver_update_sets_unit_and_cgroup "$rt"
-    check "systemd driver: delete leaves no unit and no cgroup [$rt]" systemd_driver_delete_leaves_nothing "$rt"
-    check "systemd driver: org.systemd.property annotations [$rt]" systemd_driver_annotation_lands_on_unit "$rt"
-    check "systemd driver: bad slice names and a failing unit refused [$rt]" systemd_driver_refuses_bad_input "$rt"
-done
-for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
-    check "ctr run: output and exit status [$runtime]" ctr_run_exit_status "$runtime"
-done
-for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
-    check "ctr: SystemdCgroup = true puts the task in a scope [$runtime]" ctr_systemd_cgroup "$runtime"
-done
-check "ctr: /tasks/oom on an OOM kill [io.containerd.runc.v2]" ctr_publishes_oom io.containerd.runc.v2
-check "ctr: /tasks/oom on an OOM kill [io.containerd.husk.v2]" ctr_publishes_oom io.containerd.husk.v2
-
-for driver in cgroupfs systemd; do
-    for rt in runc husk; do
-        check "$driver driver: every limit in its file, pause/resume, events --stats [$rt]" limits_pause_stats "$rt" "$driver"
-    done
-    check "$driver driver: husk's limit files hold what runc's do" same_limits_as_runc "$driver"
-done
-for rt in runc husk; do
-    check "kill --all KILL ends every process, nested cgroup too (husk: cgroup.kill) [$rt]" kill_all_ends_every_process "$rt"
-    check "unified memory.oom.group 1 kills the whole group, 0 only the allocator [$rt]" oom_group_kills_the_whole_group "$rt"
-    check "events reports an OOM kill [$rt]" events_reports_oom "$rt"
-    check "device rules (eBPF): unlisted denied, allowed, later deny wins [$rt]" device_rules_deny_and_allow "$rt"
-    check "cgroup namespace rooted at the container's cgroup [$rt]" cgroup_namespace_is_rooted_at_the_container "$rt"
-done
-check "create clones the init into its cgroup (CLONE_INTO_CGROUP), or attaches it when told not to [husk only: runc 1.1 does not]" husk_clones_into_the_cgroup
-for runtime in io.containerd.runc.v2 io.containerd.husk.v2; do
-    check "ctr: exec, pause/resume, metrics [$runtime]" ctr_exec_pause_metrics "$runtime"
-done
-check "ctr: the husk shim reports the Go shim's v2 metric names" same_metrics_as_go_shim
-bench_clone_into_cgroup 7
-
-check "husk doctor: no blocker, layout v2, systemd as pid 1, CRI loaded [husk only: runc has no doctor]" husk_doctor_on_a_real_host
+if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+    v2_checks
+else
+    v1_checks
+fi
+echo "vm-time: the guest's checks took ${SECONDS}s (the CRI checks ${CRI_SECONDS:-?}s)"
 
 echo "vm-summary: $pass passed, $fail failed, $todo todo"
