@@ -151,17 +151,22 @@ fn a_start_container_hook_past_its_timeout_is_killed_and_fails_start() {
     wait_status(&rt, bundle.id(), "stopped");
 }
 
-/// Seconds since boot as /proc/uptime shows them.
-fn uptime_secs(text: &str) -> f64 {
-    text.split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("uptime {text:?}"))
+/// Time since boot in hundredths of a second, exactly as /proc/uptime prints it ("123.45").
+/// Integers, not floats: the kernel truncates every reading to 10 ms, so a reading taken
+/// between two others lies between them exactly, while `33227.24 + 86400.0` as a float may
+/// land just below the parsed `119627.24` (CI failed once on that).
+fn uptime_centis(text: &str) -> i64 {
+    let field = text.split_whitespace().next().unwrap_or("");
+    let (secs, hundredths) = field.split_once('.').unwrap_or_else(|| panic!("uptime {text:?}"));
+    match (secs.parse::<i64>(), hundredths.parse::<i64>()) {
+        (Ok(secs), Ok(centis)) if hundredths.len() == 2 => secs * 100 + centis,
+        _ => panic!("uptime {text:?}"),
+    }
 }
 
 #[test]
 fn time_namespace_offsets_shift_the_containers_clocks() {
-    const DAY: f64 = 86400.0;
+    const DAY_CENTIS: i64 = 86400 * 100;
     let rt = Runtime::husk();
     let mut bundle = sh_bundle("cat /proc/uptime; readlink /proc/self/ns/time");
     let config = bundle.config_mut();
@@ -170,17 +175,17 @@ fn time_namespace_offsets_shift_the_containers_clocks() {
         .unwrap()
         .push(json!({ "type": "time" }));
     config["linux"]["timeOffsets"] = json!({
-        "boottime": { "secs": DAY as i64, "nanosecs": 0 },
+        "boottime": { "secs": 86400, "nanosecs": 0 },
         "monotonic": { "secs": 3600 }
     });
     bundle.save();
-    let host_before = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let host_before = uptime_centis(&std::fs::read_to_string("/proc/uptime").unwrap());
     let out = run_ok(&rt, &bundle);
-    let host_after = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let host_after = uptime_centis(&std::fs::read_to_string("/proc/uptime").unwrap());
     let mut lines = out.lines();
-    let inside = uptime_secs(lines.next().unwrap());
+    let inside = uptime_centis(lines.next().unwrap());
     assert!(
-        inside >= host_before + DAY && inside <= host_after + DAY,
+        inside >= host_before + DAY_CENTIS && inside <= host_after + DAY_CENTIS,
         "container uptime {inside} is not the host's ({host_before}..{host_after}) plus a day"
     );
     assert_ne!(lines.next().unwrap(), ns_link("self", "time"), "no new time namespace");
@@ -476,7 +481,7 @@ fn time_offsets_work_with_a_new_user_namespace() {
     config["linux"]["timeOffsets"] = json!({ "boottime": { "secs": 1_000_000 } });
     bundle.save();
     let inside: f64 = run_ok(&rt, &bundle).trim().parse().unwrap();
-    let host = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let host = uptime_centis(&std::fs::read_to_string("/proc/uptime").unwrap()) as f64 / 100.0;
     assert!(inside - host > 999_000.0, "uptime inside {inside}, host {host}");
 }
 
