@@ -40,6 +40,20 @@ impl Runtime {
         Runtime::new("/usr/sbin/runc")
     }
 
+    /// husk and its control, runc, for a behaviour test that runs the same steps on both
+    /// and asserts the same result.
+    pub fn husk_and_runc() -> [Runtime; 2] {
+        [Runtime::husk(), Runtime::runc()]
+    }
+
+    /// The binary's file name ("husk", "runc"), for assertion messages.
+    pub fn name(&self) -> String {
+        self.bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn with_timeout(mut self, timeout: Duration) -> Runtime {
         self.timeout = timeout;
         self

@@ -13,16 +13,6 @@ use husk_e2e::{output_text, run_with_input, run_with_timeout, wait_until, Bundle
 use runtime_support::*;
 use serde_json::Value;
 
-/// Both runtimes, husk first; every case runs on each.
-fn both() -> [Runtime; 2] {
-    [Runtime::husk(), Runtime::runc()]
-}
-
-/// The binary's name as it prints it ("husk", "runc").
-fn name_of(rt: &Runtime) -> String {
-    rt.bin().file_name().unwrap().to_string_lossy().into_owned()
-}
-
 /// `<bin> <args>` without husk-e2e's `--root`: for the global flags' own spellings.
 fn bare(rt: &Runtime, args: &[&str]) -> Output {
     run_with_timeout(Command::new(rt.bin()).args(args), Duration::from_secs(30))
@@ -82,8 +72,8 @@ fn assert_key_order(text: &str, keys: &[&str]) {
 
 #[test]
 fn help_and_version_print_like_runcs() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         for flag in ["--help", "-h"] {
             let out = bare(&rt, &[flag]);
             assert!(out.status.success(), "{name} {flag}: {}", output_text(&out));
@@ -160,8 +150,8 @@ fn every_runc_flag_is_in_husks_help() {
 /// urfave/cli v1's forms: one dash for long flags, `--flag=value`, flags after the id.
 #[test]
 fn runcs_flag_spellings_are_accepted() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let root = TempDir::new("cli-root");
         let root = root.path().to_str().unwrap();
         for args in [
@@ -184,8 +174,8 @@ fn runcs_flag_spellings_are_accepted() {
 
 #[test]
 fn log_file_is_created_and_gets_each_commands_lines() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let dir = TempDir::new("cli-log");
         let log = |file: &str| dir.path().join(file);
         let text_log = log("text.log");
@@ -273,7 +263,7 @@ fn trace_goes_into_the_json_log() {
 
 #[test]
 fn state_list_and_events_keep_runcs_key_order() {
-    for rt in both() {
+    for rt in Runtime::husk_and_runc() {
         let bundle = sleeper(&rt);
         let id = bundle.id();
         let fields = [
@@ -292,7 +282,7 @@ fn state_list_and_events_keep_runcs_key_order() {
         assert!(
             stats.starts_with(&format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{")),
             "{}: {stats}",
-            name_of(&rt)
+            rt.name()
         );
         rt.run_ok(&["delete", "--force", id]);
     }
@@ -302,8 +292,8 @@ fn state_list_and_events_keep_runcs_key_order() {
 
 #[test]
 fn ps_runs_ps_ef_and_passes_extra_arguments() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let bundle = sleeper(&rt);
         let id = bundle.id();
         let table = rt.run_ok(&["ps", id]);
@@ -335,8 +325,8 @@ fn ps_runs_ps_ef_and_passes_extra_arguments() {
 
 #[test]
 fn update_takes_every_runc_flag_spelling() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let bundle = sleeper(&rt);
         let id = bundle.id();
         rt.run_ok(&[
@@ -421,7 +411,7 @@ fn update_takes_every_runc_flag_spelling() {
 
 #[test]
 fn kill_signal_zero_only_checks_the_process() {
-    for rt in both() {
+    for rt in Runtime::husk_and_runc() {
         let bundle = sleeper(&rt);
         rt.run_ok(&["kill", bundle.id(), "0"]);
         assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("running"));
@@ -433,8 +423,8 @@ fn kill_signal_zero_only_checks_the_process() {
 /// but its cgroup still has a process, which `kill --all` reaches.
 #[test]
 fn kill_all_on_a_stopped_container_kills_whats_left_in_its_cgroup() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let mut bundle = sh_bundle("sleep 1000 & sleep 0.2; exit 0");
         let namespaces = bundle.config_mut()["linux"]["namespaces"].as_array_mut().unwrap();
         namespaces.retain(|ns| ns["type"] != "pid");
@@ -457,8 +447,8 @@ fn kill_all_on_a_stopped_container_kills_whats_left_in_its_cgroup() {
 
 #[test]
 fn exec_into_a_paused_container_needs_ignore_paused() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let bundle = sleeper(&rt);
         let id = bundle.id();
         rt.run_ok(&["pause", id]);
@@ -480,8 +470,8 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
 
 #[test]
 fn exec_cgroup_joins_a_sub_cgroup_and_refuses_to_leave() {
-    for rt in both() {
-        let name = name_of(&rt);
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
         let bundle = sleeper(&rt);
         let id = bundle.id();
         let out = rt.run(&["exec", "--cgroup", "..", id, "true"]);
@@ -509,16 +499,11 @@ fn exec_cgroup_joins_a_sub_cgroup_and_refuses_to_leave() {
 
 #[test]
 fn run_keep_leaves_the_stopped_container() {
-    for rt in both() {
+    for rt in Runtime::husk_and_runc() {
         let bundle = Bundle::new(&["true"]);
         let path = bundle.path().to_str().unwrap();
         rt.run_ok(&["run", "--keep", "--bundle", path, bundle.id()]);
-        assert_eq!(
-            status_of(&rt, bundle.id()).as_deref(),
-            Some("stopped"),
-            "{}",
-            name_of(&rt)
-        );
+        assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("stopped"), "{}", rt.name());
         rt.run_ok(&["delete", bundle.id()]);
     }
 }
@@ -528,9 +513,9 @@ fn list_with_a_bad_root_is_an_error() {
     let dir = TempDir::new("cli-list");
     let file = dir.path().join("file");
     std::fs::write(&file, "").unwrap();
-    for rt in both() {
+    for rt in Runtime::husk_and_runc() {
         let out = bare(&rt, &["--root", file.to_str().unwrap(), "list"]);
-        assert_eq!(out.status.code(), Some(1), "{}: {}", name_of(&rt), output_text(&out));
+        assert_eq!(out.status.code(), Some(1), "{}: {}", rt.name(), output_text(&out));
     }
     // husk differs from runc here: runc creates a missing --root while loading its factory and
     // lists nothing, so a typo shows an empty table; husk says the root is missing.
@@ -546,7 +531,7 @@ fn list_with_a_bad_root_is_an_error() {
 #[test]
 fn spec_is_runcs_default_and_rootless_works() {
     let mut specs = Vec::new();
-    for rt in both() {
+    for rt in Runtime::husk_and_runc() {
         let mut pair = Vec::new();
         for rootless in [false, true] {
             let dir = TempDir::new("cli-spec");

@@ -516,7 +516,7 @@ fn the_bundle_defaults_to_the_current_directory_and_is_stored_absolute() {
 /// deleted, and husk create of the next container failed with "failed to get current directory".
 #[test]
 fn create_from_a_removed_working_directory() {
-    for rt in [Runtime::husk(), Runtime::runc()] {
+    for rt in Runtime::husk_and_runc() {
         let bundle = Bundle::new(&["sleep", "100"]);
         let gone = bundle.path().join("cwd-gone");
         std::fs::create_dir(&gone).unwrap();

@@ -13,15 +13,6 @@ use husk_e2e::{output_text, Bundle, Runtime, TempDir};
 use runtime_support::*;
 use serde_json::{json, Value};
 
-/// husk and runc, for the tests that run the same steps on both.
-fn runtimes() -> [Runtime; 2] {
-    [Runtime::husk(), Runtime::runc()]
-}
-
-fn name(rt: &Runtime) -> String {
-    rt.bin().display().to_string()
-}
-
 fn add_mount(config: &mut Value, mount: Value) {
     config["mounts"].as_array_mut().expect("mounts is an array").push(mount);
 }
@@ -38,7 +29,7 @@ fn run_with(rt: &Runtime, bundle: &Bundle, extra: &[&str]) -> Output {
 /// [`run_with`] without flags, which must succeed: the container's stdout.
 fn stdout_ok(rt: &Runtime, bundle: &Bundle) -> String {
     let out = run_fg(rt, bundle);
-    assert!(out.status.success(), "{}: {}", name(rt), output_text(&out));
+    assert!(out.status.success(), "{}: {}", rt.name(), output_text(&out));
     stdout_of(&out)
 }
 
@@ -47,18 +38,18 @@ fn stdout_ok(rt: &Runtime, bundle: &Bundle) -> String {
 /// with these words; husk used to follow the link and start the container.
 #[test]
 fn a_symlinked_proc_or_sys_in_the_image_is_refused() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         for dir in ["proc", "sys"] {
             let bundle = sh_bundle("echo started");
             let path = bundle.rootfs().join(dir);
             std::fs::remove_dir(&path).unwrap();
             symlink("/symlink", &path).unwrap();
             let out = run_fg(&rt, &bundle);
-            assert!(!out.status.success(), "{} started with /{dir} a symlink", name(&rt));
+            assert!(!out.status.success(), "{} started with /{dir} a symlink", rt.name());
             assert!(
                 stderr_of(&out).contains("must be mounted on ordinary directory"),
                 "{}: {}",
-                name(&rt),
+                rt.name(),
                 output_text(&out)
             );
             assert_nothing_left(&rt, bundle.id(), &bundle);
@@ -73,7 +64,7 @@ fn a_symlinked_proc_or_sys_in_the_image_is_refused() {
 #[test]
 fn no_pivot_leaves_no_host_proc_or_sysfs_for_a_nested_mount() {
     let caps = ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETFCAP"];
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let mut bundle = sh_bundle(
             "mkdir -p /p /s; unshare -Urmpfn sh -c \
              'mount -t proc proc /p && echo proc mounted; mount -t sysfs sysfs /s && echo sysfs mounted'; \
@@ -86,13 +77,13 @@ fn no_pivot_leaves_no_host_proc_or_sysfs_for_a_nested_mount() {
         }
         bundle.save();
         let out = run_with(&rt, &bundle, &["--no-pivot"]);
-        assert!(out.status.success(), "{}: {}", name(&rt), output_text(&out));
-        assert_eq!(stdout_of(&out), "done\n", "{}: {}", name(&rt), output_text(&out));
+        assert!(out.status.success(), "{}: {}", rt.name(), output_text(&out));
+        assert_eq!(stdout_of(&out), "done\n", "{}: {}", rt.name(), output_text(&out));
         assert_eq!(
             stderr_of(&out).matches("permission denied").count(),
             2,
             "{}: {}",
-            name(&rt),
+            rt.name(),
             output_text(&out)
         );
     }
@@ -170,18 +161,18 @@ fn recursive_mount_options_reach_every_submount() {
     let mut options: Vec<&str> = RECURSIVE.iter().map(|(o, _, _)| *o).collect();
     options.extend(["rstrictatime", "nosymfollow"]);
     let mut outputs = Vec::new();
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let lines = recursive_mounts(&rt, &source, &options);
         for (i, (option, flag, set)) in RECURSIVE.iter().enumerate() {
             let (top, sub) = (format!("/r{i}"), format!("/r{i}/sub"));
             let has = |point: &str| flags_of(&lines, point).contains(flag);
             if *set {
-                assert!(has(&sub), "{}: {option}: {sub} lacks {flag}: {lines:?}", name(&rt));
+                assert!(has(&sub), "{}: {option}: {sub} lacks {flag}: {lines:?}", rt.name());
                 if *option != "rnorelatime" {
-                    assert!(has(&top), "{}: {option}: {top} lacks {flag}: {lines:?}", name(&rt));
+                    assert!(has(&top), "{}: {option}: {top} lacks {flag}: {lines:?}", rt.name());
                 }
             } else {
-                assert!(!has(&sub), "{}: {option}: {sub} keeps {flag}: {lines:?}", name(&rt));
+                assert!(!has(&sub), "{}: {option}: {sub} keeps {flag}: {lines:?}", rt.name());
             }
         }
         let strict = RECURSIVE.len();
@@ -261,7 +252,7 @@ fn tmpcopyup_starts_the_tmpfs_with_the_image_content() {
                   grep -c ' /etc/r*o*data tmpfs' /proc/mounts";
     let want = ". 750 0:0 directory\nf 640 0:0 regular file\nsub 755 5:6 directory\nf\ncontent\nwritable\n\
                 touch: /etc/rodata/new: Read-only file system\ncontent\n2\n";
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let mut bundle = sh_bundle(script);
         image_with_data_dir(&bundle, "etc/data");
         image_with_data_dir(&bundle, "etc/rodata");
@@ -272,7 +263,7 @@ fn tmpcopyup_starts_the_tmpfs_with_the_image_content() {
             );
         }
         bundle.save();
-        assert_eq!(stdout_ok(&rt, &bundle), want, "{}", name(&rt));
+        assert_eq!(stdout_ok(&rt, &bundle), want, "{}", rt.name());
         assert!(
             !bundle.rootfs().join("etc/data/new").exists(),
             "the image was written to"
@@ -284,7 +275,7 @@ fn tmpcopyup_starts_the_tmpfs_with_the_image_content() {
 /// (husk gave it tmpfs's 1777), a new mount point gets 1777.
 #[test]
 fn a_tmpfs_over_an_image_directory_keeps_its_mode() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let mut bundle = sh_bundle("stat -c '%n %a' /etc/x /etc/y /newdir /tmp");
         for dir in ["etc/x", "etc/y"] {
             std::fs::create_dir(bundle.rootfs().join(dir)).unwrap();
@@ -303,8 +294,8 @@ fn a_tmpfs_over_an_image_directory_keeps_its_mode() {
         bundle.save();
         let out = stdout_ok(&rt, &bundle);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "/etc/x 750", "{}: {out}", name(&rt));
-        assert_eq!(lines[2..], ["/newdir 1777", "/tmp 1777"], "{}: {out}", name(&rt));
+        assert_eq!(lines[0], "/etc/x 750", "{}: {out}", rt.name());
+        assert_eq!(lines[2..], ["/newdir 1777", "/tmp 1777"], "{}: {out}", rt.name());
         // A given mode= wins (runc 1.1.8 and crun; runc 1.1.5 chmods the directory's 755 back
         // over it, opencontainers/runc#3911): husk alone.
         if rt.bin().ends_with("husk") {
@@ -320,13 +311,13 @@ fn a_read_only_dev_is_made_read_only_at_the_end() {
     let script = "ls -d /dev/null /dev/pts/ptmx /dev/shm; touch /dev/x 2>&1; \
                   grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6";
     let want = "/dev/null\n/dev/pts/ptmx\n/dev/shm\ntouch: /dev/x: Read-only file system\nro,nosuid\n";
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let mut bundle = sh_bundle(script);
         let dev = &mut bundle.config_mut()["mounts"][1];
         assert_eq!(dev["destination"], "/dev");
         dev["options"].as_array_mut().unwrap().push("ro".into());
         bundle.save();
-        assert_eq!(stdout_ok(&rt, &bundle), want, "{}", name(&rt));
+        assert_eq!(stdout_ok(&rt, &bundle), want, "{}", rt.name());
     }
 }
 
@@ -345,7 +336,7 @@ fn features_list_the_mount_options_runc_lists() {
 /// as it is: a relative path is found in the rootfs. husk ran them from its own cwd.
 #[test]
 fn create_container_hooks_run_from_the_rootfs() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let out_dir = TempDir::new("hookcwd");
         let mut bundle = sh_bundle("true");
         let record = out_dir.join("cwd");
@@ -355,9 +346,9 @@ fn create_container_hooks_run_from_the_rootfs() {
         bundle.config_mut()["hooks"] = json!({ "createContainer": [{ "path": "hook.sh", "args": ["hook.sh"] }] });
         bundle.save();
         stdout_ok(&rt, &bundle);
-        let cwd = std::fs::read_to_string(&record).unwrap_or_else(|e| panic!("{}: hook did not run: {e}", name(&rt)));
+        let cwd = std::fs::read_to_string(&record).unwrap_or_else(|e| panic!("{}: hook did not run: {e}", rt.name()));
         let rootfs = std::fs::canonicalize(bundle.rootfs()).unwrap();
-        assert_eq!(cwd.trim_end(), rootfs.to_str().unwrap(), "{}", name(&rt));
+        assert_eq!(cwd.trim_end(), rootfs.to_str().unwrap(), "{}", rt.name());
     }
 }
 
@@ -365,7 +356,7 @@ fn create_container_hooks_run_from_the_rootfs() {
 /// thus run under it; husk ran them first, and a hook could do what the profile forbids.
 #[test]
 fn start_container_hooks_run_under_the_seccomp_filter() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let out_dir = TempDir::new("hookseccomp");
         let mut bundle = sh_bundle("true");
         let config = bundle.config_mut();
@@ -384,8 +375,8 @@ fn start_container_hooks_run_under_the_seccomp_filter() {
         bundle.save();
         stdout_ok(&rt, &bundle);
         let rc = std::fs::read_to_string(out_dir.join("rc")).unwrap_or_default();
-        assert_eq!(rc, "1\n", "{}: the hook's mkdir was not refused", name(&rt));
-        assert!(!out_dir.join("d").exists(), "{}", name(&rt));
+        assert_eq!(rc, "1\n", "{}: the hook's mkdir was not refused", rt.name());
+        assert!(!out_dir.join("d").exists(), "{}", rt.name());
     }
 }
 
@@ -419,12 +410,12 @@ const BINDS_READ: &str = "file\ndir\ntouch: /mf: Read-only file system\n";
 /// namespaces; husk's parent clones them before clone3.
 #[test]
 fn bind_sources_the_mapped_root_cannot_reach_are_mounted_in_a_user_namespace() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let host = TempDir::new("usernsbind");
         let mut bundle = reads_binds_below_a_private_host_dir(&host);
         add_user_namespace(&mut bundle);
         bundle.save();
-        assert_eq!(stdout_ok(&rt, &bundle), BINDS_READ, "{}", name(&rt));
+        assert_eq!(stdout_ok(&rt, &bundle), BINDS_READ, "{}", rt.name());
     }
 }
 
@@ -432,7 +423,7 @@ fn bind_sources_the_mapped_root_cannot_reach_are_mounted_in_a_user_namespace() {
 /// the joined namespace by stage 1, is its root only.
 #[test]
 fn bind_sources_the_mapped_root_cannot_reach_are_mounted_in_a_joined_user_namespace() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let mut first = Bundle::new(&["sleep", "100"]);
         add_user_namespace(&mut first);
         first.save();
@@ -444,6 +435,6 @@ fn bind_sources_the_mapped_root_cannot_reach_are_mounted_in_a_joined_user_namesp
             .unwrap()
             .push(json!({ "type": "user", "path": format!("/proc/{first_pid}/ns/user") }));
         bundle.save();
-        assert_eq!(stdout_ok(&rt, &bundle), BINDS_READ, "{}", name(&rt));
+        assert_eq!(stdout_ok(&rt, &bundle), BINDS_READ, "{}", rt.name());
     }
 }

@@ -237,7 +237,7 @@ fn time_offsets_shift_the_boottime_clock() {
 /// operation not permitted`. runc 1.1 wants the mappings repeated even when joining.
 #[test]
 fn joining_a_user_and_pid_namespace_makes_the_new_namespaces_inside_them() {
-    for rt in [Runtime::husk(), Runtime::runc()] {
+    for rt in Runtime::husk_and_runc() {
         let mut first = Bundle::new(&["sleep", "100"]);
         map_root_to_100000(&mut first);
         first.config_mut()["linux"]["namespaces"]

@@ -10,11 +10,6 @@ use serde_json::json;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-/// husk and runc, for the tests that run the same steps on both.
-fn runtimes() -> [Runtime; 2] {
-    [Runtime::husk(), Runtime::runc()]
-}
-
 /// A created and started `sleep 100` container.
 fn running(rt: &Runtime, bundle: &Bundle) {
     create_ok(rt, bundle);
@@ -44,7 +39,7 @@ fn every_syscall_but_close_range() -> Vec<String> {
 #[test]
 fn a_deny_by_default_profile_without_close_range_runs_and_execs() {
     let syscalls = every_syscall_but_close_range();
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let mut bundle = Bundle::new(&["sleep", "100"]);
         bundle.config_mut()["process"]["noNewPrivileges"] = false.into();
         bundle.config_mut()["linux"]["seccomp"] = json!({
@@ -179,7 +174,7 @@ fn exec_with_a_terminal_and_no_console_socket_relays_the_pty() {
 /// cannot reopen its own terminal. husk left it 0:5.
 #[test]
 fn a_terminal_process_of_another_user_owns_its_pty() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let name = rt.bin().display().to_string();
         let mut bundle = Bundle::new(&["sh", "-c", "stat -c owner=%u:%g $(tty)"]);
         bundle.config_mut()["process"]["terminal"] = true.into();
@@ -201,7 +196,7 @@ fn a_terminal_process_of_another_user_owns_its_pty() {
 /// runc reads a process.json without `user` as uid 0, gid 0; husk said `missing field 'user'`.
 #[test]
 fn exec_of_a_process_json_without_user_runs_as_root() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let bundle = Bundle::new(&["sleep", "100"]);
         running(&rt, &bundle);
         let process = bundle.path().join("process.json");
@@ -216,7 +211,7 @@ fn exec_of_a_process_json_without_user_runs_as_root() {
 /// husk exited 1.
 #[test]
 fn a_failed_exec_exits_255() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let bundle = Bundle::new(&["sleep", "100"]);
         running(&rt, &bundle);
         for args in [[bundle.id(), "/no/such/program"], ["no-such-container", "true"]] {
@@ -242,7 +237,7 @@ fn a_process_that_cannot_start_is_worded_as_runc_words_it() {
         ("/nonexistent", "/nonexistent: no such file or directory"),
         ("/etc/passwd", "exec: \"/etc/passwd\": permission denied"),
     ];
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let name = rt.bin().display().to_string();
         for (program, want) in cases {
             let bundle = Bundle::new(&[program]);
@@ -274,7 +269,7 @@ fn a_process_that_cannot_start_is_worded_as_runc_words_it() {
 /// `ctr run --rootfs`, which sends no PATH).
 #[test]
 fn without_path_in_the_env_a_bare_name_is_not_found() {
-    for rt in runtimes() {
+    for rt in Runtime::husk_and_runc() {
         let name = rt.bin().display().to_string();
         let mut bundle = Bundle::new(&["sh", "-c", "true"]);
         bundle.config_mut()["process"]["env"] = serde_json::json!(["TERM=xterm"]);

@@ -65,7 +65,7 @@ fn runc_foreground_run_with_a_terminal_proxies_the_pty_and_its_window_size() {
 /// runc's result is printed for the record.
 #[test]
 fn window_size_is_set_before_the_process_runs_even_when_the_runtime_is_slow() {
-    for rt in [Runtime::husk(), Runtime::runc()] {
+    for rt in Runtime::husk_and_runc() {
         let mut bundle = terminal_bundle(&["sh", "-c", "stty size; sleep 1"]);
         bundle.config_mut()["hooks"] = serde_json::json!({
             "poststart": [{"path": "/bin/sleep", "args": ["sleep", "0.5"]}]
