@@ -46,17 +46,30 @@ pub fn run_fg(rt: &Runtime, bundle: &Bundle) -> Output {
 /// [`run_fg`] that must exit 0; returns the container's stdout.
 pub fn run_ok(rt: &Runtime, bundle: &Bundle) -> String {
     let out = run_fg(rt, bundle);
-    assert!(out.status.success(), "husk run failed: {}", output_text(&out));
+    assert!(out.status.success(), "{} run failed: {}", rt.name(), output_text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Run `script` in a container built from the default spec changed by `edit`; its stdout.
+/// Run `script` on husk in a container built from the default spec changed by `edit`; its stdout.
 pub fn run_script(script: &str, edit: impl FnOnce(&mut Value)) -> String {
-    let rt = Runtime::husk();
+    run_script_on(&Runtime::husk(), script, edit)
+}
+
+/// [`run_script`] on `rt`.
+pub fn run_script_on(rt: &Runtime, script: &str, edit: impl FnOnce(&mut Value)) -> String {
     let mut bundle = sh_bundle(script);
     edit(bundle.config_mut());
     bundle.save();
-    run_ok(&rt, &bundle)
+    run_ok(rt, &bundle)
+}
+
+/// [`run_script`] on husk and on runc, the control: both must print the same; husk's stdout.
+pub fn run_script_on_both(script: &str, edit: impl Fn(&mut Value)) -> String {
+    let [husk, runc] = Runtime::husk_and_runc();
+    let ours = run_script_on(&husk, script, &edit);
+    let control = run_script_on(&runc, script, &edit);
+    assert_eq!(ours, control, "husk and runc print different things for {script:?}");
+    ours
 }
 
 /// `husk create` that must succeed; returns the init's pid from `state`.
