@@ -13,6 +13,7 @@ mod containerd_cleanup;
 mod containerd_config;
 mod containerd_events;
 mod cri;
+mod cri_containerd;
 mod docker;
 mod ids;
 mod image;
@@ -33,6 +34,7 @@ pub use cri::{
     bytes_field, decode, task_pid_in, uint64_value, varint_field, CriClient, ExecOutput, Field, Proto,
     CONTAINER_EXITED, NAMESPACE_MODE_NODE,
 };
+pub use cri_containerd::K8S_NS;
 pub use docker::{docker_archive, docker_available, Dockerd, DOCKER_BUSYBOX};
 pub use ids::unique_id;
 pub use image::{busybox_image_archive, busybox_image_bytes, image_archive, ImageFile};

@@ -15,11 +15,9 @@ use std::time::{Duration, Instant};
 use husk_e2e::{
     bytes_field, cgroup_dirs, decode, pause_image_archive, processes_mentioning, remove_cgroup, uint64_value,
     unique_id, varint_field, wait_until, Containerd, CriClient, ExecOutput, Field, Proto, TempDir, BUSYBOX_REF,
-    HUSK_RUNTIME, PAUSE_REF,
+    HUSK_RUNTIME, K8S_NS, PAUSE_REF,
 };
 
-/// The namespace the CRI plugin keeps everything in.
-const K8S_NS: &str = "k8s.io";
 /// runtime.v1.NamespaceMode NODE: share the host's namespace.
 const NAMESPACE_MODE_NODE: u64 = 2;
 /// runtime.v1.ContainerState CONTAINER_EXITED.
@@ -31,26 +29,10 @@ fn start_cri_containerd() -> (Containerd, CriClient) {
 
 /// [`start_cri_containerd`] with `extra` TOML appended to containerd's config.
 fn start_cri_containerd_with(extra: &str) -> (Containerd, CriClient) {
-    let mut ctrd = Containerd::builder()
-        .cri(true)
-        .cri_option(&format!("sandbox_image = \"{PAUSE_REF}\""))
+    Containerd::builder()
         .extra_config(extra)
-        .start();
-    let archive = ctrd.dir().join("pause.oci.tar");
-    pause_image_archive(&archive, PAUSE_REF).expect("pause image built");
-    ctrd.ctr_ok(&["-n", K8S_NS, "images", "import", &archive.to_string_lossy()]);
-    ctrd.import_busybox(K8S_NS);
-    let cri = CriClient::new(ctrd.address());
-    // CRI learns of imported images from containerd's events; wait so it does not try a pull.
-    for image in [PAUSE_REF, BUSYBOX_REF] {
-        let known = wait_until(Duration::from_secs(10), || {
-            let spec = Proto::new().message(1, Proto::new().string(1, image));
-            cri.call("ImageService", "ImageStatus", spec)
-                .is_ok_and(|resp| !bytes_field(&resp, 1).is_empty())
-        });
-        assert!(known, "CRI does not see {image}:\n{}", ctrd.log_tail(40));
-    }
-    (ctrd, cri)
+        .start_cri_with_images()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// PodSandboxConfig: metadata, log_directory, and with `host_network` the host's network

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use husk_e2e::{
-    bytes_field, decode, mounts_under, pause_image_archive, remove_cgroup, unique_id, wait_until, Containerd,
-    CriClient, Field, Proto, BUSYBOX_REF, PAUSE_REF,
+    bytes_field, decode, mounts_under, remove_cgroup, unique_id, Containerd, CriClient, Field, Proto, BUSYBOX_REF,
+    K8S_NS,
 };
 
 use crate::ctrd::{combos, shim_pids, Combo, Mem};
@@ -21,7 +21,6 @@ use crate::report::Report;
 use crate::Options;
 
 /// The namespace the CRI plugin keeps everything in.
-const K8S_NS: &str = "k8s.io";
 /// Containers per pod.
 pub const POD_SIZE: usize = 5;
 /// runtime.v1.NamespaceMode NODE: the pod shares the host's network namespace.
@@ -32,35 +31,12 @@ const CONTAINER_RUNNING: u64 = 1;
 /// registered by the test harness's CRI config.
 const HANDLERS: [&str; 2] = ["husk", "runc"];
 
-/// A private containerd with the CRI plugin, the pause image as its sandbox image, and the
-/// pause and busybox images in k8s.io, once CRI has seen both (else it would try a pull).
+/// A private containerd ready for CRI calls, with the pause and busybox images.
 fn start_cri_containerd() -> Result<(Containerd, CriClient), NotAvailable> {
-    let mut ctrd = Containerd::builder()
-        .cri(true)
-        .cri_option(&format!("sandbox_image = \"{PAUSE_REF}\""))
+    Containerd::builder()
         .ctr_timeout(Duration::from_secs(120))
-        .start();
-    let archive = ctrd.dir().join("pause.oci.tar");
-    pause_image_archive(&archive, PAUSE_REF).map_err(|e| NotAvailable::Spawn {
-        what: format!("build the pause image {}", archive.display()),
-        errno: e.to_string(),
-    })?;
-    ctrd.ctr_ok(&["-n", K8S_NS, "images", "import", &archive.to_string_lossy()]);
-    ctrd.import_busybox(K8S_NS);
-    let cri = CriClient::new(ctrd.address());
-    for image in [PAUSE_REF, BUSYBOX_REF] {
-        let known = wait_until(Duration::from_secs(10), || {
-            let spec = Proto::new().message(1, Proto::new().string(1, image));
-            cri.call("ImageService", "ImageStatus", spec)
-                .is_ok_and(|resp| !bytes_field(&resp, 1).is_empty())
-        });
-        if !known {
-            return Err(NotAvailable::Unexpected {
-                what: format!("CRI does not see {image}"),
-            });
-        }
-    }
-    Ok((ctrd, cri))
+        .start_cri_with_images()
+        .map_err(|what| NotAvailable::Unexpected { what })
 }
 
 /// PodSandboxConfig (metadata 1, linux 8) of pod `name`: host network (no hostname, like the
