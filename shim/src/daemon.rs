@@ -70,14 +70,21 @@ pub fn run(flags: Flags) -> Result<(), String> {
         watch_oom: Box::new(move |eventfd, watch| oom.add_oom(eventfd, watch)),
         exit_handled: Box::new(move || exited.wake()),
     };
-    let service = Service::new(&flags.namespace, events, hooks);
+    let service = Service::new(&flags.namespace, events.clone(), hooks);
     let wake = Box::new(move || finished.wake());
     let mut server = Server::new(listener, Arc::clone(&service), wake).map_err(|e| format!("failed to listen: {e}"))?;
     server_started();
     main_loop.run(loop_fds, &mut server, || reap(&service));
     let _ = std::fs::remove_file(socket_path(&flags.socket));
+    // As containerd's shim does: the events of the last calls (TaskDelete) still go out.
+    if !events.flush(PUBLISH_ON_EXIT) {
+        log::warn!("events still unpublished after {PUBLISH_ON_EXIT:?}; exiting anyway");
+    }
     Ok(())
 }
+
+/// How long the daemon waits at exit for its events to be published (containerd's shim: 5 s).
+const PUBLISH_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `shim start` waits for EOF on our stdout: point it at stderr once the socket is served.
 fn server_started() {

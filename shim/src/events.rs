@@ -69,12 +69,16 @@ struct Publisher {
     namespace: String,
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Signalled when the queue is empty and nothing is being published.
+    drained: Condvar,
 }
 
 #[derive(Default)]
 struct Queue {
     events: VecDeque<Event>,
     running: bool,
+    /// An event taken from the queue is being sent.
+    publishing: bool,
     /// Kept between threads so a burst does not reconnect.
     conn: Option<Connection>,
 }
@@ -94,6 +98,17 @@ impl EventSender {
             }
         }
     }
+
+    /// Waits up to `limit` until every event sent so far is published (or given up on), as
+    /// containerd's shim waits for its publisher before it exits: a TaskDelete or TaskExit
+    /// queued just before Shutdown must still reach containerd. False when `limit` ran out.
+    pub fn flush(&self, limit: Duration) -> bool {
+        match &self.sink {
+            Sink::Publisher(p) => p.wait_drained(limit),
+            #[cfg(test)]
+            Sink::Test(_) => true,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +126,7 @@ pub fn start_publisher(address: String, namespace: String) -> EventSender {
         namespace,
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
+        drained: Condvar::new(),
     };
     EventSender {
         sink: Sink::Publisher(Arc::new(publisher)),
@@ -140,15 +156,33 @@ impl Publisher {
         }
     }
 
+    fn wait_drained(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut q = self.lock();
+        while !q.events.is_empty() || q.publishing {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = self.drained.wait_timeout(q, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+
     /// Publishes until the queue has stayed empty for `IDLE`, then ends.
     fn run(&self) {
         let mut q = self.lock();
         let mut conn = q.conn.take();
         loop {
             if let Some(event) = q.events.pop_front() {
+                q.publishing = true;
                 drop(q);
                 publish(&self.address, &self.namespace, &mut conn, &event);
                 q = self.lock();
+                q.publishing = false;
+                if q.events.is_empty() {
+                    self.drained.notify_all();
+                }
                 continue;
             }
             let (guard, _) = self.ready.wait_timeout(q, IDLE).unwrap_or_else(|e| e.into_inner());
@@ -319,5 +353,72 @@ mod tests {
         let f = frame(3, TYPE_REQUEST, b"abc");
         assert_eq!(&f[..10], &[0, 0, 0, 3, 0, 0, 0, 3, 1, 0]);
         assert_eq!(&f[10..], b"abc");
+    }
+
+    /// A containerd events service that answers each Forward after `delay`; it counts them.
+    fn slow_events_service(name: &str, delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = std::env::temp_dir().join(format!("husk-events-{name}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("ttrpc.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let answered = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&answered);
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            loop {
+                let mut header = [0u8; 10];
+                if stream.read_exact(&mut header).is_err() {
+                    return;
+                }
+                let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                let mut body = vec![0u8; len];
+                stream.read_exact(&mut body).unwrap();
+                std::thread::sleep(delay);
+                let id = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+                let reply = Response::new().write_to_bytes().unwrap();
+                stream.write_all(&frame(id, TYPE_RESPONSE, &reply)).unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (path.to_string_lossy().into_owned(), answered)
+    }
+
+    #[test]
+    fn flush_returns_once_a_queued_event_reached_containerd() {
+        use std::sync::atomic::Ordering;
+        let (address, answered) = slow_events_service("flushed", Duration::from_millis(300));
+        let events = start_publisher(address.clone(), "default".into());
+        let delete = containerd_shim::protos::events::task::TaskDelete {
+            container_id: "c".into(),
+            ..Default::default()
+        };
+        events.send("/tasks/delete", delete);
+        assert!(events.flush(Duration::from_secs(5)), "not drained");
+        assert_eq!(
+            answered.load(Ordering::SeqCst),
+            1,
+            "flush returned before containerd had the event"
+        );
+        remove_socket_dir(&address);
+    }
+
+    fn remove_socket_dir(address: &str) {
+        let _ = std::fs::remove_dir_all(std::path::Path::new(address).parent().unwrap());
+    }
+
+    #[test]
+    fn flush_gives_up_after_its_limit() {
+        let (address, _) = slow_events_service("limit", Duration::from_secs(2));
+        let events = start_publisher(address.clone(), "default".into());
+        events.send(
+            "/tasks/exit",
+            containerd_shim::protos::events::task::TaskExit::default(),
+        );
+        let started = std::time::Instant::now();
+        assert!(!events.flush(Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        remove_socket_dir(&address);
     }
 }
