@@ -4,6 +4,13 @@
 //! kernel modifies on every event (containerd's cgroup2 manager watches it the same way), and
 //! which reports IN_IGNORED when the cgroup is removed. Either fd is polled by the main loop and
 //! `check` compares the `oom_kill` count (both files spell it `oom_kill N`).
+//!
+//! Under systemd the kill and the cgroup's removal race: when the OOM killer takes a scope's
+//! last process, systemd removes the scope's cgroup at once, and a shim that reads the count
+//! after that reads nothing. So an OOM is also remembered as `notified` when it shows before its
+//! kill is counted (v1: an eventfd read; v2: memory.events' `oom` count, raised before the
+//! kill, whose own notification the kernel may defer by 10 ms), and reported when the cgroup
+//! goes away.
 
 use std::fs::{self, File};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -26,9 +33,12 @@ pub struct OomWatch {
     events: EventSender,
     /// v1 (an eventfd on memory.oom_control), whose reads count notifications.
     v1: bool,
-    /// v1: the eventfd fired for an OOM that `oom_kill` did not show yet (the kernel notifies
-    /// before it kills), so it is still to be reported.
+    /// An OOM showed that `oom_kill` did not count yet (the kernel notifies before it kills), so
+    /// it is still to be reported.
     notified: AtomicBool,
+    /// v2: memory.events' `oom` count last seen (allocations that failed at the limit and
+    /// called the OOM killer).
+    ooms_seen: AtomicU64,
 }
 
 impl OomWatch {
@@ -41,6 +51,14 @@ impl OomWatch {
     /// TaskExit: the v1 notification is skipped when another task holds the memcg's OOM lock,
     /// and CRI needs the OOM event before the exit to say "OOMKilled".
     pub fn check(&self) -> bool {
+        if self.gone() {
+            // Removed before its count could be read: an OOM noticed earlier is all we know.
+            let notified = self.take_notified();
+            if notified {
+                self.publish();
+            }
+            return notified;
+        }
         let count = oom_kill_count(&self.control_path);
         let seen = self.reported.fetch_max(count, Ordering::SeqCst);
         let new_oom = count > seen || (count == 0 && under_oom(&self.control_path));
@@ -52,9 +70,17 @@ impl OomWatch {
 
     /// The watch fd became readable while the cgroup exists.
     pub fn signalled(&self) {
-        if !self.check() && self.v1 {
+        let oom_rose = self.v1 || self.v2_oom_count_rose();
+        if !self.check() && oom_rose {
             self.notified.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// v2: memory.events' `oom` count grew since the last look (an OOM whose kill may not be
+    /// counted yet).
+    fn v2_oom_count_rose(&self) -> bool {
+        let count = event_count(&self.control_path, "oom");
+        count > self.ooms_seen.fetch_max(count, Ordering::SeqCst)
     }
 
     /// The cgroup is gone; `signals` is what the v1 eventfd counted since its last read: one
@@ -63,9 +89,15 @@ impl OomWatch {
     /// be read (seen in the v1 + systemd VM). An OOM notified and not yet reported is
     /// reported now.
     pub fn removed(&self, signals: u64) {
-        if self.v1 && (signals > 1 || self.notified.load(Ordering::SeqCst)) {
+        let notified_by_eventfd = self.v1 && signals > 1;
+        if self.take_notified() || notified_by_eventfd {
             self.publish();
         }
+    }
+
+    /// Claims a pending OOM, so that the exit path and the main loop report it once between them.
+    fn take_notified(&self) -> bool {
+        self.notified.swap(false, Ordering::SeqCst)
     }
 
     fn publish(&self) {
@@ -112,6 +144,7 @@ pub fn watch(id: &str, pid: u32, events: EventSender) -> Result<(Arc<OomWatch>, 
         events,
         v1: true,
         notified: AtomicBool::new(false),
+        ooms_seen: AtomicU64::new(0),
     });
     Ok((watch, eventfd))
 }
@@ -127,6 +160,7 @@ fn watch_v2(id: &str, events_path: &Path, events: EventSender) -> Result<(Arc<Oo
         events,
         v1: false,
         notified: AtomicBool::new(false),
+        ooms_seen: AtomicU64::new(event_count(events_path, "oom")),
     });
     Ok((watch, inotify))
 }
@@ -160,9 +194,14 @@ fn under_oom(path: &Path) -> bool {
 
 fn oom_kill_count(path: &Path) -> u64 {
     // memory.oom_control (v1) and memory.events (v2) both have an `oom_kill N` line.
+    event_count(path, "oom_kill")
+}
+
+/// The `<key> N` line of a flat-keyed cgroup file; 0 when absent or unreadable.
+fn event_count(path: &Path, key: &str) -> u64 {
     oom_control(path)
         .lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -194,6 +233,7 @@ mod tests {
             events,
             v1: true,
             notified: AtomicBool::new(false),
+            ooms_seen: AtomicU64::new(0),
         };
         assert!(watch.gone());
         (watch, rx)
@@ -215,6 +255,76 @@ mod tests {
         watch.removed(1);
         assert!(rx.try_recv().is_ok());
         watch.removed(1);
+        assert!(rx.try_recv().is_err(), "reported once");
+    }
+
+    const EVENTS_BEFORE: &str = "low 0\nhigh 0\nmax 3\noom 0\noom_kill 0\noom_group_kill 0\n";
+    /// What memory.events shows between the OOM and its kill being counted.
+    const EVENTS_OOM_NOT_KILLED_YET: &str = "low 0\nhigh 0\nmax 9\noom 1\noom_kill 0\noom_group_kill 0\n";
+
+    /// A v2 watch on a memory.events stand-in in a temp dir.
+    fn v2_watch(
+        name: &str,
+    ) -> (
+        Arc<OomWatch>,
+        File,
+        PathBuf,
+        std::sync::mpsc::Receiver<crate::events::Event>,
+    ) {
+        let path = std::env::temp_dir().join(format!("husk-{name}-{}", std::process::id()));
+        fs::write(&path, EVENTS_BEFORE).unwrap();
+        let (events, rx) = EventSender::for_test();
+        let (watch, inotify) = watch_v2("c2", &path, events).unwrap();
+        (watch, inotify, path, rx)
+    }
+
+    #[test]
+    fn a_v2_oom_seen_before_its_kill_is_reported_when_systemd_removes_the_cgroup() {
+        let (watch, _fd, path, rx) = v2_watch("oom-then-removed");
+        fs::write(&path, EVENTS_OOM_NOT_KILLED_YET).unwrap();
+        watch.signalled();
+        assert!(rx.try_recv().is_err(), "no kill counted yet");
+        fs::remove_file(&path).unwrap();
+        assert!(watch.gone());
+        watch.removed(0);
+        assert!(rx.try_recv().is_ok(), "the OOM is reported on removal");
+        watch.removed(0);
+        assert!(!watch.check());
+        assert!(rx.try_recv().is_err(), "reported once");
+    }
+
+    #[test]
+    fn a_v2_oom_seen_before_its_kill_is_reported_by_the_exit_path_after_removal() {
+        let (watch, _fd, path, rx) = v2_watch("oom-exit-path");
+        fs::write(&path, EVENTS_OOM_NOT_KILLED_YET).unwrap();
+        watch.signalled();
+        fs::remove_file(&path).unwrap();
+        assert!(watch.check(), "the exit path reports it");
+        assert!(rx.try_recv().is_ok());
+        watch.removed(0);
+        assert!(rx.try_recv().is_err(), "reported once");
+    }
+
+    #[test]
+    fn a_v2_cgroup_removed_after_reclaim_alone_reports_no_oom() {
+        let (watch, _fd, path, rx) = v2_watch("max-only");
+        fs::write(&path, EVENTS_BEFORE.replace("max 3", "max 40")).unwrap();
+        watch.signalled();
+        fs::remove_file(&path).unwrap();
+        watch.removed(0);
+        assert!(!watch.check());
+        assert!(rx.try_recv().is_err(), "hitting memory.max is no OOM");
+    }
+
+    #[test]
+    fn a_v2_oom_counted_with_its_kill_is_reported_once() {
+        let (watch, _fd, path, rx) = v2_watch("oom-and-kill");
+        fs::write(&path, EVENTS_OOM_NOT_KILLED_YET.replace("oom_kill 0", "oom_kill 1")).unwrap();
+        watch.signalled();
+        assert!(rx.try_recv().is_ok());
+        assert!(!watch.check(), "the exit path sees nothing new");
+        fs::remove_file(&path).unwrap();
+        watch.removed(0);
         assert!(rx.try_recv().is_err(), "reported once");
     }
 }

@@ -379,7 +379,10 @@ fn oom_killed_reason(cri: &CriClient, opts: &Options) -> Check {
     // memory.events gone before it read oom_kill (both lost it in one CI run of two, the Go
     // shim in 2 of 4 v1 runs; docs/vm.md). With the shell alive the count is there to read,
     // as when a pod's worker process is killed; the shell then exits with dd's status, 137.
-    let script = "while [ ! -e /oom-go ]; do sleep 0.1; done; dd if=/dev/zero of=/dev/null bs=64M count=1; exit $?";
+    // It outlives the kill by 2 s: a shell that exited at once emptied the scope within the
+    // same instant, and the Go shim (the control) lost the race once even so.
+    let script = "while [ ! -e /oom-go ]; do sleep 0.1; done; \
+                  dd if=/dev/zero of=/dev/null bs=64M count=1; rc=$?; sleep 2; exit $rc";
     let id = pod.start("oom", script, Some(Proto::new().varint(4, OOM_LIMIT)))?;
     let go = cri.exec_sync(&id, &["touch", "/oom-go"], 20);
     if go.exit_code != 0 {

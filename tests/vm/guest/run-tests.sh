@@ -224,8 +224,15 @@ ctr_systemd_cgroup() {
 # cgroup only once Start has returned, so the task allocates only on SIGUSR1, sent after
 # `run -d` has returned (a fixed sleep let the Go shim miss one under load), and `ctr events`
 # counts as subscribed once a marker namespace's event shows.
+# With "scope" as $2 the task lives in a systemd scope (SystemdCgroup = true), and the OOM kill
+# of its only process makes systemd remove the cgroup at once: see ctr_oom_in_a_scope.
 ctr_publishes_oom() {
-    local runtime=$1 id=oom-$RANDOM events=$WORK/events-$RANDOM marker=events-ready-$RANDOM i rc=1
+    local runtime=$1 id=oom-$RANDOM events=$WORK/events-$RANDOM marker=events-ready-$RANDOM i rc=1 opts=()
+    if [[ ${2:-} == scope ]]; then
+        echo "SystemdCgroup = true" >"$WORK/systemd-options.toml"
+        opts=(--runtime-config-path "$WORK/systemd-options.toml" --cgroup "system.slice:husk-vm:$id")
+        [[ $runtime == io.containerd.runc.v2 ]] && opts=(--runc-systemd-cgroup --cgroup "system.slice:husk-vm:$id")
+    fi
     ctr events >"$events" 2>&1 &
     local watcher=$!
     for i in $(seq 1 150); do
@@ -234,7 +241,7 @@ ctr_publishes_oom() {
         grep -q "$marker" "$events" && break
         sleep 0.2
     done
-    ctr run -d --runtime "$runtime" --env PATH=/bin --memory-limit 16777216 --rootfs "$ROOTFS" "$id" \
+    ctr run -d --runtime "$runtime" "${opts[@]}" --env PATH=/bin --memory-limit 16777216 --rootfs "$ROOTFS" "$id" \
         sh -c "trap 'exec dd if=/dev/zero of=/dev/null bs=64M count=1' USR1; while :; do sleep 0.1; done" \
         >/dev/null || { kill "$watcher"; echo "ctr run -d failed"; return 1; }
     ctr tasks kill -s SIGUSR1 "$id"
@@ -247,6 +254,21 @@ ctr_publishes_oom() {
     ctr containers delete "$id" >/dev/null 2>&1
     [[ $rc == 0 ]] || { echo "no /tasks/oom for $id:"; tail -5 "$events"; }
     return $rc
+}
+
+# The OOM kill of a scope's only process, three times. systemd removes the scope's cgroup as
+# soon as that process exits, often before a shim that woke for memory.events has read the
+# `oom_kill` count (the kernel raises `oom` first and may defer the kill's notification by
+# 10 ms). The husk shim remembers the `oom` rise and reports the OOM on the removal
+# (shim/src/oom.rs). husk only: containerd 1.6's Go shim reads `oom_kill` alone and loses this
+# race (both shims lost it in CI run ci14 before the fix); its tries are printed, not checked.
+ctr_oom_in_a_scope() {
+    local runtime=$1 try lost=0
+    for try in 1 2 3; do
+        ctr_publishes_oom "$runtime" scope >/dev/null || lost=$((lost + 1))
+    done
+    echo "$runtime lost $lost of 3 OOMs in a scope"
+    [[ $lost == 0 ]]
 }
 
 # husk doctor on the kind of host it is for: exit 0, and the report says what this host is.
@@ -289,6 +311,9 @@ v2_checks() {
     done
     check "ctr: /tasks/oom on an OOM kill [io.containerd.runc.v2]" ctr_publishes_oom io.containerd.runc.v2
     check "ctr: /tasks/oom on an OOM kill [io.containerd.husk.v2]" ctr_publishes_oom io.containerd.husk.v2
+    check "ctr: /tasks/oom when the OOM kills a systemd scope's only process, 3 tries [io.containerd.husk.v2]" \
+        ctr_oom_in_a_scope io.containerd.husk.v2
+    ctr_oom_in_a_scope io.containerd.runc.v2 | sed 's/^/vm-test: info: control: /'
 
     for driver in cgroupfs systemd; do
         for rt in runc husk; do
