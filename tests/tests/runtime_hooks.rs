@@ -1,31 +1,15 @@
 //! OCI hooks: each gets the container's state JSON on stdin; a failing prestart hook makes
 //! create fail and leaves nothing behind.
 
+mod failed_on_both;
 mod runtime_support;
 
 use std::path::Path;
 
-use std::process::Output;
-
+use failed_on_both::assert_failed;
 use husk_e2e::{output_text, Bundle, Runtime, TempDir};
 use runtime_support::*;
 use serde_json::{json, Value};
-
-/// The command failed. On husk also with one `husk: ...` line naming each of `wants`; runc's
-/// wording (logrus lines) is not a contract, only its failure is.
-fn assert_failed(rt: &Runtime, out: &Output, wants: &[&str]) {
-    assert!(
-        !out.status.success(),
-        "{}: expected a failure: {}",
-        rt.name(),
-        output_text(out)
-    );
-    if rt.name() == "husk" {
-        for want in wants {
-            assert_one_line_error(out, want);
-        }
-    }
-}
 
 /// A hook that saves its stdin to `<dir>/<name>.json` (and its args and env next to it).
 fn saving_hook(dir: &Path, name: &str) -> Value {
