@@ -149,21 +149,48 @@ fn a_hook_past_its_timeout_is_killed_and_fails_create() {
     }
 }
 
-// husk only, deliberately: runc 1.1.5 runs poststart hooks inside `create`
-// (libcontainer/container_linux.go start()) and a failing one kills the init and fails create;
-// husk runs them after `start` as the spec orders, and, like runc's poststop, only warns.
+/// A failing poststart hook is an error and stops the container: runc has always killed the
+/// init then (libcontainer/container_linux.go start(), parent.terminate()), and the spec now
+/// agrees (runtime-spec#1262). `run`, detached or not, fails and leaves nothing on both.
 #[test]
-fn a_failing_poststart_hook_only_warns() {
+fn a_failing_poststart_hook_fails_run_and_leaves_nothing() {
+    for (detach, rt) in [true, false]
+        .into_iter()
+        .flat_map(|d| Runtime::husk_and_runc().map(|rt| (d, rt)))
+    {
+        let mut bundle = Bundle::new(&["sleep", "100"]);
+        bundle.config_mut()["hooks"] = json!({
+            "poststart": [{ "path": "/bin/sh", "args": ["sh", "-c", "echo no-poststart >&2; exit 6"] }]
+        });
+        bundle.save();
+        let path = bundle.path().to_str().unwrap();
+        let mut args = vec!["run", "--bundle", path];
+        if detach {
+            args.push("--detach");
+        }
+        args.push(bundle.id());
+        let out = rt.run(&args);
+        assert_failed(&rt, &out, &["poststart", "no-poststart"]);
+        assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
+}
+
+/// husk only for the step that fails: runc 1.1.5 runs poststart inside `create` (see
+/// every_host_hook_receives_the_state_json), so with runc it is create that fails.
+#[test]
+fn a_failing_poststart_hook_fails_start_and_stops_the_container() {
     let rt = Runtime::husk();
     let mut bundle = Bundle::new(&["sleep", "100"]);
     bundle.config_mut()["hooks"] = json!({
-        "poststart": [{ "path": "/bin/false" }]
+        "poststart": [{ "path": "/bin/sh", "args": ["sh", "-c", "echo no-poststart >&2; exit 6"] }]
     });
     bundle.save();
     create_ok(&rt, &bundle);
     let out = rt.run(&["start", bundle.id()]);
-    assert!(out.status.success(), "{}: {}", rt.name(), output_text(&out));
-    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("running"), "{}", rt.name());
+    assert_failed(&rt, &out, &["poststart", "no-poststart"]);
+    assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("stopped"), "{}", rt.name());
+    rt.run_ok(&["delete", bundle.id()]);
+    assert_nothing_left(&rt, bundle.id(), &bundle);
 }
 
 #[test]
