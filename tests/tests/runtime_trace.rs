@@ -45,6 +45,13 @@ fn trace_flag_prints_every_phase_of_create_including_the_inits() {
     ] {
         assert!(line.contains(phase), "phase {phase:?} missing from {line}");
     }
+    // The reason it is husk-only, checked.
+    let runc = Runtime::runc().run(&["--trace", "list"]);
+    assert!(
+        !runc.status.success() && stderr_of(&runc).contains("flag provided but not defined"),
+        "runc now has --trace: compare it: {}",
+        stderr_of(&runc)
+    );
 }
 
 #[test]
