@@ -4,9 +4,7 @@
 use super::create::{create, CreateOptions, Created};
 use super::Global;
 use crate::error::{Error, Result};
-use crate::hooks;
 use crate::sys::{Context, SysError};
-use husk_protocol::Status;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -38,18 +36,21 @@ pub struct RunMode {
 /// Returns the exit code husk should exit with.
 pub fn run(global: &Global, id: &str, opts: &CreateOptions, mode: RunMode) -> Result<i32> {
     if mode.detach {
-        create(global, id, opts, true)?;
-        super::start::start(global, id)?;
+        let saved = create(global, id, opts, true)?.saved;
+        if let Err(e) = super::start::start(global, id) {
+            // runc's run removes a container it could not start: nothing is left.
+            if let Ok(state_dir) = crate::state::StateDir::open(&global.root, id) {
+                let _ = super::delete::kill_and_wait(&saved);
+                super::delete::destroy(state_dir, &saved)?;
+            }
+            return Err(e);
+        }
         return Ok(0);
     }
     // The init execs at once: nobody needs exec.fifo when husk itself waits.
     let created = create(global, id, opts, false)?;
-    let state = created.saved.to_oci(Status::Running);
-    hooks::run_all_warn(
-        "poststart",
-        created.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
-        &state,
-    );
+    // A failing poststart hook has stopped the container: wait, clean up, then fail.
+    let poststart = super::start::run_poststart(&created.saved);
     // Unlock while waiting: `state`, `kill`, `ps` on this container must not block until it
     // exits. Relock to clean up; a `delete --force` meanwhile has already done it.
     let Created {
@@ -67,6 +68,7 @@ pub fn run(global: &Global, id: &str, opts: &CreateOptions, mode: RunMode) -> Re
             .and_then(|master| wait_proxying(pid, &pidfd, &master)),
         None => wait_forwarding(pid, &pidfd),
     };
+    let code = poststart.and(code);
     if mode.keep {
         return code;
     }

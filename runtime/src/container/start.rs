@@ -3,7 +3,7 @@
 use super::Global;
 use crate::error::{Error, Result};
 use crate::hooks;
-use crate::state::StateDir;
+use crate::state::{SavedState, StateDir};
 use crate::sys::{Context, SysError};
 use husk_protocol::Status;
 use nix::fcntl::OFlag;
@@ -22,12 +22,20 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
         });
     }
     release_init(&dir, saved.pid)?;
+    run_poststart(&saved)
+}
+
+/// The poststart hooks, once the process runs. A failing one is an error and stops the
+/// container, which `delete` then removes: runc kills the init when one fails
+/// (libcontainer/container_linux.go start(), parent.terminate()), and the runtime-spec
+/// lifecycle now says the same (runtime-spec#1262; it used to say "log a warning").
+pub fn run_poststart(saved: &SavedState) -> Result<()> {
     let state = saved.to_oci(Status::Running);
-    hooks::run_all_warn(
-        "poststart",
-        saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
-        &state,
-    );
+    let poststart = saved.hooks.as_ref().and_then(|h| h.poststart().as_ref());
+    if let Err(e) = hooks::run_all("poststart", poststart, &state) {
+        let _ = super::delete::kill_and_wait(saved);
+        return Err(e.into());
+    }
     Ok(())
 }
 

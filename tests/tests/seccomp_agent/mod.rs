@@ -43,8 +43,10 @@ fn poll_all(fds: &[i32], millis: i32) -> Vec<i16> {
     pfds.iter().map(|p| p.revents).collect()
 }
 
-/// The payload and the fd of the agent protocol's one sendmsg (the rest of the JSON follows
-/// in plain reads until the runtime closes the connection).
+/// The process state and the fd of the agent protocol: the fd comes with the first sendmsg,
+/// the JSON may go on in plain writes (husk's, for a long state). Reading stops once the JSON is
+/// whole, not at EOF: runc 1.1 sends it all at once and never closes its end of the connection
+/// (libcontainer/process_linux.go sendContainerProcessState closes only a dup of it).
 fn recv_state_and_fd(stream: &std::os::unix::net::UnixStream) -> (Value, i32) {
     use std::io::Read;
     use std::os::fd::AsRawFd;
@@ -62,24 +64,30 @@ fn recv_state_and_fd(stream: &std::os::unix::net::UnixStream) -> (Value, i32) {
     msg.msg_controllen = std::mem::size_of_val(&cmsg);
     // SAFETY: as above.
     let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(n > 0, "recvmsg from husk: {}", std::io::Error::last_os_error());
+    assert!(n > 0, "recvmsg from the runtime: {}", std::io::Error::last_os_error());
     // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
     let fd = unsafe {
         let hdr = libc::CMSG_FIRSTHDR(&msg);
         assert!(
             !hdr.is_null() && (*hdr).cmsg_type == libc::SCM_RIGHTS,
-            "no SCM_RIGHTS from husk"
+            "no SCM_RIGHTS from the runtime"
         );
         std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32)
     };
     let mut payload = buf[..n as usize].to_vec();
-    let mut rest = Vec::new();
     let mut reader = stream;
-    reader
-        .read_to_end(&mut rest)
-        .expect("read the rest of the process state");
-    payload.extend(rest);
-    (serde_json::from_slice(&payload).expect("process state JSON"), fd)
+    loop {
+        if let Ok(state) = serde_json::from_slice(&payload) {
+            return (state, fd);
+        }
+        let read = reader.read(&mut buf).expect("read the rest of the process state");
+        assert!(
+            read > 0,
+            "the process state ended early: {:?}",
+            String::from_utf8_lossy(&payload)
+        );
+        payload.extend_from_slice(&buf[..read]);
+    }
 }
 
 /// A seccomp agent on `listener`: takes the notify fds of `connections` container processes
