@@ -82,10 +82,11 @@ pub fn load(bundle: &Path) -> Result<Spec, ConfigError> {
         path: path.display().to_string(),
         why: crate::sys::io_error_text(&e),
     })?;
-    let spec: Spec = parse_ignoring_unknown_capabilities(&text).map_err(|e| ConfigError::Parse {
+    let mut spec: Spec = parse_ignoring_unknown_capabilities(&text).map_err(|e| ConfigError::Parse {
         path: path.display().to_string(),
         why: e.to_string(),
     })?;
+    root_relative_mount_destinations(&mut spec);
     validate(&spec)?;
     let rootfs = rootfs_path(bundle, &spec)?;
     if !rootfs.is_dir() {
@@ -134,6 +135,23 @@ fn remove_unknown_capabilities(sets: &mut serde_json::Value) -> Vec<String> {
         }
     }
     unknown.into_iter().collect()
+}
+
+/// A relative mount destination is taken from `/`, with a warning: runtime-spec 1.1 deprecates
+/// such destinations but says they MUST be read relative to "/", and runc 1.1.5 mounts them
+/// there ("mount destination data is not absolute. Support for non-absolute mount destinations
+/// will be removed in a future release.", libcontainer/specconv/spec_linux.go).
+fn root_relative_mount_destinations(spec: &mut Spec) {
+    for mount in spec.mounts_mut().iter_mut().flatten() {
+        if mount.destination().is_relative() {
+            log::warn!(
+                "mount destination {} is not absolute: taken from /",
+                mount.destination().display()
+            );
+            let absolute = Path::new("/").join(mount.destination());
+            mount.set_destination(absolute);
+        }
+    }
 }
 
 /// `root.path` is relative to the bundle unless absolute.
@@ -356,6 +374,18 @@ mod tests {
         base["process"]["args"] = serde_json::json!("not a list");
         let err = parse_ignoring_unknown_capabilities(&base.to_string()).unwrap_err();
         assert!(err.to_string().contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_mount_destination_is_taken_from_the_root() {
+        let mut spec = spec_from(serde_json::json!({"mounts": [{"destination": "data", "type": "tmpfs"}]}));
+        root_relative_mount_destinations(&mut spec);
+        let mounts = spec.mounts().as_ref().unwrap();
+        assert!(
+            mounts.iter().any(|m| m.destination() == Path::new("/data")),
+            "{mounts:?}"
+        );
+        assert!(validate(&spec).is_ok());
     }
 
     #[test]
