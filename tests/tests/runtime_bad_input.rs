@@ -26,6 +26,7 @@ fn assert_refused_by(rt: &Runtime, make: impl Fn() -> Bundle, want: &str) {
     for cmd in ["create", "run"] {
         let out = rt.run(&[cmd, "--bundle", path, bundle.id()]);
         assert!(!out.status.success(), "{name} {cmd} accepted it: {}", output_text(&out));
+        assert_eq!(out.status.code(), Some(1), "{name} {cmd}: {}", output_text(&out));
         if name == "husk" {
             assert_one_line_error(&out, want);
         }

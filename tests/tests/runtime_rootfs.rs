@@ -363,3 +363,21 @@ fn a_relative_bind_source_is_taken_from_the_bundle() {
         assert_eq!(run_ok(&rt, &bundle), "in bundle\n", "{}", rt.name());
     }
 }
+
+/// The `cgroup` mount on this hybrid host: a tmpfs with one directory per v1 hierarchy and no
+/// cgroup2 (runc 1.1.5 mounts only "cgroup" filesystems there; husk used to add
+/// /sys/fs/cgroup/unified), and nothing can be made at its root.
+#[test]
+fn the_cgroup_mount_holds_the_v1_hierarchies_only_and_refuses_writes() {
+    let out = run_script_on_both(
+        "ls /sys/fs/cgroup; grep -c ' /sys/fs/cgroup/' /proc/self/mountinfo; grep -c cgroup2 /proc/self/mountinfo; \
+         mkdir /sys/fs/cgroup/x 2>/dev/null; echo mkdir=$?",
+        |_| {},
+    );
+    assert!(out.starts_with("blkio\ncpu\n"), "{out}");
+    assert!(out.ends_with("\n0\nmkdir=1\n"), "{out}");
+    // husk only: the config asks for "ro" and husk's tmpfs says so. runc 1.1.5 means to remount
+    // it read-only (mountCgroupV1) but /proc/mounts shows it rw; its mkdir fails with EACCES.
+    let mounts = run_script_on(&Runtime::husk(), "grep ' /sys/fs/cgroup ' /proc/mounts", |_| {});
+    assert!(mounts.starts_with("tmpfs /sys/fs/cgroup tmpfs ro,"), "{mounts}");
+}
