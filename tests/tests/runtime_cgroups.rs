@@ -250,6 +250,9 @@ fn events_stats_report_memory_and_pids() {
         assert!(usage > 0, "{name}: {event}");
         assert_eq!(event["data"]["pids"]["current"], 1, "{name}: {event}");
         assert_eq!(event["data"]["pids"]["limit"], 20, "{name}: {event}");
+        // TODO(parity): runc 1.1.5 also reports data.cpuset (cpus, mems and the flags of the
+        // cpuset hierarchy: types/events.go CPUSet); husk has no cpuset stats yet. runc also
+        // leaves out zero throttling and kernelTCP figures (omitempty) that husk prints as 0.
     }
 }
 
