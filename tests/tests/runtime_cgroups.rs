@@ -236,7 +236,8 @@ fn update_changes_the_limits_of_a_live_container() {
 }
 
 #[test]
-fn events_stats_report_memory_and_pids() {
+fn events_stats_report_memory_pids_and_cpuset() {
+    let mut cpusets = Vec::new();
     for rt in Runtime::husk_and_runc() {
         let name = rt.name();
         let bundle = limited_bundle(&["sleep", "100"]);
@@ -250,10 +251,14 @@ fn events_stats_report_memory_and_pids() {
         assert!(usage > 0, "{name}: {event}");
         assert_eq!(event["data"]["pids"]["current"], 1, "{name}: {event}");
         assert_eq!(event["data"]["pids"]["limit"], 20, "{name}: {event}");
-        // TODO(parity): runc 1.1.5 also reports data.cpuset (cpus, mems and the flags of the
-        // cpuset hierarchy: types/events.go CPUSet); husk has no cpuset stats yet. runc also
-        // leaves out zero throttling and kernelTCP figures (omitempty) that husk prints as 0.
+        let cpus = event["data"]["cpuset"]["cpus"].as_array().map_or(0, Vec::len);
+        assert!(cpus > 0, "{name}: no cpuset.cpus: {event}");
+        cpusets.push(event["data"]["cpuset"].clone());
+        // TODO(parity): runc leaves out zero throttling and kernelTCP figures (omitempty) that
+        // husk prints as 0.
     }
+    // The container inherits the host's cpuset: both report the same one.
+    assert_eq!(cpusets[0], cpusets[1], "husk's cpuset stats, then runc's");
 }
 
 /// `/proc/self/cgroup` as the container's process sees it first thing, with or without a
