@@ -82,16 +82,76 @@ pub fn load(bundle: &Path) -> Result<Spec, ConfigError> {
         path: path.display().to_string(),
         why: crate::sys::io_error_text(&e),
     })?;
-    let spec: Spec = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+    let mut spec: Spec = parse_ignoring_unknown_capabilities(&text).map_err(|e| ConfigError::Parse {
         path: path.display().to_string(),
         why: e.to_string(),
     })?;
+    root_relative_mount_destinations(&mut spec);
     validate(&spec)?;
     let rootfs = rootfs_path(bundle, &spec)?;
     if !rootfs.is_dir() {
         return Err(ConfigError::NoRootfs(rootfs.display().to_string()));
     }
     Ok(spec)
+}
+
+/// Parse a config.json. runc ignores capability names it does not know, with a warning, so
+/// that a config listing capabilities newer than runc or the kernel still runs (runc 1.1.5
+/// libcontainer/capabilities/capabilities.go, capSlice: "ignoring unknown or unavailable
+/// capabilities"); oci-spec refuses them while parsing. Only when the plain parse fails are the
+/// unknown names taken out and the parse tried again, so a good config is parsed once.
+fn parse_ignoring_unknown_capabilities(text: &str) -> serde_json::Result<Spec> {
+    let first = match serde_json::from_str(text) {
+        Ok(spec) => return Ok(spec),
+        Err(e) => e,
+    };
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Err(first);
+    };
+    let unknown = value
+        .pointer_mut("/process/capabilities")
+        .map(remove_unknown_capabilities)
+        .unwrap_or_default();
+    if unknown.is_empty() {
+        return Err(first);
+    }
+    log::warn!("ignoring unknown capabilities: {}", unknown.join(", "));
+    serde_json::from_value(value)
+}
+
+/// Remove the names oci-spec cannot parse from every set of a `process.capabilities` object;
+/// returns them, sorted and without repeats.
+fn remove_unknown_capabilities(sets: &mut serde_json::Value) -> Vec<String> {
+    let mut unknown = std::collections::BTreeSet::new();
+    for names in sets.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+        if let Some(names) = names.as_array_mut() {
+            names.retain(|name| {
+                let known = serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+                if !known {
+                    unknown.insert(name.as_str().map_or_else(|| name.to_string(), str::to_owned));
+                }
+                known
+            });
+        }
+    }
+    unknown.into_iter().collect()
+}
+
+/// A relative mount destination is taken from `/`, with a warning: runtime-spec 1.1 deprecates
+/// such destinations but says they MUST be read relative to "/", and runc 1.1.5 mounts them
+/// there ("mount destination data is not absolute. Support for non-absolute mount destinations
+/// will be removed in a future release.", libcontainer/specconv/spec_linux.go).
+fn root_relative_mount_destinations(spec: &mut Spec) {
+    for mount in spec.mounts_mut().iter_mut().flatten() {
+        if mount.destination().is_relative() {
+            log::warn!(
+                "mount destination {} is not absolute: taken from /",
+                mount.destination().display()
+            );
+            let absolute = Path::new("/").join(mount.destination());
+            mount.set_destination(absolute);
+        }
+    }
 }
 
 /// `root.path` is relative to the bundle unless absolute.
@@ -292,6 +352,40 @@ mod tests {
     #[test]
     fn default_spec_is_valid() {
         validate(&Spec::default()).unwrap();
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_as_runc_does() {
+        let mut base = serde_json::to_value(Spec::default()).unwrap();
+        base["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_KILL", "CAP_BOGUS", "CAP_NEWER"]);
+        base["process"]["capabilities"]["permitted"] = serde_json::json!(["CAP_BOGUS", "CAP_KILL"]);
+        let spec = parse_ignoring_unknown_capabilities(&base.to_string()).unwrap();
+        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        let kill = oci_spec::runtime::Capability::Kill;
+        assert_eq!(caps.bounding().as_ref().unwrap().iter().collect::<Vec<_>>(), [&kill]);
+        assert_eq!(caps.permitted().as_ref().unwrap().iter().collect::<Vec<_>>(), [&kill]);
+        let mut sets = base["process"]["capabilities"].clone();
+        assert_eq!(remove_unknown_capabilities(&mut sets), ["CAP_BOGUS", "CAP_NEWER"]);
+    }
+
+    #[test]
+    fn a_bad_config_with_known_capabilities_keeps_its_first_error() {
+        let mut base = serde_json::to_value(Spec::default()).unwrap();
+        base["process"]["args"] = serde_json::json!("not a list");
+        let err = parse_ignoring_unknown_capabilities(&base.to_string()).unwrap_err();
+        assert!(err.to_string().contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_mount_destination_is_taken_from_the_root() {
+        let mut spec = spec_from(serde_json::json!({"mounts": [{"destination": "data", "type": "tmpfs"}]}));
+        root_relative_mount_destinations(&mut spec);
+        let mounts = spec.mounts().as_ref().unwrap();
+        assert!(
+            mounts.iter().any(|m| m.destination() == Path::new("/data")),
+            "{mounts:?}"
+        );
+        assert!(validate(&spec).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::Cgroup;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub cpu: CpuStats,
+    pub cpuset: CpusetStats,
     pub memory: MemoryStats,
     pub pids: PidsStats,
     pub blkio: BlkioStats,
@@ -105,6 +106,26 @@ pub struct HugetlbStats {
     pub failcnt: u64,
 }
 
+/// The v1 cpuset hierarchy's settings, as runc 1.1's v1 manager reports them (fs/cpuset.go
+/// GetStats, types/events.go CPUSet): the lists expanded ("0-2,4" is [0, 1, 2, 4]), the flags
+/// as numbers. All zero without a v1 cpuset hierarchy, as runc prints it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpusetStats {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u16>,
+    pub cpu_exclusive: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mems: Vec<u16>,
+    pub mem_hardwall: u64,
+    pub mem_exclusive: u64,
+    pub memory_migrate: u64,
+    pub memory_spread_page: u64,
+    pub memory_spread_slab: u64,
+    pub memory_pressure: u64,
+    pub sched_load_balance: u64,
+    pub sched_relax_domain_level: i64,
+}
+
 pub fn collect(cg: &Cgroup) -> Result<Stats, CgroupError> {
     let mut stats = Stats::default();
     // v1 splits usage (cpuacct) from bandwidth (cpu); v2 has both in cpu.stat, whose usage
@@ -122,6 +143,9 @@ pub fn collect(cg: &Cgroup) -> Result<Stats, CgroupError> {
     };
     if let Some((dir, v2)) = cpu_stat {
         stats.cpu.throttling = throttling(&dir, v2)?;
+    }
+    if let Some(h) = cg.v1_hierarchy("cpuset") {
+        stats.cpuset = v1_cpuset(&h.dir())?;
     }
     match cg.controller_dir("memory", "memory")? {
         Some((dir, false)) => stats.memory = v1_memory(&dir)?,
@@ -144,6 +168,52 @@ pub fn collect(cg: &Cgroup) -> Result<Stats, CgroupError> {
         stats.hugetlb = hugetlb(&dir, v2)?;
     }
     Ok(stats)
+}
+
+/// A cpuset list ("0-2,4") expanded, or None if it is not one.
+pub fn parse_cpuset_list(text: &str) -> Option<Vec<u16>> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (from, to) = part.split_once('-').unwrap_or((part, part));
+        let (from, to): (u16, u16) = (from.parse().ok()?, to.parse().ok()?);
+        if from > to {
+            return None;
+        }
+        out.extend(from..=to);
+    }
+    Some(out)
+}
+
+fn v1_cpuset(dir: &Path) -> Result<CpusetStats, CgroupError> {
+    let list = |name: &str| -> Result<Vec<u16>, CgroupError> {
+        let path = dir.join(name);
+        let text = fs::read(&path, "cpuset stats")?;
+        parse_cpuset_list(&text).ok_or_else(|| CgroupError::Parse {
+            what: "cpuset list",
+            path,
+            content: text.trim().to_string(),
+        })
+    };
+    let flag = |name: &str| fs::read_u64(&dir.join(name), "cpuset stats");
+    let level_path = dir.join("cpuset.sched_relax_domain_level");
+    let level = fs::read(&level_path, "cpuset stats")?;
+    Ok(CpusetStats {
+        cpus: list("cpuset.cpus")?,
+        cpu_exclusive: flag("cpuset.cpu_exclusive")?,
+        mems: list("cpuset.mems")?,
+        mem_hardwall: flag("cpuset.mem_hardwall")?,
+        mem_exclusive: flag("cpuset.mem_exclusive")?,
+        memory_migrate: flag("cpuset.memory_migrate")?,
+        memory_spread_page: flag("cpuset.memory_spread_page")?,
+        memory_spread_slab: flag("cpuset.memory_spread_slab")?,
+        memory_pressure: flag("cpuset.memory_pressure")?,
+        sched_load_balance: flag("cpuset.sched_load_balance")?,
+        sched_relax_domain_level: level.trim().parse().map_err(|_| CgroupError::Parse {
+            what: "cpuset.sched_relax_domain_level",
+            path: level_path.clone(),
+            content: level.trim().to_string(),
+        })?,
+    })
 }
 
 fn numbers(text: &str) -> Vec<u64> {
@@ -416,10 +486,20 @@ mod tests {
     }
 
     #[test]
+    fn cpuset_lists_are_expanded() {
+        assert_eq!(parse_cpuset_list("0-2,4\n"), Some(vec![0, 1, 2, 4]));
+        assert_eq!(parse_cpuset_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpuset_list(""), Some(vec![]));
+        assert_eq!(parse_cpuset_list("3-1"), None);
+        assert_eq!(parse_cpuset_list("a"), None);
+    }
+
+    #[test]
     fn stats_json_uses_runc_field_names() {
         let json = serde_json::to_value(Stats::default()).unwrap();
         assert!(json["cpu"]["throttling"].get("throttledPeriods").is_some());
         assert!(json["memory"].get("kernelTCP").is_some());
+        assert!(json["cpuset"].get("sched_relax_domain_level").is_some());
         assert!(json["memory"].get("oom_kill").is_some());
         assert!(json["blkio"].get("ioServiceBytesRecursive").is_some());
     }

@@ -1,7 +1,7 @@
 //! The `cgroup` mount of config.json: the container's view of the cgroup hierarchies.
 //! With a cgroup namespace each hierarchy is mounted afresh (the kernel shows the namespace's
 //! root); without one, the container's own cgroup directories are bind-mounted from the host.
-//! v1 and hybrid hosts get a tmpfs at the destination with one directory per hierarchy.
+//! v1 and hybrid hosts get a tmpfs at the destination with one directory per v1 hierarchy.
 
 use super::mounts::{remount, MountContext};
 use super::options::MountOptions;
@@ -36,7 +36,11 @@ pub fn mount_cgroups(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Re
             Some("mode=755"),
         )
         .ctx("mount tmpfs for cgroups on", dest.display())?;
-        for h in all.iter().filter(|h| h.mount_point.starts_with(HOST_CGROUP_ROOT)) {
+        // v1 hierarchies only, as runc 1.1.5 (libcontainer/rootfs_linux.go, getCgroupMounts:
+        // cgroups.GetCgroupMounts lists "cgroup" filesystems): on a hybrid host the container sees
+        // no /sys/fs/cgroup/unified, so tools in it (systemd among them) find the legacy layout.
+        let v1 = all.iter().filter(|h| !h.unified);
+        for h in v1.filter(|h| h.mount_point.starts_with(HOST_CGROUP_ROOT)) {
             let Ok(name) = h.mount_point.strip_prefix(HOST_CGROUP_ROOT) else {
                 continue;
             };
