@@ -174,6 +174,22 @@ fn readonly_paths_refuse_writes() {
     assert!(mount.split(' ').nth(2).is_some_and(|o| o.starts_with("ro")), "{out}");
 }
 
+/// A masked path inside a read-only one (the kubelet's `/proc/sys/kernel/...` style): masked,
+/// read-only, and one mount entry each, as runc makes them (read-only paths first, then masks;
+/// husk masked first and its recursive read-only bind then copied the mask: two entries).
+#[test]
+fn a_masked_path_inside_a_readonly_path_is_mounted_once() {
+    let out = run_script_on_both(
+        "wc -c < /proc/sys/kernel/hostname; grep -c ' /proc/sys/kernel/hostname ' /proc/self/mountinfo; \
+         grep -c ' /proc/sys ' /proc/self/mountinfo; (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null; echo rc=$?",
+        |c| {
+            c["linux"]["maskedPaths"] = json!(["/proc/sys/kernel/hostname"]);
+            c["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+        },
+    );
+    assert_eq!(out, "0\n1\n1\nrc=1\n");
+}
+
 #[test]
 fn default_devices_exist_with_numbers_and_mode() {
     let out = run_script_on_both(

@@ -149,15 +149,17 @@ fn remount_delayed_readonly(spec_mounts: &[oci_spec::runtime::Mount]) -> Result<
     Ok(())
 }
 
-/// After pivot_root (or the move for --no-pivot): masked paths, read-only paths, read-only `/`,
-/// and the final propagation of `/`.
+/// After pivot_root (or the move for --no-pivot): read-only paths, masked paths, read-only `/`,
+/// and the final propagation of `/`. Read-only paths come first, as in runc
+/// (standard_init_linux.go): their recursive bind would otherwise copy a mask made below them,
+/// leaving two mount entries where runc has one.
 pub fn finish(spec: &Spec) -> Result<(), SysError> {
     let linux = spec.linux().as_ref();
-    for path in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
-        paths::mask(path)?;
-    }
     for path in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
         paths::make_readonly(path)?;
+    }
+    for path in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+        paths::mask(path)?;
     }
     remount_delayed_readonly(spec.mounts().as_deref().unwrap_or_default())?;
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
