@@ -19,11 +19,23 @@ pub struct Stats {
     pub blkio: BlkioStats,
     /// Per page size ("2MB").
     pub hugetlb: BTreeMap<String, HugetlbStats>,
+    /// runc prints `{}` without Intel RDT, which husk does not manage.
+    #[serde(default)]
+    pub intel_rdt: BTreeMap<String, u64>,
+    /// runc prints null: it reads no network figures in `events`.
+    #[serde(default)]
+    pub network_interfaces: Option<Vec<u64>>,
+}
+
+/// runc's `omitempty` on a number (types/events.go): a zero is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Times in nanoseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuUsage {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub total: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percpu: Vec<u64>,
@@ -38,9 +50,12 @@ pub struct CpuUsage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Throttling {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub periods: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub throttled_periods: u64,
     /// Nanoseconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub throttled_time: u64,
 }
 
@@ -54,7 +69,9 @@ pub struct CpuStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryEntry {
     pub limit: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub usage: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max: u64,
     pub failcnt: u64,
 }
@@ -62,6 +79,7 @@ pub struct MemoryEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryStats {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cache: u64,
     pub usage: MemoryEntry,
     /// memory+swap, as v1's memsw (on v2: memory.current + memory.swap.current).
@@ -70,6 +88,7 @@ pub struct MemoryStats {
     #[serde(rename = "kernelTCP")]
     pub kernel_tcp: MemoryEntry,
     /// The whole memory.stat.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
     /// Processes the OOM killer killed in the cgroup: `oom_kill` of memory.oom_control (v1,
     /// kernel 4.13+) or memory.events (v2). A poller reports an OOM when it grows.
@@ -79,29 +98,39 @@ pub struct MemoryStats {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidsStats {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub current: u64,
-    /// 0 when unlimited, as runc reports it.
+    /// 0 when unlimited, as runc reports it (and then leaves out).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub limit: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlkioEntry {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub major: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub minor: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub op: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub value: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlkioStats {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HugetlbStats {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub usage: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max: u64,
     pub failcnt: u64,
 }
@@ -496,11 +525,33 @@ mod tests {
 
     #[test]
     fn stats_json_uses_runc_field_names() {
-        let json = serde_json::to_value(Stats::default()).unwrap();
+        let mut stats = Stats::default();
+        stats.cpu.throttling.throttled_periods = 1;
+        stats.blkio.io_service_bytes_recursive.push(BlkioEntry::default());
+        let json = serde_json::to_value(stats).unwrap();
         assert!(json["cpu"]["throttling"].get("throttledPeriods").is_some());
         assert!(json["memory"].get("kernelTCP").is_some());
         assert!(json["cpuset"].get("sched_relax_domain_level").is_some());
         assert!(json["memory"].get("oom_kill").is_some());
         assert!(json["blkio"].get("ioServiceBytesRecursive").is_some());
+    }
+
+    /// runc's omitempty numbers (types/events.go) are left out at zero, the others kept, and
+    /// the output reads back (the shim parses it).
+    #[test]
+    fn zero_figures_are_left_out_where_runc_leaves_them_out() {
+        let json = serde_json::to_value(Stats::default()).unwrap();
+        assert_eq!(json["cpu"]["throttling"], serde_json::json!({}));
+        assert_eq!(
+            json["memory"]["kernelTCP"],
+            serde_json::json!({ "limit": 0, "failcnt": 0 })
+        );
+        assert_eq!(json["pids"], serde_json::json!({}));
+        assert_eq!(json["blkio"], serde_json::json!({}));
+        assert_eq!(json["cpu"]["usage"], serde_json::json!({ "kernel": 0, "user": 0 }));
+        assert_eq!(json["intel_rdt"], serde_json::json!({}));
+        assert!(json["network_interfaces"].is_null());
+        let back: Stats = serde_json::from_value(json).unwrap();
+        assert_eq!(back, Stats::default());
     }
 }
