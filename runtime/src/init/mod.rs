@@ -8,6 +8,7 @@ pub mod container_hooks;
 pub mod creds;
 pub mod exec;
 pub mod exec_child;
+pub mod home;
 pub mod rlimits;
 pub mod sched;
 pub mod stage1;
@@ -105,7 +106,7 @@ pub(crate) fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError>
 /// What the set-up leaves for the last steps: the program to exec and the state the
 /// startContainer hooks receive (when the config has hooks).
 struct Prepared {
-    program: PathBuf,
+    launch: Launch,
     hook_state: Option<String>,
 }
 
@@ -216,14 +217,14 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel, joined: &mut bool) -
         .chain([chan.raw_fd(), plan.state_dir.as_raw_fd()])
         .collect();
     exec::cloexec_from(3, &keep)?;
-    let program = prepare_process(plan, chan)?;
+    let launch = prepare_process(plan, chan)?;
     trace.mark("process: console, rlimits, creds, caps, seccomp");
     if trace.enabled() {
         chan.send(&FromChild::Timings {
             phases: trace.phases().to_vec(),
         })?;
     }
-    Ok(Prepared { program, hook_state })
+    Ok(Prepared { launch, hook_state })
 }
 
 fn expect_hooks_done(chan: &mut Channel) -> Result<String, InitError> {
@@ -291,7 +292,7 @@ fn write_sysctls(spec: &Spec) -> Result<(), SysError> {
 }
 
 /// Console, cwd, rlimits, keyring, user, capabilities, no_new_privs; the program's path.
-fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
+fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<Launch, InitError> {
     let Some(process) = plan.spec.process().as_ref() else {
         return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into());
     };
@@ -309,6 +310,13 @@ fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitE
     prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan)
 }
 
+/// What execve gets: the program found on the process's PATH and the env, with HOME added as
+/// runc adds it (see [`home`]).
+pub struct Launch {
+    pub program: PathBuf,
+    pub env: Vec<String>,
+}
+
 /// What the init and an exec'd process share: from the terminal to no_new_privs, in the order
 /// the kernel requires (bounding set while still root, caps after the uid switch).
 pub fn prepare_credentials(
@@ -318,7 +326,7 @@ pub fn prepare_credentials(
     in_userns: bool,
     seccomp: Option<&crate::seccomp::Program>,
     chan: &mut Channel,
-) -> Result<PathBuf, InitError> {
+) -> Result<Launch, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
             let size = process.console_size().as_ref().map(|b| console::ConsoleSize {
@@ -361,6 +369,8 @@ pub fn prepare_credentials(
     // Resolved inside the root, made when missing (as runc does: images often name a workdir
     // they do not ship), and checked after the chdir (CVE-2024-21626).
     crate::rootfs::cwd::enter(process.cwd())?;
+    // Read while still root, as runc does: /etc/passwd may not be readable by the user.
+    let env = home::env_with_home(process.env().as_deref().unwrap_or_default(), process.user().uid());
     creds::give_stdio_to(process.user().uid())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
     if let Some(caps) = process.capabilities() {
@@ -370,9 +380,9 @@ pub fn prepare_credentials(
         nix::sys::prctl::set_no_new_privs().ctx("set", "PR_SET_NO_NEW_PRIVS")?;
     }
     let args = process.args().as_deref().unwrap_or_default();
-    let env = process.env().as_deref().unwrap_or_default();
     let arg0 = args.first().map(String::as_str).unwrap_or_default();
-    Ok(exec::find_program(arg0, env)?)
+    let program = exec::find_program(arg0, &env)?;
+    Ok(Launch { program, env })
 }
 
 /// Whether the seccomp filter is loaded just before execve rather than before the capability
@@ -419,8 +429,7 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> I
     }
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
-    let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
-    exec::execve(&prepared.program, &args, &env).into()
+    exec::execve(&prepared.launch.program, &args, &prepared.launch.env).into()
 }
 
 /// The last steps before execve, in runc's order: the exec labels, the seccomp filter when it
