@@ -2,9 +2,11 @@
 //! security settings; flags and process.json; refusals. Each case runs on husk and on
 //! runc 1.1.5, the control, and asserts the same result.
 
+mod runtime_refusal;
 mod runtime_support;
 
 use husk_e2e::{output_text, Bundle, Runtime};
+use runtime_refusal::assert_refused;
 use runtime_support::*;
 use serde_json::json;
 
@@ -14,25 +16,6 @@ fn running(rt: &Runtime) -> (Bundle, i32) {
     let pid = create_ok(rt, &bundle);
     rt.run_ok(&["start", bundle.id()]);
     (bundle, pid)
-}
-
-/// The command failed on `rt` and its stderr mentions `word` (case-insensitive); on husk the
-/// error is one `husk: ` line (runc's wording and logrus framing are no contract).
-fn assert_refused(rt: &Runtime, out: &std::process::Output, word: &str) {
-    let name = rt.name();
-    assert!(
-        !out.status.success(),
-        "{name}: expected a failure: {}",
-        output_text(out)
-    );
-    let stderr = stderr_of(out).to_lowercase();
-    assert!(
-        stderr.contains(&word.to_lowercase()),
-        "{name}: {word:?} not in {stderr}"
-    );
-    if name == "husk" {
-        assert_one_line_error(out, word);
-    }
 }
 
 /// The pids `ps --format json` lists for the container.
