@@ -17,17 +17,27 @@ use serde_json::Value;
 fn create_start_kill_delete_walk_through_every_state() {
     for rt in Runtime::husk_and_runc() {
         let name = rt.name();
-        let bundle = Bundle::new(&["sleep", "100"]);
+        let mut bundle = Bundle::new(&["sleep", "100"]);
+        bundle.config_mut()["annotations"] = serde_json::json!({ "org.example/key": "v1" });
+        bundle.save();
         let id = bundle.id();
         let pid_file = bundle.path().join("init.pid");
         let path = bundle.path().to_str().unwrap();
         rt.run_ok(&["create", "--bundle", path, "--pid-file", pid_file.to_str().unwrap(), id]);
 
         let state = rt.state(id).expect("state after create");
+        assert_eq!(state_keys(&state), STATE_KEYS, "{name}: {state}");
         assert_eq!(state["status"], "created", "{name}: {state}");
         assert_eq!(state["id"], id, "{name}");
         assert_eq!(state["bundle"], path, "{name}");
+        assert_eq!(state["rootfs"], bundle.rootfs().to_str().unwrap(), "{name}");
+        assert_eq!(state["annotations"], bundle.config()["annotations"], "{name}");
         assert!(state["ociVersion"].is_string(), "{name}: {state}");
+        let created = state["created"].as_str().unwrap_or_default();
+        assert!(
+            created.ends_with('Z') && created.contains('T'),
+            "{name}: created {created:?}"
+        );
         let pid = state["pid"].as_i64().unwrap();
         assert!(pid > 0, "{name}: {state}");
         let written = std::fs::read_to_string(&pid_file).expect("pid file");
@@ -85,6 +95,30 @@ fn delete_of_a_running_container_needs_force() {
         assert!(zombie_or_gone(pid), "{}: the init outlived delete --force", rt.name());
         assert_nothing_left(&rt, bundle.id(), &bundle);
     }
+}
+
+/// The fields of `state` that go-runc's State and containerd read, and the rest runc 1.1.5
+/// prints. Values differ deliberately in two: ociVersion (runc names the spec it was built with,
+/// "1.0.2-dev") and owner, which runc's `state` leaves "" (only its `list` fills it).
+const STATE_KEYS: [&str; 9] = [
+    "annotations",
+    "bundle",
+    "created",
+    "id",
+    "ociVersion",
+    "owner",
+    "pid",
+    "rootfs",
+    "status",
+];
+
+fn state_keys(state: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = state
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys
 }
 
 fn zombie_or_gone(pid: i32) -> bool {
@@ -440,6 +474,28 @@ fn a_created_container_whose_init_died_is_stopped_and_cannot_start() {
         }
         rt.run_ok(&["delete", bundle.id()]);
         assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
+}
+
+/// A SIGKILL to a paused container stops it, with or without --all: runc 1.1.5 thaws the
+/// cgroup after the kill (libcontainer/container_linux.go, Signal), since on cgroup v1 a frozen
+/// task dies only once thawed. husk sent the signal and left the container paused for good.
+#[test]
+fn sigkill_to_a_paused_container_stops_it() {
+    for rt in Runtime::husk_and_runc() {
+        for kill in [vec!["kill"], vec!["kill", "--all"]] {
+            let bundle = Bundle::new(&["sleep", "100"]);
+            create_ok(&rt, &bundle);
+            rt.run_ok(&["start", bundle.id()]);
+            rt.run_ok(&["pause", bundle.id()]);
+            assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("paused"), "{}", rt.name());
+            let mut args = kill.clone();
+            args.extend([bundle.id(), "KILL"]);
+            rt.run_ok(&args);
+            wait_status(&rt, bundle.id(), "stopped");
+            rt.run_ok(&["delete", bundle.id()]);
+            assert_nothing_left(&rt, bundle.id(), &bundle);
+        }
     }
 }
 
