@@ -112,6 +112,35 @@ fn exec_keeps_the_containers_capability_bounds() {
     }
 }
 
+/// `exec --cap` adds the capability to the bounding, effective and permitted sets but not the
+/// inheritable one (runc 1.1.2's fix of CVE-2022-29162, exec.go), so root gets it, a non-root
+/// user does not (no ambient without inheritable). husk also made it inheritable, and thus
+/// ambient: CapInh and CapAmb 0000000000000001, and CapEff 1 for user 1000.
+#[test]
+fn exec_cap_adds_a_capability_but_never_an_inheritable_one() {
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
+        let (bundle, _) = running(&rt);
+        for user in ["0:0", "1000:1000"] {
+            let args = ["exec", "--cap", "CAP_CHOWN", "--user", user, bundle.id()];
+            let out = rt.run_ok(&[&args[..], &["grep", "^Cap", "/proc/self/status"]].concat());
+            let field = |key: &str| {
+                out.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::trim)
+                    .unwrap_or("?")
+            };
+            let bnd = u64::from_str_radix(field("CapBnd:"), 16).unwrap_or(0);
+            assert_eq!(bnd & 1, 1, "{name} {user}: CAP_CHOWN is in the bounding set: {out}");
+            assert_eq!(field("CapInh:"), "0000000000000000", "{name} {user}: {out}");
+            assert_eq!(field("CapAmb:"), "0000000000000000", "{name} {user}: {out}");
+            let eff = u64::from_str_radix(field("CapEff:"), 16).unwrap_or(0);
+            let want = if user == "0:0" { 1 } else { 0 };
+            assert_eq!(eff & 1, want, "{name} {user}: CAP_CHOWN effective: {out}");
+        }
+    }
+}
+
 #[test]
 fn exec_of_a_missing_program_fails_clearly_and_leaves_no_process() {
     for rt in Runtime::husk_and_runc() {
