@@ -6,9 +6,9 @@
 pub mod console;
 pub mod container_hooks;
 pub mod creds;
+pub mod env;
 pub mod exec;
 pub mod exec_child;
-pub mod home;
 pub mod rlimits;
 pub mod sched;
 pub mod stage1;
@@ -68,6 +68,8 @@ pub enum InitError {
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    Env(#[from] env::EnvError),
     #[error("the parent went away before the container was ready")]
     ParentGone,
     #[error("unexpected message from the parent: {0:?}")]
@@ -310,8 +312,8 @@ fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<Launch, InitEr
     prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan)
 }
 
-/// What execve gets: the program found on the process's PATH and the env, with HOME added as
-/// runc adds it (see [`home`]).
+/// What execve gets: the program found on the process's PATH and the env, checked, deduplicated
+/// and with HOME added, as runc's init builds it (see [`env`]).
 pub struct Launch {
     pub program: PathBuf,
     pub env: Vec<String>,
@@ -370,7 +372,7 @@ pub fn prepare_credentials(
     // they do not ship), and checked after the chdir (CVE-2024-21626).
     crate::rootfs::cwd::enter(process.cwd())?;
     // Read while still root, as runc does: /etc/passwd may not be readable by the user.
-    let env = home::env_with_home(process.env().as_deref().unwrap_or_default(), process.user().uid());
+    let env = env::process_env(process.env().as_deref().unwrap_or_default(), process.user().uid())?;
     creds::give_stdio_to(process.user().uid())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
     if let Some(caps) = process.capabilities() {
