@@ -84,6 +84,11 @@ fn exec_flags_set_cwd_env_and_user() {
             "{}: the config's env is kept: {out}",
             rt.name()
         );
+        // --env TERM=dumb replaces the config's TERM=xterm in its place (runc's os.Setenv), so
+        // a C program's getenv sees it too: husk passed both, and `env` showed TERM twice.
+        let terms = rt.run_ok(&["exec", "--env", "TERM=dumb", bundle.id(), "env"]);
+        let terms: Vec<&str> = terms.lines().filter(|l| l.starts_with("TERM=")).collect();
+        assert_eq!(terms, ["TERM=dumb"], "{}: --env replaces the config's TERM", rt.name());
     }
 }
 

@@ -71,6 +71,39 @@ fn env_is_exactly_the_configured_list() {
     assert_eq!(lines, ["EMPTY=", "FOO=bar baz", "HOME=/root", "PATH=/bin"], "{out}");
 }
 
+/// runc's init sets the env one entry at a time with Go's os.Setenv: a name given twice keeps
+/// its first place and takes its last value. husk passed both entries on, and a C program's
+/// getenv reads the first.
+#[test]
+fn a_name_given_twice_in_the_env_keeps_its_last_value() {
+    // busybox env as the process prints its environ as execve gave it (a shell reorders it).
+    for rt in Runtime::husk_and_runc() {
+        let mut bundle = husk_e2e::Bundle::new(&["env"]);
+        bundle.config_mut()["process"]["env"] = json!(["PATH=/bin", "TERM=xterm", "HOME=/h", "TERM=dumb", "A=1"]);
+        bundle.save();
+        let out = run_ok(&rt, &bundle);
+        assert_eq!(out, "PATH=/bin\nTERM=dumb\nHOME=/h\nA=1\n", "{}", rt.name());
+    }
+}
+
+/// An env entry without `=` or without a name fails the create on both, leaving nothing
+/// (runc: `invalid environment variable: "NOEQUALS"`, `environment variable name can't be
+/// empty`); husk passed them on to execve.
+#[test]
+fn an_env_entry_without_a_name_or_value_is_refused() {
+    for (entry, word) in [
+        ("NOEQUALS", "invalid environment variable"),
+        ("=x", "name can't be empty"),
+    ] {
+        for rt in Runtime::husk_and_runc() {
+            let mut bundle = sh_bundle("true");
+            bundle.config_mut()["process"]["env"] = json!(["PATH=/bin", entry]);
+            bundle.save();
+            assert_run_refused(&rt, &bundle, &[word, entry], &[word]);
+        }
+    }
+}
+
 /// runc 1.1 (libcontainer/init_linux.go, setupUser) sets HOME when the env has none or an
 /// empty one: the user's home in the container's /etc/passwd, "/" for a uid it does not list.
 /// husk passed the env on as it was, without HOME.
