@@ -107,6 +107,7 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<Launch, InitError> {
         plan.in_userns,
         plan.seccomp.as_ref(),
         chan,
+        false,
     )
 }
 

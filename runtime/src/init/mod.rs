@@ -309,7 +309,7 @@ fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<Launch, InitEr
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
-    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan)
+    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan, true)
 }
 
 /// What execve gets: the program found on the process's PATH and the env, checked, deduplicated
@@ -328,6 +328,7 @@ pub fn prepare_credentials(
     in_userns: bool,
     seccomp: Option<&crate::seccomp::Program>,
     chan: &mut Channel,
+    make_cwd: bool,
 ) -> Result<Launch, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
@@ -368,9 +369,10 @@ pub fn prepare_credentials(
         || std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() == "allow")
             .unwrap_or(true);
-    // Resolved inside the root, made when missing (as runc does: images often name a workdir
-    // they do not ship), and checked after the chdir (CVE-2024-21626).
-    crate::rootfs::cwd::enter(process.cwd())?;
+    // Resolved inside the root, made when missing for the init only (as runc does: images often
+    // name a workdir they do not ship; an exec's missing cwd fails), and checked after the
+    // chdir (CVE-2024-21626).
+    crate::rootfs::cwd::enter(process.cwd(), make_cwd)?;
     // Read while still root, as runc does: /etc/passwd may not be readable by the user.
     let env = env::process_env(process.env().as_deref().unwrap_or_default(), process.user().uid())?;
     creds::give_stdio_to(process.user().uid())?;
