@@ -146,6 +146,36 @@ fn exec_cap_adds_a_capability_but_never_an_inheritable_one() {
     }
 }
 
+/// The init's missing cwd is made (runc's prepareRootfs does, images name workdirs they do not
+/// ship), an exec's is not: runc's setns init only chdirs and exec fails with 255, "chdir to
+/// cwd ... no such file or directory". husk made the directory in the container's rootfs and
+/// ran the process there.
+#[test]
+fn exec_into_a_missing_cwd_fails_and_makes_nothing() {
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
+        let mut bundle = Bundle::new(&["sleep", "100"]);
+        bundle.config_mut()["root"]["readonly"] = false.into();
+        bundle.config_mut()["process"]["cwd"] = "/made/for/init".into();
+        bundle.save();
+        create_ok(&rt, &bundle);
+        rt.run_ok(&["start", bundle.id()]);
+        assert!(
+            bundle.rootfs().join("made/for/init").is_dir(),
+            "{name}: the init's cwd is made"
+        );
+        let out = rt.run(&["exec", "--cwd", "/not/for/exec", bundle.id(), "pwd"]);
+        assert_eq!(out.status.code(), Some(255), "{name}: {}", output_text(&out));
+        assert_refused(&rt, &out, "/not/for/exec");
+        assert!(
+            stderr_of(&out).contains("no such file or directory"),
+            "{name}: {}",
+            output_text(&out)
+        );
+        assert!(!bundle.rootfs().join("not").exists(), "{name}: exec made its cwd");
+    }
+}
+
 #[test]
 fn exec_of_a_missing_program_fails_clearly_and_leaves_no_process() {
     for rt in Runtime::husk_and_runc() {
