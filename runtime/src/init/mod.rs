@@ -354,9 +354,9 @@ pub fn prepare_credentials(
     if let Some(id) = session_keyring_for {
         join_session_keyring(id);
     }
-    if let Some(caps) = process.capabilities() {
-        capabilities::drop_bounding(caps)?;
-    }
+    let no_caps = capabilities::none();
+    let caps = process.capabilities().as_ref().unwrap_or(&no_caps);
+    capabilities::drop_bounding(caps)?;
     if let (false, Some(profile)) = (loads_late(process, seccomp), seccomp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while husk still
         // has it, as runc does. With no_new_privs it is loaded last, just before execve.
@@ -377,9 +377,7 @@ pub fn prepare_credentials(
     let env = env::process_env(process.env().as_deref().unwrap_or_default(), process.user().uid())?;
     creds::give_stdio_to(process.user().uid())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
-    if let Some(caps) = process.capabilities() {
-        capabilities::apply(caps)?;
-    }
+    capabilities::apply(caps)?;
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().ctx("set", "PR_SET_NO_NEW_PRIVS")?;
     }
