@@ -135,6 +135,31 @@ fn user_uid_gid_and_additional_gids_are_set() {
     }
 }
 
+/// A gid listed twice in additionalGids is set once: runc 1.1 collects them in a map
+/// (libcontainer/user, GetAdditionalGroups); husk passed `Groups: 0 5 5` to setgroups.
+#[test]
+fn additional_gids_are_set_once_each() {
+    for (name, out) in status_on_both(|c| {
+        c["process"]["user"] = json!({ "uid": 0, "gid": 0, "additionalGids": [5, 5, 0] });
+    }) {
+        assert_eq!(status_field(&out, "Groups"), "0 5", "{name}");
+    }
+}
+
+/// A process without `capabilities` runs with none, root or not: runc 1.1's init applies an
+/// empty set (init_linux.go, finalizeNamespace). husk left it every capability it had itself
+/// (CapEff 000001fffeffffff on this host): a spec that omits the field got a privileged root.
+#[test]
+fn a_process_without_capabilities_gets_none() {
+    for (name, out) in status_on_both(|c| {
+        c["process"].as_object_mut().unwrap().remove("capabilities");
+    }) {
+        for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(status_field(&out, key), "0000000000000000", "{name}: {key}");
+        }
+    }
+}
+
 #[test]
 fn a_non_root_user_has_no_effective_capabilities_unless_asked() {
     for (name, out) in status_on_both(|c| {
