@@ -511,6 +511,31 @@ fn a_process_that_exits_by_itself_leaves_a_stopped_container() {
     }
 }
 
+/// Without a pid namespace the init's children outlive it in the cgroup: `ps` of the stopped
+/// container lists them (runc 1.1's ps.go reads the cgroup whatever the status; husk printed
+/// nothing for a stopped container), and `delete` kills them with the cgroup.
+#[test]
+fn ps_of_a_stopped_container_lists_what_its_init_left_behind() {
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
+        let mut bundle = sh_bundle("sleep 1000 & sleep 0.2; exit 0");
+        let namespaces = bundle.config_mut()["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "pid");
+        bundle.save();
+        let path = bundle.path().to_str().unwrap();
+        rt.run_ok(&["run", "-d", "--bundle", path, bundle.id()]);
+        wait_status(&rt, bundle.id(), "stopped");
+        let ps: Value = serde_json::from_str(&rt.run_ok(&["ps", "--format", "json", bundle.id()])).unwrap();
+        let pids: Vec<i64> = ps.as_array().unwrap().iter().filter_map(Value::as_i64).collect();
+        assert_eq!(pids.len(), 1, "{name}: {ps}");
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", pids[0])).unwrap_or_default();
+        assert_eq!(comm.trim(), "sleep", "{name}: {ps}");
+        rt.run_ok(&["delete", bundle.id()]);
+        assert!(zombie_or_gone(pids[0] as i32), "{name}: delete left the sleep running");
+        assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
+}
+
 #[test]
 fn kill_accepts_numbers_and_realtime_names() {
     for rt in Runtime::husk_and_runc() {
