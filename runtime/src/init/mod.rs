@@ -5,6 +5,7 @@
 
 pub mod console;
 pub mod container_hooks;
+pub mod created_signals;
 pub mod creds;
 pub mod env;
 pub mod exec;
@@ -426,6 +427,9 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> I
         return e.into();
     }
     drop(chan);
+    if plan.wait_for_start {
+        created_signals::die_like_go_on_fatal_signals();
+    }
     if let Err(e) = released_by_start(plan, prepared.hook_state.as_deref()) {
         return e;
     }
