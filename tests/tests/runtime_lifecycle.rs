@@ -499,6 +499,34 @@ fn sigkill_to_a_paused_container_stops_it() {
     }
 }
 
+/// runc's init waits for `start` as a Go program, which dies on SIGTERM, SIGHUP and SIGINT
+/// but ignores SIGUSR1: `kill <created> TERM` stops the container (`docker stop` of a container
+/// never started need not wait for its SIGKILL). husk's init, pid 1 of its namespace without
+/// handlers, never received them and stayed "created".
+#[test]
+fn a_terminating_signal_stops_a_created_container() {
+    for rt in Runtime::husk_and_runc() {
+        let name = rt.name();
+        for signal in ["TERM", "HUP", "INT"] {
+            let bundle = Bundle::new(&["sleep", "100"]);
+            create_ok(&rt, &bundle);
+            rt.run_ok(&["kill", bundle.id(), signal]);
+            wait_status(&rt, bundle.id(), "stopped");
+            rt.run_ok(&["delete", bundle.id()]);
+            assert_nothing_left(&rt, bundle.id(), &bundle);
+        }
+        let bundle = Bundle::new(&["sleep", "100"]);
+        create_ok(&rt, &bundle);
+        rt.run_ok(&["kill", bundle.id(), "USR1"]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("created"), "{name}: USR1");
+        rt.run_ok(&["start", bundle.id()]);
+        assert_eq!(status_of(&rt, bundle.id()).as_deref(), Some("running"), "{name}");
+        rt.run_ok(&["delete", "--force", bundle.id()]);
+        assert_nothing_left(&rt, bundle.id(), &bundle);
+    }
+}
+
 #[test]
 fn a_process_that_exits_by_itself_leaves_a_stopped_container() {
     for rt in Runtime::husk_and_runc() {
