@@ -17,6 +17,19 @@ pub enum CapError {
     Set { set: &'static str, why: String },
 }
 
+/// The sets of a process whose spec has no `capabilities`: all empty, so it runs with none, as
+/// runc 1.1 (libcontainer/init_linux.go, finalizeNamespace) runs it. oci-spec's Default would
+/// be its own default list instead.
+pub fn none() -> LinuxCapabilities {
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(None);
+    caps.set_effective(None);
+    caps.set_permitted(None);
+    caps.set_inheritable(None);
+    caps.set_ambient(None);
+    caps
+}
+
 fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet, CapError> {
     let mut out = CapsHashSet::new();
     for cap in set.iter().flatten() {

@@ -275,6 +275,10 @@ fn parse_user(user: &str) -> Result<(u32, u32)> {
     Ok((uid.parse().map_err(|_| bad())?, gid.parse().map_err(|_| bad())?))
 }
 
+/// `--cap` adds to the bounding, effective, permitted and ambient sets, never the inheritable
+/// one: runc fixed CVE-2022-29162 in 1.1.2 (exec.go) by no longer adding it there, since a
+/// non-empty inheritable set lets programs with file capabilities gain them. The ambient cap
+/// is then raised only if the process's spec already makes it inheritable, as with runc.
 fn add_caps(process: &mut Process, caps: &[String]) -> Result<()> {
     if caps.is_empty() {
         return Ok(());
@@ -292,7 +296,6 @@ fn add_caps(process: &mut Process, caps: &[String]) -> Result<()> {
         set.set_effective(add(set.effective()));
         set.set_permitted(add(set.permitted()));
         set.set_ambient(add(set.ambient()));
-        set.set_inheritable(add(set.inheritable()));
     }
     process.set_capabilities(Some(set));
     Ok(())

@@ -27,10 +27,16 @@ pub fn kill(global: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
         });
     }
     if all {
-        signal_all(&saved.cgroup, signo)
-    } else {
-        send(saved.pid, signo)
+        return signal_all(&saved.cgroup, signo);
     }
+    send(saved.pid, signo)?;
+    if status == Status::Paused && signo == libc::SIGKILL {
+        // A SIGKILL to a task in a frozen v1 cgroup waits for the thaw: thaw it, or the
+        // container stays paused for good. runc 1.1 does the same and ignores a failed thaw
+        // (libcontainer/container_linux.go, Signal).
+        let _ = saved.cgroup.thaw();
+    }
+    Ok(())
 }
 
 /// Signal every process in the container's cgroup. SIGKILL on a v2 host is one write to

@@ -34,7 +34,9 @@ pub fn resume(global: &Global, id: &str) -> Result<()> {
 pub fn pids(global: &Global, id: &str) -> Result<Vec<i32>> {
     let dir = StateDir::open(&global.root, id)?;
     let saved = dir.load()?;
-    if saved.status(&dir.path) == Status::Stopped {
+    // A stopped container's cgroup may still hold processes its init left behind (no pid
+    // namespace): runc 1.1 (ps.go, container.Processes) lists them, whatever the status.
+    if saved.status(&dir.path) == Status::Stopped && !saved.cgroup.exists() {
         return Ok(Vec::new());
     }
     Ok(saved.cgroup.pids()?)

@@ -10,12 +10,13 @@ use oci_spec::runtime::User;
 /// that capabilities::apply can then set exactly what the config asks.
 pub fn switch_user(user: &User, allow_setgroups: bool) -> Result<(), SysError> {
     if allow_setgroups {
-        let groups: Vec<Gid> = user
-            .additional_gids()
-            .iter()
-            .flatten()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
+        // Each gid once, as runc 1.1 (libcontainer/user, GetAdditionalGroups: a map) sets them.
+        let mut groups: Vec<Gid> = Vec::new();
+        for gid in user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)) {
+            if !groups.contains(&gid) {
+                groups.push(gid);
+            }
+        }
         setgroups(&groups).ctx(
             "setgroups",
             format!("{:?}", user.additional_gids().as_deref().unwrap_or_default()),

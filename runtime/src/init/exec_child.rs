@@ -8,7 +8,7 @@
 //! - stage 2 is born inside every namespace, non-dumpable, a child of `husk exec`; after
 //!   `SpawnedSeen` it takes the process's creds, sends Ready and execs.
 
-use super::{expect, prepare_credentials, InitError};
+use super::{expect, prepare_credentials, InitError, Launch};
 use crate::clone::{clone_into, Forked};
 use crate::sync::{Channel, FromChild, ToChild};
 use crate::sys::{Context, SysError};
@@ -32,7 +32,7 @@ pub struct ExecPlan {
 
 pub fn run(plan: ExecPlan, mut chan: Channel) -> ! {
     let err = match spawn_inside(&plan, &mut chan).and_then(|()| setup(&plan, &mut chan)) {
-        Ok(program) => finish(&plan, chan, program),
+        Ok(launch) => finish(&plan, chan, launch),
         Err(err) => {
             // The parent prints it; a second line from here would repeat it.
             let _ = chan.send(&FromChild::Failed { msg: err.to_string() });
@@ -89,7 +89,7 @@ fn close_all_but(keep: &[RawFd]) -> Result<(), SysError> {
 }
 
 /// Stage 2, already inside every namespace.
-fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, InitError> {
+fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<Launch, InitError> {
     if plan.process.terminal().unwrap_or(false) {
         nix::unistd::setsid().ctx("setsid", "exec process")?;
     }
@@ -107,10 +107,11 @@ fn setup(plan: &ExecPlan, chan: &mut Channel) -> Result<std::path::PathBuf, Init
         plan.in_userns,
         plan.seccomp.as_ref(),
         chan,
+        false,
     )
 }
 
-fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> InitError {
+fn finish(plan: &ExecPlan, mut chan: Channel, launch: Launch) -> InitError {
     if let Err(e) = chan.send(&FromChild::Ready) {
         return e.into();
     }
@@ -125,6 +126,5 @@ fn finish(plan: &ExecPlan, mut chan: Channel, program: std::path::PathBuf) -> In
         }
     }
     let args = plan.process.args().clone().unwrap_or_default();
-    let env = plan.process.env().clone().unwrap_or_default();
-    super::exec::execve(&program, &args, &env).into()
+    super::exec::execve(&launch.program, &args, &launch.env).into()
 }

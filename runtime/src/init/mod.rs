@@ -5,7 +5,9 @@
 
 pub mod console;
 pub mod container_hooks;
+pub mod created_signals;
 pub mod creds;
+pub mod env;
 pub mod exec;
 pub mod exec_child;
 pub mod rlimits;
@@ -67,6 +69,8 @@ pub enum InitError {
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    Env(#[from] env::EnvError),
     #[error("the parent went away before the container was ready")]
     ParentGone,
     #[error("unexpected message from the parent: {0:?}")]
@@ -105,7 +109,7 @@ pub(crate) fn expect(chan: &mut Channel, want: ToChild) -> Result<(), InitError>
 /// What the set-up leaves for the last steps: the program to exec and the state the
 /// startContainer hooks receive (when the config has hooks).
 struct Prepared {
-    program: PathBuf,
+    launch: Launch,
     hook_state: Option<String>,
 }
 
@@ -216,14 +220,14 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel, joined: &mut bool) -
         .chain([chan.raw_fd(), plan.state_dir.as_raw_fd()])
         .collect();
     exec::cloexec_from(3, &keep)?;
-    let program = prepare_process(plan, chan)?;
+    let launch = prepare_process(plan, chan)?;
     trace.mark("process: console, rlimits, creds, caps, seccomp");
     if trace.enabled() {
         chan.send(&FromChild::Timings {
             phases: trace.phases().to_vec(),
         })?;
     }
-    Ok(Prepared { program, hook_state })
+    Ok(Prepared { launch, hook_state })
 }
 
 fn expect_hooks_done(chan: &mut Channel) -> Result<String, InitError> {
@@ -291,7 +295,7 @@ fn write_sysctls(spec: &Spec) -> Result<(), SysError> {
 }
 
 /// Console, cwd, rlimits, keyring, user, capabilities, no_new_privs; the program's path.
-fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitError> {
+fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<Launch, InitError> {
     let Some(process) = plan.spec.process().as_ref() else {
         return Err(SysError::new("read", "process", nix::errno::Errno::EINVAL).into());
     };
@@ -306,7 +310,14 @@ fn prepare_process(plan: &InitPlan, chan: &mut Channel) -> Result<PathBuf, InitE
     }
     let console = plan.console_socket.as_ref().map(|s| s.as_raw_fd());
     let keyring = (!plan.no_new_keyring).then_some(plan.id.as_str());
-    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan)
+    prepare_credentials(process, console, keyring, in_userns, plan.seccomp.as_ref(), chan, true)
+}
+
+/// What execve gets: the program found on the process's PATH and the env, checked, deduplicated
+/// and with HOME added, as runc's init builds it (see [`env`]).
+pub struct Launch {
+    pub program: PathBuf,
+    pub env: Vec<String>,
 }
 
 /// What the init and an exec'd process share: from the terminal to no_new_privs, in the order
@@ -318,7 +329,8 @@ pub fn prepare_credentials(
     in_userns: bool,
     seccomp: Option<&crate::seccomp::Program>,
     chan: &mut Channel,
-) -> Result<PathBuf, InitError> {
+    make_cwd: bool,
+) -> Result<Launch, InitError> {
     if process.terminal().unwrap_or(false) {
         if let Some(socket) = console_socket {
             let size = process.console_size().as_ref().map(|b| console::ConsoleSize {
@@ -343,9 +355,9 @@ pub fn prepare_credentials(
     if let Some(id) = session_keyring_for {
         join_session_keyring(id);
     }
-    if let Some(caps) = process.capabilities() {
-        capabilities::drop_bounding(caps)?;
-    }
+    let no_caps = capabilities::none();
+    let caps = process.capabilities().as_ref().unwrap_or(&no_caps);
+    capabilities::drop_bounding(caps)?;
     if let (false, Some(profile)) = (loads_late(process, seccomp), seccomp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while husk still
         // has it, as runc does. With no_new_privs it is loaded last, just before execve.
@@ -358,21 +370,22 @@ pub fn prepare_credentials(
         || std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() == "allow")
             .unwrap_or(true);
-    // Resolved inside the root, made when missing (as runc does: images often name a workdir
-    // they do not ship), and checked after the chdir (CVE-2024-21626).
-    crate::rootfs::cwd::enter(process.cwd())?;
+    // Resolved inside the root, made when missing for the init only (as runc does: images often
+    // name a workdir they do not ship; an exec's missing cwd fails), and checked after the
+    // chdir (CVE-2024-21626).
+    crate::rootfs::cwd::enter(process.cwd(), make_cwd)?;
+    // Read while still root, as runc does: /etc/passwd may not be readable by the user.
+    let env = env::process_env(process.env().as_deref().unwrap_or_default(), process.user().uid())?;
     creds::give_stdio_to(process.user().uid())?;
     creds::switch_user(process.user(), setgroups_allowed)?;
-    if let Some(caps) = process.capabilities() {
-        capabilities::apply(caps)?;
-    }
+    capabilities::apply(caps)?;
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().ctx("set", "PR_SET_NO_NEW_PRIVS")?;
     }
     let args = process.args().as_deref().unwrap_or_default();
-    let env = process.env().as_deref().unwrap_or_default();
     let arg0 = args.first().map(String::as_str).unwrap_or_default();
-    Ok(exec::find_program(arg0, env)?)
+    let program = exec::find_program(arg0, &env)?;
+    Ok(Launch { program, env })
 }
 
 /// Whether the seccomp filter is loaded just before execve rather than before the capability
@@ -414,13 +427,15 @@ fn exec_after_start(plan: &InitPlan, mut chan: Channel, prepared: Prepared) -> I
         return e.into();
     }
     drop(chan);
+    if plan.wait_for_start {
+        created_signals::die_like_go_on_fatal_signals();
+    }
     if let Err(e) = released_by_start(plan, prepared.hook_state.as_deref()) {
         return e;
     }
     let process = plan.spec.process().as_ref();
     let args = process.and_then(|p| p.args().clone()).unwrap_or_default();
-    let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
-    exec::execve(&prepared.program, &args, &env).into()
+    exec::execve(&prepared.launch.program, &args, &prepared.launch.env).into()
 }
 
 /// The last steps before execve, in runc's order: the exec labels, the seccomp filter when it

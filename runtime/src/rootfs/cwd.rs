@@ -11,15 +11,18 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::path::Path;
 
-/// chdir to `cwd`, a path inside the current root ("/" after pivot_root, chroot or setns).
-pub fn enter(cwd: &Path) -> Result<(), SysError> {
+/// chdir to `cwd`, a path inside the current root ("/" after pivot_root, chroot or setns),
+/// made first when missing and `make_missing`: the init's is (runc's prepareRootfs makes it),
+/// an exec'd process's is not (runc's setns init only chdirs, and fails with ENOENT).
+pub fn enter(cwd: &Path, make_missing: bool) -> Result<(), SysError> {
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ctx("open", "/")?;
-    let dir = open_in_root(std::os::fd::AsFd::as_fd(&root), cwd, Create::Dir)
+    let create = if make_missing { Create::Dir } else { Create::Nothing };
+    let dir = open_in_root(std::os::fd::AsFd::as_fd(&root), cwd, create)
         .map_err(|e| SysError::new("resolve cwd inside the container", cwd.display(), e.errno))?;
     nix::unistd::fchdir(&dir).ctx("chdir to cwd", cwd.display())?;
     check_reachable(cwd)
