@@ -2,14 +2,12 @@
 //! time namespace offsets, personality, scheduler, I/O priority, LSM labels, seccomp notify.
 //! runc 1.1.5 is the control wherever it has the feature; the husk-only tests say why.
 
-mod failed_on_both;
 mod runtime_support;
 mod seccomp_agent;
 
 use std::path::Path;
 use std::process::Output;
 
-use failed_on_both::assert_failed;
 use husk_e2e::{Bundle, Runtime, TempDir};
 use runtime_support::*;
 use serde_json::{json, Value};

@@ -2,11 +2,9 @@
 //! security settings; flags and process.json; refusals. Each case runs on husk and on
 //! runc 1.1.5, the control, and asserts the same result.
 
-mod runtime_refusal;
 mod runtime_support;
 
 use husk_e2e::{output_text, Bundle, Runtime};
-use runtime_refusal::assert_refused;
 use runtime_support::*;
 use serde_json::json;
 

@@ -1,12 +1,10 @@
 //! OCI hooks: each gets the container's state JSON on stdin; a failing prestart hook makes
 //! create fail and leaves nothing behind.
 
-mod failed_on_both;
 mod runtime_support;
 
 use std::path::Path;
 
-use failed_on_both::assert_failed;
 use husk_e2e::{output_text, Bundle, Runtime, TempDir};
 use runtime_support::*;
 use serde_json::{json, Value};

@@ -2,14 +2,12 @@
 //! run (foreground and detached), list, spec, the pid file, the json log, and concurrency.
 //! Each case runs on husk and on runc 1.1.5, the control, and asserts the same result.
 
-mod runtime_refusal;
 mod runtime_support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use husk_e2e::{assert_no_cgroup, output_text, wait_until, Bundle, Runtime, TempDir};
-use runtime_refusal::assert_refused;
 use runtime_support::*;
 use serde_json::Value;
 

@@ -3,11 +3,9 @@
 //! and on runc 1.1.5, the control, where runc's result is stable (split from
 //! runtime_lifecycle.rs).
 
-mod runtime_refusal;
 mod runtime_support;
 
 use husk_e2e::{assert_no_cgroup, output_text, Bundle, Runtime, TempDir};
-use runtime_refusal::assert_refused;
 use runtime_support::*;
 use serde_json::Value;
 

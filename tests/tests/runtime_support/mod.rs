@@ -155,3 +155,31 @@ pub fn ns_link(pid: &str, kind: &str) -> String {
         .display()
         .to_string()
 }
+
+/// The command failed on `rt` (husk or runc, the control). On husk also with one `husk: ...`
+/// line naming each of `wants`: runc's wording and logrus framing are no contract, its
+/// failure is.
+pub fn assert_failed(rt: &Runtime, out: &Output, wants: &[&str]) {
+    assert!(
+        !out.status.success(),
+        "{}: expected a failure: {}",
+        rt.name(),
+        output_text(out)
+    );
+    if rt.name() == "husk" {
+        for want in wants {
+            assert_one_line_error(out, want);
+        }
+    }
+}
+
+/// [`assert_failed`], where both runtimes' stderr mention `word` (case-insensitive).
+pub fn assert_refused(rt: &Runtime, out: &Output, word: &str) {
+    assert_failed(rt, out, &[word]);
+    let stderr = stderr_of(out).to_lowercase();
+    assert!(
+        stderr.contains(&word.to_lowercase()),
+        "{}: {word:?} not in {stderr}",
+        rt.name()
+    );
+}
