@@ -124,6 +124,7 @@ pub fn create(global: &Global, id: &str, opts: &CreateOptions, wait_for_start: b
             .iter()
             .map(|h| (h.mount.clone(), h.path.clone()))
             .collect(),
+        cgroup_dirs_made_in_join: cgroup.is_systemd(),
         state_dir: state_dir_fd,
         lock_fd: undo.state_dir.as_ref().map(StateDir::lock_fd).unwrap_or(-1),
         console_socket,

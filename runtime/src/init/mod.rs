@@ -34,6 +34,9 @@ pub struct InitPlan {
     pub rootfs: PathBuf,
     /// The container's cgroup path inside each hierarchy (for the cgroup bind mounts).
     pub cgroup_paths: Vec<(PathBuf, PathBuf)>,
+    /// The parent makes the cgroup directories while it joins them (the systemd driver: systemd
+    /// creates the scope), not before clone: a bind of them must wait for CgroupJoined.
+    pub cgroup_dirs_made_in_join: bool,
     /// O_PATH fd of the state dir, to reach exec.fifo after pivot_root without /proc.
     pub state_dir: OwnedFd,
     /// The state-dir lock the parent holds: the init must not keep a copy of it.
@@ -139,10 +142,25 @@ fn setup(plan: &InitPlan, chan: &mut Channel) -> Result<Prepared, InitError> {
     result
 }
 
-/// Waits until the parent has put the init in every cgroup (sync.rs: CgroupJoined).
+/// Whether the config's `cgroup` mount will bind-mount cgroup directories that the parent makes
+/// only in the join. With a new cgroup namespace each hierarchy is mounted afresh instead.
+fn binds_cgroup_dirs_made_in_join(plan: &InitPlan, new_cgroupns: bool) -> bool {
+    let has_cgroup_mount = || {
+        let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
+        mounts
+            .iter()
+            .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+    };
+    plan.cgroup_dirs_made_in_join && !new_cgroupns && has_cgroup_mount()
+}
+
+/// Waits until the parent has put the init in every cgroup (sync.rs: CgroupJoined). The
+/// parent sends it once: a second call returns at once.
 fn await_cgroup_joined(chan: &mut Channel, joined: &mut bool) -> Result<(), InitError> {
-    expect(chan, ToChild::CgroupJoined)?;
-    *joined = true;
+    if !*joined {
+        expect(chan, ToChild::CgroupJoined)?;
+        *joined = true;
+    }
     Ok(())
 }
 
@@ -172,6 +190,11 @@ fn setup_after_proceed(plan: &InitPlan, chan: &mut Channel, joined: &mut bool) -
     nix::unistd::setsid().ctx("setsid", "container init")?;
     trace.mark("namespaces");
     let new_mountns = namespaces::creates(&ns_list, LinuxNamespaceType::Mount);
+    if new_mountns && binds_cgroup_dirs_made_in_join(plan, new_cgroupns) {
+        // The cgroup mount binds the container's own cgroup directories, which do not exist
+        // until the join has made them: no overlap here (seen on v1 + systemd through CRI).
+        await_cgroup_joined(chan, joined)?;
+    }
     if new_mountns {
         rootfs::prepare(&RootfsPlan {
             spec,
