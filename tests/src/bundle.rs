@@ -1,6 +1,7 @@
 //! OCI bundles: a temp dir with a busybox rootfs and a config.json.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -16,9 +17,38 @@ pub struct Bundle {
     config: Value,
 }
 
+/// The bundles alive in this test process. Their shared parent cgroup `/husk-test` is made
+/// before the first and removed after the last, under this lock. It used to be removed
+/// whenever it was empty, by a bundle's drop or by husk's delete (husk removes parents it
+/// made): in the instant between runc's mkdir of `/husk-test` and of `/husk-test/<id>`, in
+/// another thread, so runc failed "mkdir /sys/fs/cgroup/cpuset/husk-test/<id>: no such file
+/// or directory" (CI, once). Made here first, it is no runtime's to remove.
+static LIVE_BUNDLES: Mutex<usize> = Mutex::new(0);
+const PARENT_CGROUP: &str = "/husk-test";
+
+fn bundle_born() {
+    let mut live = LIVE_BUNDLES.lock().unwrap_or_else(|e| e.into_inner());
+    if *live == 0 {
+        leftovers::make_cgroup_dirs(PARENT_CGROUP);
+    }
+    *live += 1;
+}
+
+fn bundle_gone() {
+    let mut live = LIVE_BUNDLES.lock().unwrap_or_else(|e| e.into_inner());
+    *live = live.saturating_sub(1);
+    if *live == 0 {
+        // rmdir fails harmlessly while a cgroup made outside a Bundle is still in it.
+        for dir in leftovers::cgroup_dirs(PARENT_CGROUP) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 impl Bundle {
     /// A bundle whose process runs `args`; config.json is already written.
     pub fn new(args: &[&str]) -> Bundle {
+        bundle_born();
         let id = unique_id("b");
         let dir = TempDir::new("bundle");
         busybox_rootfs(&dir.join("rootfs"))
@@ -86,9 +116,6 @@ impl Drop for Bundle {
         if cgroup.starts_with('/') && cgroup.len() > 1 {
             leftovers::remove_cgroup(&cgroup);
         }
-        // The parent of every bundle's cgroup; rmdir fails harmlessly while others use it.
-        for dir in leftovers::cgroup_dirs("/husk-test") {
-            let _ = std::fs::remove_dir(dir);
-        }
+        bundle_gone();
     }
 }

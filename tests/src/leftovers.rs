@@ -67,6 +67,23 @@ pub fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Make cgroup `path` in every mounted hierarchy (where it is missing). A new v1 cpuset
+/// cgroup starts with no cpus and mems: they are copied from the root, as runtimes do.
+pub fn make_cgroup_dirs(path: &str) {
+    let rel = path.trim_start_matches('/');
+    for root in cgroup_mounts() {
+        let dir = root.join(rel);
+        if dir.is_dir() || std::fs::create_dir_all(&dir).is_err() {
+            continue;
+        }
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = std::fs::read_to_string(root.join(file)) {
+                let _ = std::fs::write(dir.join(file), value.trim());
+            }
+        }
+    }
+}
+
 /// Remove cgroup `path` in every hierarchy: thaw it, SIGKILL its processes, remove
 /// its sub-cgroups and itself (a cgroup dir can only go with rmdir, once empty).
 pub fn remove_cgroup(path: &str) {
